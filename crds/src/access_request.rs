@@ -1,0 +1,221 @@
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    Condition, Time, bounded_duration_rules, grow_only_duration_rule, immutable_optional_rule, rule,
+};
+use crate::duration::DEFAULT_ACCESS;
+
+/// Desired access: requester, reason, targets, duration.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "passport.dev",
+    doc = "Who needs which EC2 instances, for how long, and why. Once approved, passport creates a short-lived OS user on every target and removes it when the request completes, expires or is deleted.",
+    version = "v1alpha1",
+    kind = "AccessRequest",
+    namespaced,
+    status = "AccessRequestStatus",
+    shortname = "ar",
+    category = "passport",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Requester","type":"string","jsonPath":".spec.requester"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Targets","type":"string","jsonPath":".spec.targets[*].instanceId"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    immutable_optional_rule("spec", "account", "create a new AccessRequest to use another account"),
+    immutable_optional_rule("spec", "sourceCidrs", "create a new AccessRequest to connect from other addresses"),
+]))]
+pub struct AccessRequestSpec {
+    /// The Kubernetes username who will connect (e.g. `alice@example.com`). Must be the user who
+    /// creates the request, unless that user is a trusted GitOps applier. Immutable.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        rule("self == oldSelf", "spec.requester is immutable; create a new AccessRequest for another requester"),
+    ]))]
+    pub requester: String,
+
+    /// Why access is needed, in words a reviewer and an auditor will understand (1 to 1024 characters).
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+
+    /// Incident or change ticket this access is for (e.g. `INC-123`). Some policies require it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub ticket: Option<String>,
+
+    /// How long access lasts once active, in Go duration syntax (`30m`, `1h`, `1h30m`); between 1m
+    /// and 12h, default 1h. The clock starts when the request becomes Active. It may only grow:
+    /// raising it extends the request and moves `status.expiresAt`.
+    #[serde(default = "default_duration")]
+    #[schemars(length(min = 2, max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = grow_only_and_bounded()))]
+    pub duration: String,
+
+    /// Name of the AwsAccount the targets live in. When unset, the namespace's default account (from
+    /// its AccessPolicy) applies. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub account: Option<String>,
+
+    /// Addresses tunnels may be opened from, as CIDRs (e.g. `203.0.113.7/32`). When unset, any
+    /// address the requester's AWS session allows. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 20), inner(length(max = 43)))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        rule("self.all(c, isCIDR(c))", "spec.sourceCidrs entries must be CIDRs such as 203.0.113.7/32 or 2001:db8::/64"),
+    ]))]
+    pub source_cidrs: Option<Vec<String>>,
+
+    /// The instances to grant access to: 1 to 50, each named once. Immutable; create another request
+    /// for other instances.
+    #[schemars(length(min = 1, max = 50))]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["instanceId"],
+        "x-kubernetes-validations" = [
+            rule("self.all(t, self.exists_one(u, u.instanceId == t.instanceId))",
+                 "spec.targets must name each instance only once; remove the duplicate"),
+            rule("self == oldSelf", "spec.targets is immutable; create a new AccessRequest for other instances"),
+        ]
+    ))]
+    pub targets: Vec<Target>,
+
+    /// Set to true to end the request early: access is revoked at once. May only go from false to true.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        rule("self || !oldSelf", "spec.completed may only change from false to true; a completed request cannot be reopened"),
+    ]))]
+    pub completed: bool,
+}
+
+fn default_duration() -> String {
+    DEFAULT_ACCESS.to_owned()
+}
+
+fn grow_only_and_bounded() -> Vec<serde_json::Value> {
+    let mut rules = bounded_duration_rules("spec.duration", "1m", "12h");
+    rules.push(grow_only_duration_rule("spec.duration"));
+    rules
+}
+
+/// One instance a request names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// EC2 instance id (`i-` and 8 or 17 hex digits), or an SSM managed-instance id (`mi-`).
+    #[schemars(length(min = 10, max = 20))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        rule("self.matches('^(i|mi)-([0-9a-f]{8}|[0-9a-f]{17})$')",
+             "instanceId must be an EC2 instance id such as i-0123456789abcdef0: i- or mi- then 8 or 17 lowercase hex digits"),
+    ]))]
+    pub instance_id: String,
+}
+
+/// Where a request is in its life. Terminal phases: Completed, Expired, Denied, Failed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    /// Waiting for approval.
+    #[default]
+    Pending,
+    /// Approved; users are being created on the targets.
+    Provisioning,
+    /// The user exists on every reachable target; the clock is running.
+    Active,
+    /// Access is being removed from every target.
+    Revoking,
+    /// Ended early by `spec.completed`, and revoked.
+    Completed,
+    /// Reached `expiresAt`, and revoked.
+    Expired,
+    /// A reviewer denied it, or it waited too long for approval.
+    Denied,
+    /// It could not be provisioned; whatever was granted has been removed.
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed)
+    }
+}
+
+/// What passport has done for a request. Written by the operator only.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRequestStatus {
+    /// Pending, Provisioning, Active, Revoking, Completed, Expired, Denied or Failed.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The short-lived OS user: `rs-<masked-id>`, stable per requester and not reversible to the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// When the request was approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Time>,
+    /// When every target became ready; the duration is counted from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<Time>,
+    /// activatedAt + spec.duration: when access is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When the request reached a terminal phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+    /// Per-instance progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetStatus>,
+    /// Standard conditions; at least Approved, Provisioned and Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The state of one target instance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetStatus {
+    /// The instance, as named in spec.targets.
+    pub instance_id: String,
+    /// Linux or Windows, as SSM or EC2 report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Pending, Provisioning, Ready, Failed, Removing or Removed.
+    #[serde(default)]
+    pub state: TargetState,
+    /// The SSM command that last acted on this instance (join it to CloudTrail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    /// Why the target is in this state, when it is not obvious (e.g. the SSM error).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The instance's SSH host public keys, as reported when the user was created; pinned by the CLI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_keys: Vec<String>,
+}
+
+/// The operating system family of a target.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Platform {
+    Linux,
+    Windows,
+}
+
+/// Where one target is in provisioning or revocation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TargetState {
+    #[default]
+    Pending,
+    Provisioning,
+    Ready,
+    Failed,
+    Removing,
+    Removed,
+}
