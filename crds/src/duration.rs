@@ -12,7 +12,7 @@ pub const MAX_ACCESS: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_ACCESS: &str = "1h";
 
 /// Regular expression for Go duration syntax, shared by the CEL rules and the parser's tests.
-pub const GO_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+pub const GO_DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {

@@ -1,0 +1,56 @@
+//! The environment the suite shares: one control plane with passport's CRDs, started on first use.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::Result;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api,
+    api::{ObjectMeta, PostParams},
+};
+use passport_tests::ControlPlane;
+use tokio::sync::OnceCell;
+
+#[derive(Debug, Default)]
+pub struct Env {
+    plane: OnceCell<ControlPlane>,
+    namespaces: AtomicU32,
+}
+
+impl Env {
+    /// The shared control plane, started (and given the CRDs) on first use.
+    pub async fn plane(&self) -> Result<&ControlPlane> {
+        self.plane
+            .get_or_try_init(|| async {
+                let plane = ControlPlane::start().await?;
+                passport_tests::crds::install(&plane.admin_client().await?).await?;
+                Ok(plane)
+            })
+            .await
+    }
+
+    /// A namespace of this test's own, created fresh.
+    pub async fn namespace(&self, prefix: &str) -> Result<String> {
+        let plane = self.plane().await?;
+        let name = format!("{prefix}-{}", self.namespaces.fetch_add(1, Ordering::Relaxed));
+        let api: Api<Namespace> = Api::all(plane.admin_client().await?);
+        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        api.create(&PostParams::default(), &ns).await?;
+        Ok(name)
+    }
+
+    pub async fn admin_kubeconfig(&self) -> Result<PathBuf> {
+        Ok(self.plane().await?.admin_kubeconfig())
+    }
+
+    /// Stops the control plane, if this run started one; statics are never dropped, so this is
+    /// what leaves no process behind.
+    pub async fn shutdown(&self) {
+        if let Some(plane) = self.plane.get() {
+            plane.stop();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The operator binary against a real apiserver: it refuses to start without its CRDs, serves health
+//! and metrics with nothing but its least-privilege RBAC, and exits cleanly on SIGTERM.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use passport_tests::{ControlPlane, binaries::workspace_binary, kubectl};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{TestFn, test};
+
+pub const OPERATOR_IDENTITY: &str = "system:serviceaccount:passport-system:passport-operator";
+const OPERATOR_GROUPS: [&str; 2] = ["system:serviceaccounts", "system:serviceaccounts:passport-system"];
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    vec![
+        test("operator::refuses_to_start_without_crds", |_env| async move {
+            refuses_to_start_without_crds().await
+        }),
+        test("operator::serves_health_and_stops_on_sigterm", |env| async move {
+            let plane = env.plane().await?;
+            serves_health_and_stops_on_sigterm(plane).await
+        }),
+    ]
+}
+
+async fn refuses_to_start_without_crds() -> Result<()> {
+    let bare = ControlPlane::start().await?;
+    let output = Command::new(workspace_binary("passport-operator", "passport-operator")?)
+        .env("KUBECONFIG", bare.admin_kubeconfig())
+        .args(["--http-addr", "127.0.0.1:0"])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "operator started without CRDs: {stderr}");
+    ensure!(
+        stderr.contains("CRD accessrequests.passport.dev") && stderr.contains("kubectl apply -f deploy/crds.yaml"),
+        "the refusal does not name the CRD and how to install it: {stderr}"
+    );
+    Ok(())
+}
+
+async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> {
+    let rbac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
+    kubectl::run(&plane.admin_kubeconfig(), &["apply", "-f", &rbac.to_string_lossy()], None)?.ok()?;
+    let kubeconfig = plane.kubeconfig_for(OPERATOR_IDENTITY, &OPERATOR_GROUPS)?;
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut operator = Command::new(workspace_binary("passport-operator", "passport-operator")?)
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let checks = async {
+        let ready = wait_for_ok(port, "/readyz").await?;
+        ensure!(ready.ends_with("ok"), "/readyz: {ready}");
+        let health = http_get(port, "/healthz").await?;
+        ensure!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok"), "/healthz: {health}");
+        let metrics = http_get(port, "/metrics").await?;
+        ensure!(metrics.contains("passport_build_info{version="), "/metrics: {metrics}");
+        Ok(())
+    };
+    let result = checks.await;
+    Command::new("kill").args(["-TERM", &operator.id().to_string()]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = operator.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            operator.kill()?;
+            bail!("operator still running 10s after SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut operator.stderr.take().context("stderr")?, &mut stderr)?;
+    result.with_context(|| format!("operator log:\n{stderr}"))?;
+    ensure!(status.success(), "operator exited with {status} after SIGTERM:\n{stderr}");
+    Ok(())
+}
+
+async fn wait_for_ok(port: u16, path: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http_get(port, path).await {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => return Ok(response),
+            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(response) => bail!("{path} never became ready: {response}"),
+            Err(err) => bail!("{path} never answered: {err}"),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough to read the operator's plain-text endpoints.
+async fn http_get(port: u16, path: &str) -> Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response.trim_end().to_owned())
+}
