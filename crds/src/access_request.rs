@@ -166,6 +166,9 @@ pub struct AccessRequestStatus {
     /// When the request reached a terminal phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,
+    /// While Revoking: the terminal phase the request ends in once every target is cleaned up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Phase>,
     /// Per-instance progress.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetStatus>,

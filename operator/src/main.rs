@@ -1,1 +1,101 @@
-fn main() {}
+//! `passport-operator`: runs passport's controllers against the cluster in the current kubeconfig or
+//! in-cluster configuration.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::Parser;
+use passport_operator::{aws::sdk::SdkFleet, ca_store, controller, http, metrics::Metrics, preflight};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Just-in-time, audited server access for AWS fleets")]
+struct Args {
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "PASSPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Log as JSON lines (for log pipelines) instead of human-readable text.
+    #[arg(long, env = "PASSPORT_LOG_JSON")]
+    log_json: bool,
+    /// The operator's own namespace, where its SSH CA Secret lives.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "passport-system")]
+    namespace: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_json);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("passport-operator: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    preflight::check_crds(&client).await?;
+    let (metrics, registry) = Metrics::new()?;
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let server = tokio::spawn(http::serve(args.http_addr, registry, ready_rx, stopped()));
+    let authority = ca_store::load_or_create(client.clone(), &args.namespace).await?;
+    let fleet = SdkFleet::from_env().await;
+    let controllers = tokio::spawn(controller::run(
+        client,
+        args.namespace,
+        fleet,
+        authority,
+        metrics,
+        stopped(),
+    ));
+    ready_tx.send_replace(true);
+    tracing::info!("passport-operator ready");
+    shutdown_signal().await;
+    stop_tx.send_replace(true);
+    controllers.await?;
+    server.await??;
+    tracing::info!("passport-operator stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

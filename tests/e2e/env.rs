@@ -11,12 +11,14 @@ use kube::{
     Api,
     api::{ObjectMeta, PostParams},
 };
-use passport_tests::ControlPlane;
+use passport_tests::{ControlPlane, aws::AwsEmulator, operator::OperatorProcess};
 use tokio::sync::OnceCell;
 
 #[derive(Debug, Default)]
 pub struct Env {
     plane: OnceCell<ControlPlane>,
+    emulator: OnceCell<AwsEmulator>,
+    operator: OnceCell<OperatorProcess>,
     namespaces: AtomicU32,
 }
 
@@ -30,6 +32,18 @@ impl Env {
                 Ok(plane)
             })
             .await
+    }
+
+    /// The shared AWS emulator (moto with passport's extension), started on first use.
+    pub async fn emulator(&self) -> Result<&AwsEmulator> {
+        self.emulator.get_or_try_init(AwsEmulator::start).await
+    }
+
+    /// The operator serving the shared control plane, talking to the shared emulator.
+    pub async fn operator(&self) -> Result<&OperatorProcess> {
+        let plane = self.plane().await?;
+        let emulator = self.emulator().await?;
+        self.operator.get_or_try_init(|| async { OperatorProcess::start(plane, &emulator.env_vars()) }).await
     }
 
     /// A namespace of this test's own, created fresh.
@@ -49,6 +63,9 @@ impl Env {
     /// Stops the control plane, if this run started one; statics are never dropped, so this is
     /// what leaves no process behind.
     pub async fn shutdown(&self) {
+        if let Some(operator) = self.operator.get() {
+            operator.kill();
+        }
         if let Some(plane) = self.plane.get() {
             plane.stop();
         }

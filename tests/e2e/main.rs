@@ -2,8 +2,12 @@
 //! harness), the real `kubectl`, and the real operator binary. One control plane serves the whole run;
 //! each test works in its own namespace. It starts lazily, so filtering to no e2e test starts nothing.
 
+mod aws;
 mod env;
+mod instance;
+mod lifecycle;
 mod operator;
+mod scenario;
 mod schema;
 
 use std::{future::Future, sync::Arc};
@@ -25,6 +29,9 @@ fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
     trials.extend(schema::trials());
     trials.extend(operator::trials());
+    trials.extend(instance::trials());
+    trials.extend(aws::trials());
+    trials.extend(lifecycle::trials());
     let trials = trials
         .into_iter()
         .map(|(name, test)| {

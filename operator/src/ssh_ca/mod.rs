@@ -1,1 +1,39 @@
-//! (being written)
+//! passport's SSH user certificate authority.
+//!
+//! Instances trust the CA public keys ([`CaKeys::trusted_public_keys`]) for the short-lived `rs-…`
+//! users; the operator signs the CLI's public key ([`CaKeys::sign`]) into certificates that are valid
+//! for minutes and never past the AccessRequest's `expiresAt`. The private keys never leave the
+//! operator: they live in a Kubernetes Secret ([`CaKeys::to_secret_data`] /
+//! [`CaKeys::from_secret_data`]); this module does no I/O, the caller persists the map.
+//!
+//! Two CA keys are active at once: Ed25519 for everything modern, RSA for servers too old to know
+//! Ed25519. During a rotation the previous pair stays trusted (and is published in
+//! [`CaKeys::trusted_public_keys`]) until every instance has picked up the new keys; certificates are
+//! always signed with the active pair only.
+//!
+//! # What the certificates look like
+//!
+//! * type `user`, exactly one principal (the `rs-…` username), key id `namespace/name#serial`;
+//! * `valid_after` = now − [`CLOCK_SKEW_ALLOWANCE`], `valid_before` = min(now + ttl, `expiresAt`),
+//!   rounded down to the second so it can never pass `expiresAt`;
+//! * no critical options; extensions `permit-pty` and `permit-port-forwarding` only (no agent or X11
+//!   forwarding, no `~/.ssh/rc`).
+//!
+//! One certificate per CA signature algorithm the crate can produce for the user's key type — see
+//! [`CaSignatureAlgorithm`] for what is (and is not) produced.
+
+mod error;
+mod keys;
+mod sign;
+mod store;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use error::CaError;
+pub use keys::{CA_KEY_COMMENT, CaKeys, RSA_CA_KEY_BITS, SshKeyType};
+pub use sign::{
+    CLOCK_SKEW_ALLOWANCE, CaSignatureAlgorithm, CertificateRequest, EXTENSIONS, IssuedCert,
+    MAX_USER_RSA_BITS, MIN_USER_RSA_BITS, Validity, parse_user_public_key,
+};
+pub use store::{SECRET_KEY_ED25519, SECRET_KEY_PREVIOUS_ED25519, SECRET_KEY_PREVIOUS_RSA, SECRET_KEY_RSA};

@@ -1,0 +1,202 @@
+use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
+use passport_crds::{
+    AccessPolicySpec, AccessRequestSpec, AccessReviewSpec,
+    access_policy::{ApprovalRule, AutoApproveRule, TargetSelector},
+    access_request::Target,
+    common::{Subjects, Time},
+};
+
+use super::*;
+
+const TARGET: &str = "i-0123456789abcdef0";
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).expect("valid")
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("team-a".into()),
+        ..ObjectMeta::default()
+    }
+}
+
+fn request(requester: &str, groups: Option<&str>) -> AccessRequest {
+    let mut metadata = meta("req");
+    metadata.creation_timestamp = Some(Time(at(0)));
+    if let Some(groups) = groups {
+        metadata.annotations = Some(BTreeMap::from([(
+            REQUESTER_GROUPS_ANNOTATION.to_owned(),
+            groups.to_owned(),
+        )]));
+    }
+    AccessRequest {
+        metadata,
+        spec: AccessRequestSpec {
+            requester: requester.into(),
+            reason: "incident".into(),
+            ticket: None,
+            duration: "1h".into(),
+            account: None,
+            source_cidrs: None,
+            targets: vec![Target {
+                instance_id: TARGET.into(),
+            }],
+            completed: false,
+        },
+        status: None,
+    }
+}
+
+fn subjects(users: &[&str], groups: &[&str]) -> Subjects {
+    Subjects {
+        users: users.iter().map(|s| (*s).to_owned()).collect(),
+        groups: groups.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+fn policy(auto: Option<Subjects>) -> AccessPolicy {
+    AccessPolicy {
+        metadata: meta("ops"),
+        spec: AccessPolicySpec {
+            requesters: subjects(&["alice"], &["developers"]),
+            targets: TargetSelector {
+                instance_ids: vec![TARGET.into()],
+                tags: BTreeMap::new(),
+            },
+            max_duration: "4h".into(),
+            approval: ApprovalRule {
+                required: 2,
+                approvers: subjects(&["carol", "dave", "alice"], &[]),
+            },
+            auto_approve: auto
+                .map(|requesters| {
+                    vec![AutoApproveRule {
+                        requesters,
+                        max_duration: None,
+                    }]
+                })
+                .unwrap_or_default(),
+            require_ticket: false,
+            pending_timeout: "30m".into(),
+            gitops_appliers: Subjects::default(),
+            default_account: None,
+        },
+        status: None,
+    }
+}
+
+fn review(reviewer: &str, decision: Decision) -> AccessReview {
+    AccessReview {
+        metadata: meta(&format!("{reviewer}-review")),
+        spec: AccessReviewSpec {
+            access_request: "req".into(),
+            decision,
+            reviewer: reviewer.into(),
+            comment: Some("because".into()),
+        },
+        status: None,
+    }
+}
+
+#[test]
+fn no_policy_waits_with_the_default_deadline_and_says_why() {
+    match evaluate(&request("alice", None), &[], &[], at(5)) {
+        Approval::Waiting {
+            reason,
+            message,
+            deadline,
+        } => {
+            assert_eq!(reason, "NoPolicy");
+            assert!(
+                message.contains("team-a") && message.contains("alice"),
+                "{message}"
+            );
+            assert_eq!(deadline, at(3600));
+        }
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+}
+
+#[test]
+fn auto_approval_by_user_or_verified_group() {
+    let by_user = policy(Some(subjects(&["alice"], &[])));
+    assert!(matches!(
+        evaluate(&request("alice", None), &[by_user], &[], at(1)),
+        Approval::Approved { .. }
+    ));
+    let by_group = policy(Some(subjects(&[], &["developers"])));
+    let bob = request("bob", Some("developers,system:authenticated"));
+    assert!(matches!(
+        evaluate(&bob, &[by_group.clone()], &[], at(1)),
+        Approval::Approved { .. }
+    ));
+    let bob_without_groups = request("bob", None);
+    assert!(matches!(
+        evaluate(&bob_without_groups, &[by_group], &[], at(1)),
+        Approval::Waiting { .. }
+    ));
+}
+
+#[test]
+fn a_policy_must_cover_targets_duration_and_ticket() {
+    let auto = Some(subjects(&["alice"], &[]));
+    let mut other_target = request("alice", None);
+    other_target.spec.targets = vec![Target {
+        instance_id: "i-0fedcba9876543210".into(),
+    }];
+    assert!(matches!(
+        evaluate(&other_target, &[policy(auto.clone())], &[], at(1)),
+        Approval::Waiting { .. }
+    ));
+    let mut too_long = request("alice", None);
+    too_long.spec.duration = "5h".into();
+    assert!(matches!(
+        evaluate(&too_long, &[policy(auto.clone())], &[], at(1)),
+        Approval::Waiting { .. }
+    ));
+    let mut needs_ticket = policy(auto);
+    needs_ticket.spec.require_ticket = true;
+    assert!(matches!(
+        evaluate(&request("alice", None), &[needs_ticket], &[], at(1)),
+        Approval::Waiting { .. }
+    ));
+}
+
+#[test]
+fn reviews_count_distinct_approvers_never_the_requester() {
+    let p = policy(None);
+    let req = request("alice", None);
+    let one = [
+        review("carol", Decision::Approve),
+        review("alice", Decision::Approve),
+    ];
+    match evaluate(&req, &[p.clone()], &one, at(1)) {
+        Approval::Waiting { reason, deadline, .. } => {
+            assert_eq!(reason, "AwaitingApproval");
+            assert_eq!(deadline, at(1800));
+        }
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let two = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, &[p.clone()], &two, at(1)),
+        Approval::Approved { .. }
+    ));
+    let outsider = [
+        review("carol", Decision::Approve),
+        review("mallory", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, &[p.clone()], &outsider, at(1)),
+        Approval::Waiting { .. }
+    ));
+    let denied = [review("carol", Decision::Approve), review("dave", Decision::Deny)];
+    assert!(matches!(evaluate(&req, &[p], &denied, at(1)), Approval::Denied { by, .. } if by == "dave"));
+}

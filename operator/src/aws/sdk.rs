@@ -1,0 +1,220 @@
+//! [`Fleet`] on the AWS SDK: the operator's own credentials (the SDK's default chain, endpoint
+//! overrides from `AWS_ENDPOINT_URL*` included) assume each account's role with STS; the SDK's
+//! AssumeRoleProvider caches those credentials and refreshes them before they expire.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+    time::Duration,
+};
+
+use aws_config::{Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_ssm::{
+    error::ProvideErrorMetadata,
+    types::{CommandInvocationStatus, InstanceInformationStringFilter, PlatformType},
+};
+use passport_crds::access_request::Platform;
+
+use super::{Account, AwsError, Command, Fleet};
+use crate::lifecycle::Invocation;
+
+/// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
+const MAX_ATTEMPTS: u32 = 4;
+/// How long a provisioning or revoke script may run on an instance.
+const SCRIPT_TIMEOUT_SECONDS: &str = "300";
+/// AWS truncates invocation output at 24000 characters; keep status messages short.
+const MESSAGE_TAIL: usize = 500;
+
+#[derive(Debug)]
+pub struct SdkFleet {
+    base: SdkConfig,
+    clients: Mutex<HashMap<Account, Clients>>,
+}
+
+#[derive(Debug, Clone)]
+struct Clients {
+    ssm: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+impl SdkFleet {
+    /// Loads the operator's own AWS configuration from the environment.
+    pub async fn from_env() -> Self {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .load()
+            .await;
+        Self {
+            base,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn clients(&self, account: &Account) -> Clients {
+        if let Some(clients) = self.lock().get(account) {
+            return clients.clone();
+        }
+        let region = Region::new(account.region.clone());
+        let mut role = AssumeRoleProvider::builder(account.role_arn.clone())
+            .session_name("passport-operator")
+            .session_length(Duration::from_secs(3600))
+            .region(region.clone())
+            .configure(&self.base);
+        if let Some(external_id) = &account.external_id {
+            role = role.external_id(external_id.clone());
+        }
+        let credentials = SharedCredentialsProvider::new(role.build().await);
+        let config = self
+            .base
+            .to_builder()
+            .region(region)
+            .credentials_provider(credentials)
+            .build();
+        let clients = Clients {
+            ssm: aws_sdk_ssm::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+        };
+        self.lock().entry(account.clone()).or_insert(clients).clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Account, Clients>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Fleet for SdkFleet {
+    async fn managed_instances(
+        &self,
+        account: &Account,
+        instance_ids: &[String],
+    ) -> Result<BTreeMap<String, Option<Platform>>, AwsError> {
+        let ssm = self.clients(account).await.ssm;
+        let mut found: BTreeMap<String, Option<Platform>> =
+            instance_ids.iter().map(|id| (id.clone(), None)).collect();
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(instance_ids.to_vec()))
+            .build()
+            .map_err(|err| AwsError::Other(err.to_string()))?;
+        let mut pages = ssm
+            .describe_instance_information()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            for info in page.instance_information_list() {
+                let online = info.ping_status().is_some_and(|s| s.as_str() == "Online");
+                if let (Some(id), true) = (info.instance_id(), online) {
+                    let platform = match info.platform_type() {
+                        Some(PlatformType::Windows) => Platform::Windows,
+                        _ => Platform::Linux,
+                    };
+                    found.insert(id.to_owned(), Some(platform));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn send_command(&self, account: &Account, command: Command<'_>) -> Result<String, AwsError> {
+        let ssm = self.clients(account).await.ssm;
+        let document = match command.platform {
+            Platform::Linux => "AWS-RunShellScript",
+            Platform::Windows => "AWS-RunPowerShellScript",
+        };
+        let output = ssm
+            .send_command()
+            .document_name(document)
+            .set_instance_ids(Some(command.instance_ids.to_vec()))
+            .comment(command.comment.chars().take(100).collect::<String>())
+            .parameters("commands", vec![command.script.to_owned()])
+            .parameters("executionTimeout", vec![SCRIPT_TIMEOUT_SECONDS.to_owned()])
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .command()
+            .and_then(|c| c.command_id())
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::Other("SendCommand answered without a command id".into()))
+    }
+
+    async fn invocation(
+        &self,
+        account: &Account,
+        command_id: &str,
+        instance_id: &str,
+    ) -> Result<Invocation, AwsError> {
+        let ssm = self.clients(account).await.ssm;
+        let result = ssm
+            .get_command_invocation()
+            .command_id(command_id)
+            .instance_id(instance_id)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            // Right after SendCommand the invocation may not be visible yet.
+            Err(err) if err.code() == Some("InvocationDoesNotExist") => return Ok(Invocation::Running),
+            Err(err) => return Err(classify(err)),
+        };
+        Ok(match output.status() {
+            Some(CommandInvocationStatus::Success) => Invocation::Succeeded {
+                stdout: output.standard_output_content().unwrap_or_default().to_owned(),
+            },
+            Some(
+                CommandInvocationStatus::Pending
+                | CommandInvocationStatus::InProgress
+                | CommandInvocationStatus::Delayed,
+            )
+            | None => Invocation::Running,
+            Some(status) => {
+                let stderr = output.standard_error_content().unwrap_or_default().trim();
+                let tail: String = stderr
+                    .chars()
+                    .rev()
+                    .take(MESSAGE_TAIL)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                Invocation::Failed {
+                    message: format!(
+                        "{} (exit code {}): {}",
+                        output.status_details().unwrap_or(status.as_str()),
+                        output.response_code(),
+                        if tail.is_empty() { "no error output" } else { &tail }
+                    ),
+                }
+            }
+        })
+    }
+
+    async fn verify(&self, account: &Account) -> Result<String, AwsError> {
+        let sts = self.clients(account).await.sts;
+        let identity = sts.get_caller_identity().send().await.map_err(classify)?;
+        Ok(identity.arn().unwrap_or_default().to_owned())
+    }
+}
+
+/// Sorts an SDK error into what the lifecycle needs to know, keeping AWS's own words.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: aws_sdk_ssm::error::SdkError<E>,
+) -> AwsError {
+    let code = err.code().unwrap_or_default().to_owned();
+    let text = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+    };
+    match code.as_str() {
+        "InvalidInstanceId" => AwsError::InvalidInstance(text),
+        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            AwsError::Throttled(format!("{text} (after {MAX_ATTEMPTS} attempts)"))
+        }
+        _ => AwsError::Other(text),
+    }
+}

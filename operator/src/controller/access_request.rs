@@ -1,0 +1,232 @@
+//! AccessRequest reconciliation: gather (approval, account, what AWS says) → lifecycle step → send
+//! the commands it asks for → write status and logbook → requeue at the next deadline.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::{
+    Api, ResourceExt,
+    runtime::{controller::Action, finalizer, reflector::ObjectRef},
+};
+use passport_crds::{
+    AccessPolicy, AccessRequest, AccessReview, Phase,
+    access_request::{AccessRequestStatus, TargetState},
+};
+
+use super::{Context, Error, FINALIZER, execute, write_status};
+use crate::{
+    approval,
+    aws::{Account, Fleet},
+    lifecycle::{self, AccountAccess, Approval, Inputs, Observations, apply_outcome},
+    logbook,
+    scripts::masked_username,
+    secrets,
+};
+
+pub async fn reconcile<F: Fleet>(request: Arc<AccessRequest>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("AccessRequest");
+    let namespace = request.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, request, |event| async {
+        match event {
+            finalizer::Event::Apply(request) => drive(&request, false, &api, &ctx).await,
+            finalizer::Event::Cleanup(request) => drive(&request, true, &api, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)))
+}
+
+async fn drive<F: Fleet>(
+    request: &AccessRequest,
+    deleting: bool,
+    api: &Api<AccessRequest>,
+    ctx: &Context<F>,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let namespace = request.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let name = request.name_any();
+    let status = request.status.clone().unwrap_or_default();
+    let policies: Vec<AccessPolicy> = in_namespace(ctx.policies.state(), &namespace);
+    let approval = if status.phase == Phase::Pending {
+        let reviews: Vec<AccessReview> = in_namespace(ctx.reviews.state(), &namespace);
+        approval::evaluate(request, &policies, &reviews, now)
+    } else {
+        Approval::Approved { by: String::new() }
+    };
+    let (access, account) = resolve_account(ctx, request, &policies, &namespace);
+    let username = masked_username(&request.spec.requester, &ctx.authority.username_key);
+    let about_to_provision = status.phase == Phase::Pending
+        && matches!(approval, Approval::Approved { .. })
+        && !deleting
+        && !request.spec.completed;
+    let observations = match &account {
+        Some(account) => observe(ctx, account, request, &status, about_to_provision).await,
+        None => Observations::default(),
+    };
+
+    let decision = lifecycle::step(Inputs {
+        spec: &request.spec,
+        status: &status,
+        generation: request.metadata.generation,
+        deleting,
+        approval: &approval,
+        account: &access,
+        observations: &observations,
+        username: &username,
+        now,
+    });
+    let mut next = decision.status.clone();
+    let request_key = format!("{namespace}/{name}");
+    let target = execute::Target {
+        request,
+        request_key: &request_key,
+        username: &username,
+        account: account.as_ref(),
+    };
+    for action in &decision.actions {
+        apply_outcome(&mut next, &execute::send(ctx, &target, action).await?);
+    }
+    if request.status.as_ref() != Some(&next) {
+        write_status(api, &name, &next).await?;
+    }
+    for entry in &decision.events {
+        logbook::publish(&ctx.recorder, request, entry).await;
+    }
+    if next.phase.is_terminal() && has_windows_target(&next) {
+        let uid = request.metadata.uid.as_deref().unwrap_or_default();
+        secrets::forget_windows_password(ctx.client.clone(), &ctx.namespace, uid).await?;
+    }
+    if deleting && !decision.release {
+        return Err(Error::RevocationInProgress);
+    }
+    Ok(decision
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Asks AWS what the next step needs: which pending targets SSM manages, and how commands in flight are doing.
+async fn observe<F: Fleet>(
+    ctx: &Context<F>,
+    account: &Account,
+    request: &AccessRequest,
+    status: &AccessRequestStatus,
+    about_to_provision: bool,
+) -> Observations {
+    let mut observations = Observations::default();
+    let provisioning = status.phase == Phase::Provisioning;
+    let unknown: Vec<String> = if about_to_provision {
+        request
+            .spec
+            .targets
+            .iter()
+            .map(|t| t.instance_id.clone())
+            .collect()
+    } else if provisioning {
+        status
+            .targets
+            .iter()
+            .filter(|t| t.state == TargetState::Pending && t.platform.is_none())
+            .map(|t| t.instance_id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !unknown.is_empty() {
+        match ctx.fleet.managed_instances(account, &unknown).await {
+            Ok(managed) => observations.managed = managed,
+            Err(err) => observations
+                .errors
+                .extend(unknown.iter().map(|id| (id.clone(), err.to_string()))),
+        }
+    }
+    let in_flight = status.targets.iter().filter(|t| {
+        matches!(t.state, TargetState::Provisioning | TargetState::Removing) && t.command_id.is_some()
+    });
+    for target in in_flight {
+        let command_id = target.command_id.as_deref().unwrap_or_default();
+        match ctx
+            .fleet
+            .invocation(account, command_id, &target.instance_id)
+            .await
+        {
+            Ok(invocation) => {
+                observations
+                    .invocations
+                    .insert(target.instance_id.clone(), invocation);
+            }
+            Err(err) => {
+                observations
+                    .errors
+                    .insert(target.instance_id.clone(), err.to_string());
+            }
+        }
+    }
+    observations
+}
+
+/// The AwsAccount the request uses: `spec.account`, else a policy's `defaultAccount`.
+fn resolve_account<F>(
+    ctx: &Context<F>,
+    request: &AccessRequest,
+    policies: &[AccessPolicy],
+    namespace: &str,
+) -> (AccountAccess, Option<Account>) {
+    let default = || {
+        let mut defaults: Vec<&AccessPolicy> = policies
+            .iter()
+            .filter(|p| p.spec.default_account.is_some())
+            .collect();
+        defaults.sort_by_key(|p| p.name_any());
+        defaults.first().and_then(|p| p.spec.default_account.clone())
+    };
+    let unusable = |reason: &str, message: String| {
+        (
+            AccountAccess::Unusable {
+                reason: reason.into(),
+                message,
+            },
+            None,
+        )
+    };
+    let Some(name) = request.spec.account.clone().or_else(default) else {
+        return unusable(
+            "NoAccount",
+            format!(
+                "spec.account is not set and no AccessPolicy in namespace {namespace} has a defaultAccount; \
+                 create a new AccessRequest with spec.account naming an AwsAccount"
+            ),
+        );
+    };
+    let Some(account) = ctx.accounts.get(&ObjectRef::new(&name)) else {
+        return unusable(
+            "AccountNotFound",
+            format!(
+                "AwsAccount {name:?} does not exist; create it (see deploy/examples/awsaccount.yaml) \
+                 or create a new AccessRequest naming an existing account"
+            ),
+        );
+    };
+    if !account.spec.allows_namespace(namespace) {
+        return unusable(
+            "AccountNotAllowed",
+            format!("AwsAccount {name:?} does not list namespace {namespace} in spec.allowedNamespaces"),
+        );
+    }
+    (AccountAccess::Usable, Some(Account::from(&account.spec)))
+}
+
+fn in_namespace<K: kube::Resource + Clone>(objects: Vec<Arc<K>>, namespace: &str) -> Vec<K> {
+    objects
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+fn has_windows_target(status: &AccessRequestStatus) -> bool {
+    status
+        .targets
+        .iter()
+        .any(|t| t.platform == Some(passport_crds::access_request::Platform::Windows))
+}

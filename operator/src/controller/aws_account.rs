@@ -1,0 +1,82 @@
+//! AwsAccount reconciliation: assume the role and ask STS who we are; Ready says whether it worked.
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use kube::{Api, ResourceExt, runtime::controller::Action};
+use passport_crds::{
+    AwsAccount,
+    aws_account::AwsAccountStatus,
+    common::{Time, condition_types::READY},
+};
+
+use super::{Context, Error, write_status};
+use crate::{
+    aws::{Account, Fleet},
+    conditions,
+};
+
+/// Re-check a working account now and then: roles and trust policies change under us.
+const RECHECK_READY: Duration = Duration::from_secs(600);
+const RECHECK_FAILING: Duration = Duration::from_secs(60);
+
+pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("AwsAccount");
+    let now = Timestamp::now();
+    let mut status = account.status.clone().unwrap_or_default();
+    let generation = account.metadata.generation;
+    let result = ctx.fleet.verify(&Account::from(&account.spec)).await;
+    let requeue = match &result {
+        Ok(identity) => {
+            status.last_assumed_at = Some(Time(now));
+            let message = format!("assumed {} as {identity}", account.spec.role_arn);
+            conditions::set(
+                &mut status.conditions,
+                READY,
+                true,
+                "RoleAssumed",
+                message,
+                generation,
+                now,
+            );
+            RECHECK_READY
+        }
+        Err(err) => {
+            let message = format!(
+                "cannot assume {} in {}: {err}; check the role's trust policy{}",
+                account.spec.role_arn,
+                account.spec.region,
+                if account.spec.external_id.is_some() {
+                    " and spec.externalId"
+                } else {
+                    ""
+                }
+            );
+            conditions::set(
+                &mut status.conditions,
+                READY,
+                false,
+                "AssumeRoleFailed",
+                message,
+                generation,
+                now,
+            );
+            RECHECK_FAILING
+        }
+    };
+    status.observed_generation = generation;
+    if account.status.as_ref() != Some(&status) && !only_timestamp_moved(account.status.as_ref(), &status) {
+        let api: Api<AwsAccount> = Api::all(ctx.client.clone());
+        write_status(&api, &account.name_any(), &status).await?;
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// Avoids a status write (and an event storm for watchers) when only lastAssumedAt would change.
+fn only_timestamp_moved(old: Option<&AwsAccountStatus>, new: &AwsAccountStatus) -> bool {
+    old.is_some_and(|old| {
+        let mut old = old.clone();
+        old.last_assumed_at.clone_from(&new.last_assumed_at);
+        &old == new
+    })
+}

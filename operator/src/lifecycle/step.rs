@@ -1,0 +1,412 @@
+//! One step of the lifecycle: the phase decides what happens; each arm is small.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use passport_crds::{
+    Phase,
+    access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
+    common::{Time, condition_types::*},
+};
+
+use super::{
+    AccountAccess, Action, Approval, Decision, Inputs, Invocation, LogAction, LogEvent, PROVISION_TIMEOUT,
+    access_duration, reached,
+};
+use crate::conditions;
+
+/// How often in-flight commands are polled at first, and at most.
+const POLL_MIN: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(10);
+
+/// Computes the next status and actions. Pure: same inputs, same decision.
+pub fn step(input: Inputs<'_>) -> Decision {
+    let mut d = Decision {
+        status: input.status.clone(),
+        actions: Vec::new(),
+        events: Vec::new(),
+        requeue_after: None,
+        release: false,
+    };
+    d.status.observed_generation = input.generation;
+    if d.status.username.is_none() {
+        d.status.username = Some(input.username.to_owned());
+    }
+    if d.status.targets.is_empty() {
+        d.status.targets = input
+            .spec
+            .targets
+            .iter()
+            .map(|t| TargetStatus {
+                instance_id: t.instance_id.clone(),
+                ..TargetStatus::default()
+            })
+            .collect();
+    }
+    match d.status.phase {
+        Phase::Pending => pending(&input, &mut d),
+        Phase::Provisioning => provisioning(&input, &mut d),
+        Phase::Active => active(&input, &mut d),
+        Phase::Revoking => revoking(&input, &mut d),
+        Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed => d.release = true,
+    }
+    refresh_conditions(&input, &mut d.status);
+    d
+}
+
+fn pending(input: &Inputs<'_>, d: &mut Decision) {
+    if input.deleting || input.spec.completed {
+        let message = if input.deleting {
+            "deleted before approval"
+        } else {
+            "completed before approval"
+        };
+        finish(d, Phase::Completed, input.now, LogAction::Completed, message);
+        return;
+    }
+    match input.approval {
+        Approval::Waiting { deadline, .. } if input.now >= *deadline => {
+            let message = "no approval before the policy's pending timeout";
+            finish(d, Phase::Denied, input.now, LogAction::Denied, message);
+        }
+        Approval::Waiting { deadline, .. } => d.requeue_after = Some(until(input.now, *deadline)),
+        Approval::Denied { by, message } => {
+            finish(
+                d,
+                Phase::Denied,
+                input.now,
+                LogAction::Denied,
+                &format!("denied by {by}: {message}"),
+            );
+        }
+        Approval::Approved { by } => {
+            d.status.approved_at = Some(Time(input.now));
+            event(d, LogAction::Approved, format!("approved by {by}"), false);
+            if let AccountAccess::Unusable { message, .. } = input.account {
+                finish(d, Phase::Failed, input.now, LogAction::Failed, message);
+                return;
+            }
+            d.status.phase = Phase::Provisioning;
+            provisioning(input, d);
+        }
+    }
+}
+
+fn provisioning(input: &Inputs<'_>, d: &mut Decision) {
+    if input.deleting || input.spec.completed {
+        start_revoking(input, d, Phase::Completed);
+        return;
+    }
+    let timed_out = d
+        .status
+        .approved_at
+        .as_ref()
+        .is_some_and(|t| elapsed(t.0, input.now) >= PROVISION_TIMEOUT);
+    for target in &mut d.status.targets {
+        observe_provisioning(target, input, timed_out);
+    }
+    let (mut linux, mut windows) = (Vec::new(), Vec::new());
+    for target in d
+        .status
+        .targets
+        .iter()
+        .filter(|t| t.state == TargetState::Pending)
+    {
+        match target.platform {
+            Some(Platform::Windows) => windows.push(target.instance_id.clone()),
+            Some(Platform::Linux) => linux.push(target.instance_id.clone()),
+            None => {}
+        }
+    }
+    push_batches(
+        d,
+        Action::Provision {
+            platform: Platform::Linux,
+            instance_ids: linux,
+        },
+    );
+    push_batches(
+        d,
+        Action::Provision {
+            platform: Platform::Windows,
+            instance_ids: windows,
+        },
+    );
+
+    let in_flight = d
+        .status
+        .targets
+        .iter()
+        .any(|t| matches!(t.state, TargetState::Pending | TargetState::Provisioning));
+    if in_flight {
+        d.requeue_after = Some(poll_interval(since(&d.status.approved_at, input.now)));
+    } else if d.status.targets.iter().all(|t| t.state == TargetState::Ready) {
+        activate(input, d);
+    } else {
+        let failed: Vec<String> = d
+            .status
+            .targets
+            .iter()
+            .filter(|t| t.state == TargetState::Failed)
+            .map(|t| format!("{}: {}", t.instance_id, t.message))
+            .collect();
+        event(
+            d,
+            LogAction::Failed,
+            format!("provisioning failed on {}", failed.join("; ")),
+            true,
+        );
+        start_revoking(input, d, Phase::Failed);
+    }
+}
+
+/// Applies what was observed about one target while provisioning.
+fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out: bool) {
+    let id = target.instance_id.as_str();
+    if let Some(error) = input.observations.errors.get(id) {
+        target.message = format!("could not check the instance, retrying: {error}");
+    }
+    match target.state {
+        TargetState::Pending => match input.observations.managed.get(id) {
+            Some(Some(platform)) => target.platform = Some(*platform),
+            Some(None) => {
+                target.state = TargetState::Failed;
+                target.message = format!(
+                    "instance {id} is not managed by SSM (no online SSM agent in this account and region); \
+                     check that it runs, has the SSM agent and an instance profile allowing SSM"
+                );
+            }
+            None => {}
+        },
+        TargetState::Provisioning => match input.observations.invocations.get(id) {
+            Some(Invocation::Succeeded { stdout }) => {
+                target.state = TargetState::Ready;
+                target.message.clear();
+                target.host_keys = crate::scripts::parse_host_keys(stdout);
+            }
+            Some(Invocation::Failed { message }) => {
+                target.state = TargetState::Failed;
+                target.message = format!("provisioning command failed: {message}");
+            }
+            Some(Invocation::Running) | None => {}
+        },
+        _ => {}
+    }
+    if timed_out && matches!(target.state, TargetState::Pending | TargetState::Provisioning) {
+        target.state = TargetState::Failed;
+        target.message = format!(
+            "not provisioned within {}s: {}",
+            PROVISION_TIMEOUT.as_secs(),
+            target.message
+        );
+    }
+}
+
+fn activate(input: &Inputs<'_>, d: &mut Decision) {
+    d.status.phase = Phase::Active;
+    d.status.activated_at = Some(Time(input.now));
+    let count = d.status.targets.len();
+    event(
+        d,
+        LogAction::Provisioned,
+        format!("user {} ready on {count} target(s)", input.username),
+        false,
+    );
+    active(input, d);
+}
+
+fn active(input: &Inputs<'_>, d: &mut Decision) {
+    let activated = d.status.activated_at.as_ref().map_or(input.now, |t| t.0);
+    let expires = add(activated, access_duration(input.spec));
+    if let Some(previous) = d.status.expires_at.as_ref().map(|t| t.0)
+        && previous != expires
+    {
+        event(
+            d,
+            LogAction::Extended,
+            format!("extended to {} (expires {expires})", input.spec.duration),
+            false,
+        );
+    }
+    d.status.expires_at = Some(Time(expires));
+    if input.deleting || input.spec.completed {
+        start_revoking(input, d, Phase::Completed);
+    } else if input.now >= expires {
+        start_revoking(input, d, Phase::Expired);
+    } else {
+        d.requeue_after = Some(until(input.now, expires));
+    }
+}
+
+fn start_revoking(input: &Inputs<'_>, d: &mut Decision, outcome: Phase) {
+    d.status.phase = Phase::Revoking;
+    d.status.outcome = Some(outcome);
+    revoking(input, d);
+}
+
+fn revoking(input: &Inputs<'_>, d: &mut Decision) {
+    let mut send: Vec<(Platform, String)> = Vec::new();
+    for target in &mut d.status.targets {
+        let id = target.instance_id.clone();
+        let observed = input.observations.invocations.get(&id);
+        match target.state {
+            // A provisioning command still running could recreate the user after a revoke: wait for it.
+            TargetState::Provisioning if matches!(observed, Some(Invocation::Running) | None) => continue,
+            TargetState::Removing => match observed {
+                Some(Invocation::Succeeded { .. }) => {
+                    target.state = TargetState::Removed;
+                    target.message.clear();
+                    continue;
+                }
+                Some(Invocation::Failed { message }) => {
+                    target.message = format!("revoke command failed, retrying: {message}");
+                    target.command_id = None;
+                }
+                Some(Invocation::Running) => continue,
+                None if target.command_id.is_some() => continue,
+                None => {}
+            },
+            TargetState::Removed => continue,
+            _ if !reached(target) => {
+                target.state = TargetState::Removed;
+                continue;
+            }
+            _ => {}
+        }
+        send.push((target.platform.unwrap_or(Platform::Linux), id));
+    }
+    for platform in [Platform::Linux, Platform::Windows] {
+        let ids = send
+            .iter()
+            .filter(|(p, _)| *p == platform)
+            .map(|(_, id)| id.clone())
+            .collect();
+        push_batches(
+            d,
+            Action::Revoke {
+                platform,
+                instance_ids: ids,
+            },
+        );
+    }
+    if d.status.targets.iter().all(|t| t.state == TargetState::Removed) {
+        let outcome = d.status.outcome.unwrap_or(Phase::Completed);
+        let (action, message) = match outcome {
+            Phase::Expired => (LogAction::Expired, "expired; access revoked on every target"),
+            Phase::Failed => (
+                LogAction::Failed,
+                "failed; access revoked on every target it reached",
+            ),
+            _ if input.deleting => (LogAction::Revoked, "deleted; access revoked on every target"),
+            _ => (LogAction::Completed, "completed; access revoked on every target"),
+        };
+        finish(d, outcome, input.now, action, message);
+    } else {
+        let retrying = d
+            .status
+            .targets
+            .iter()
+            .any(|t| t.state == TargetState::Removing && t.command_id.is_none());
+        d.requeue_after = Some(if retrying { POLL_MAX } else { POLL_MIN });
+    }
+}
+
+fn finish(d: &mut Decision, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
+    d.status.phase = phase;
+    d.status.outcome = None;
+    d.status.ended_at = Some(Time(now));
+    d.release = true;
+    d.requeue_after = None;
+    event(
+        d,
+        action,
+        message.to_owned(),
+        matches!(phase, Phase::Failed | Phase::Denied),
+    );
+}
+
+/// Splits an action into SSM-sized commands (at most 50 instances each).
+fn push_batches(d: &mut Decision, action: Action) {
+    for chunk in action.instance_ids().chunks(50) {
+        let instance_ids = chunk.to_vec();
+        d.actions.push(match action {
+            Action::Provision { platform, .. } => Action::Provision {
+                platform,
+                instance_ids,
+            },
+            Action::Revoke { platform, .. } => Action::Revoke {
+                platform,
+                instance_ids,
+            },
+        });
+    }
+}
+
+fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
+    let (generation, now) = (input.generation, input.now);
+    let conditions = &mut status.conditions;
+    let (approved, reason, message) = match (status.approved_at.is_some(), input.approval) {
+        (true, _) => (true, "Approved", String::new()),
+        (false, Approval::Approved { by }) => (true, "Approved", format!("approved by {by}")),
+        (false, Approval::Waiting { reason, message, .. }) => (false, reason.as_str(), message.clone()),
+        (false, Approval::Denied { message, .. }) => (false, "Denied", message.clone()),
+    };
+    conditions::set(conditions, APPROVED, approved, reason, message, generation, now);
+    let ready_count = status
+        .targets
+        .iter()
+        .filter(|t| t.state == TargetState::Ready)
+        .count();
+    let all_ready = ready_count == status.targets.len() && status.phase == Phase::Active;
+    let summary = format!("{ready_count}/{} targets ready", status.targets.len());
+    let phase_reason = format!("{:?}", status.phase);
+    conditions::set(
+        conditions,
+        PROVISIONED,
+        all_ready,
+        &phase_reason,
+        summary.clone(),
+        generation,
+        now,
+    );
+    conditions::set(
+        conditions,
+        READY,
+        all_ready,
+        &phase_reason,
+        summary,
+        generation,
+        now,
+    );
+}
+
+fn event(d: &mut Decision, action: LogAction, message: String, warning: bool) {
+    d.events.push(LogEvent {
+        action,
+        message,
+        warning,
+    });
+}
+
+fn poll_interval(elapsed: Duration) -> Duration {
+    (elapsed / 5).clamp(POLL_MIN, POLL_MAX)
+}
+
+fn elapsed(from: Timestamp, now: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(from)).unwrap_or_default()
+}
+
+fn since(from: &Option<Time>, now: Timestamp) -> Duration {
+    from.as_ref().map_or(Duration::ZERO, |t| elapsed(t.0, now))
+}
+
+fn until(now: Timestamp, deadline: Timestamp) -> Duration {
+    elapsed(now, deadline).max(Duration::from_millis(100))
+}
+
+fn add(t: Timestamp, duration: Duration) -> Timestamp {
+    SignedDuration::try_from(duration)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
+}

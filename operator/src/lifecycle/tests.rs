@@ -1,0 +1,526 @@
+//! Every phase transition of the contract, without a server.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use passport_crds::{
+    AccessRequestSpec, Phase,
+    access_request::{AccessRequestStatus, Platform, Target, TargetState},
+    common::{Time, condition_types},
+};
+
+use super::*;
+
+const A: &str = "i-0000000000000000a";
+const B: &str = "i-0000000000000000b";
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp")
+}
+
+fn spec(targets: &[&str]) -> AccessRequestSpec {
+    AccessRequestSpec {
+        requester: "alice".into(),
+        reason: "disk full".into(),
+        ticket: None,
+        duration: "1h".into(),
+        account: Some("prod".into()),
+        source_cidrs: None,
+        targets: targets
+            .iter()
+            .map(|id| Target {
+                instance_id: (*id).into(),
+            })
+            .collect(),
+        completed: false,
+    }
+}
+
+/// A scenario: mutate its fields, then `run` one step.
+struct World {
+    spec: AccessRequestSpec,
+    status: AccessRequestStatus,
+    deleting: bool,
+    approval: Approval,
+    account: AccountAccess,
+    observations: Observations,
+    now: Timestamp,
+}
+
+impl World {
+    fn new(targets: &[&str]) -> Self {
+        Self {
+            spec: spec(targets),
+            status: AccessRequestStatus::default(),
+            deleting: false,
+            approval: Approval::Approved {
+                by: "policy team-a/ops".into(),
+            },
+            account: AccountAccess::Usable,
+            observations: Observations::default(),
+            now: at(0),
+        }
+    }
+
+    fn run(&mut self) -> Decision {
+        let decision = step(Inputs {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            deleting: self.deleting,
+            approval: &self.approval,
+            account: &self.account,
+            observations: &self.observations,
+            username: "rs-1234abcd",
+            now: self.now,
+        });
+        self.status = decision.status.clone();
+        self.observations = Observations::default();
+        decision
+    }
+
+    fn managed(&mut self, id: &str, platform: Option<Platform>) -> &mut Self {
+        self.observations.managed.insert(id.into(), platform);
+        self
+    }
+
+    fn invocation(&mut self, id: &str, invocation: Invocation) -> &mut Self {
+        self.observations.invocations.insert(id.into(), invocation);
+        self
+    }
+
+    /// Feeds back a successful send of every action, as the controller would.
+    fn sent(&mut self, decision: &Decision) {
+        for (i, action) in decision.actions.iter().enumerate() {
+            let outcome = ActionOutcome::Sent {
+                action: action.clone(),
+                command_id: format!("cmd-{i}"),
+            };
+            apply_outcome(&mut self.status, &outcome);
+        }
+    }
+
+    fn target(&self, id: &str) -> &passport_crds::access_request::TargetStatus {
+        self.status
+            .targets
+            .iter()
+            .find(|t| t.instance_id == id)
+            .expect("target exists")
+    }
+
+    /// Brings the request to Active at `at(10)` on all targets (Linux).
+    fn activate(&mut self) {
+        let ids: Vec<String> = self.spec.targets.iter().map(|t| t.instance_id.clone()).collect();
+        self.run();
+        for id in &ids {
+            self.managed(id, Some(Platform::Linux));
+        }
+        let d = self.run();
+        self.sent(&d);
+        self.now = at(10);
+        for id in &ids {
+            self.invocation(
+                id,
+                Invocation::Succeeded {
+                    stdout: host_keys_stdout(),
+                },
+            );
+        }
+        self.run();
+        assert_eq!(self.status.phase, Phase::Active);
+    }
+}
+
+fn host_keys_stdout() -> String {
+    "--- passport host keys ---\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey root@host\n--- end host keys ---\n".into()
+}
+
+fn actions_of(d: &Decision) -> Vec<(&'static str, Vec<String>)> {
+    d.actions
+        .iter()
+        .map(|a| match a {
+            Action::Provision { instance_ids, .. } => ("provision", instance_ids.clone()),
+            Action::Revoke { instance_ids, .. } => ("revoke", instance_ids.clone()),
+        })
+        .collect()
+}
+
+fn logged(d: &Decision) -> Vec<LogAction> {
+    d.events.iter().map(|e| e.action).collect()
+}
+
+fn condition(status: &AccessRequestStatus, type_: &str) -> (String, String) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present");
+    (c.status.clone(), c.reason.clone())
+}
+
+#[test]
+fn pending_waits_for_approval_until_the_deadline() {
+    let mut w = World::new(&[A]);
+    w.approval = Approval::Waiting {
+        reason: "NoPolicy".into(),
+        message: "no AccessPolicy in team-a auto-approves alice".into(),
+        deadline: at(3600),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Pending);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        condition(&w.status, condition_types::APPROVED),
+        ("False".into(), "NoPolicy".into())
+    );
+    assert_eq!(w.status.username.as_deref(), Some("rs-1234abcd"));
+
+    w.now = at(3600);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert_eq!(logged(&d), [LogAction::Denied]);
+    assert!(d.release && w.status.ended_at.is_some());
+}
+
+#[test]
+fn denial_ends_the_request() {
+    let mut w = World::new(&[A]);
+    w.approval = Approval::Denied {
+        by: "carol".into(),
+        message: "use the runbook".into(),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert!(d.events[0].message.contains("carol") && d.events[0].warning);
+}
+
+#[test]
+fn completing_or_deleting_a_pending_request_grants_nothing() {
+    for deleting in [false, true] {
+        let mut w = World::new(&[A]);
+        w.approval = Approval::Waiting {
+            reason: "Waiting".into(),
+            message: String::new(),
+            deadline: at(60),
+        };
+        w.spec.completed = !deleting;
+        w.deleting = deleting;
+        let d = w.run();
+        assert_eq!(w.status.phase, Phase::Completed);
+        assert!(d.actions.is_empty() && d.release);
+    }
+}
+
+#[test]
+fn an_unusable_account_fails_before_anything_is_sent() {
+    let mut w = World::new(&[A]);
+    w.account = AccountAccess::Unusable {
+        reason: "AccountNotFound".into(),
+        message: "AwsAccount \"prod\" does not exist".into(),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Failed);
+    assert!(d.actions.is_empty());
+    assert_eq!(logged(&d), [LogAction::Approved, LogAction::Failed]);
+    assert!(d.events[1].message.contains("AwsAccount \"prod\""));
+}
+
+#[test]
+fn approval_provisions_each_platform_with_its_own_command() {
+    let mut w = World::new(&[A, B]);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert!(w.status.approved_at.is_some());
+    assert!(d.actions.is_empty(), "platforms are not known yet");
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(1)));
+
+    w.managed(A, Some(Platform::Linux))
+        .managed(B, Some(Platform::Windows));
+    let d = w.run();
+    assert_eq!(
+        d.actions,
+        [
+            Action::Provision {
+                platform: Platform::Linux,
+                instance_ids: vec![A.into()]
+            },
+            Action::Provision {
+                platform: Platform::Windows,
+                instance_ids: vec![B.into()]
+            },
+        ]
+    );
+    w.sent(&d);
+    assert_eq!(w.target(A).state, TargetState::Provisioning);
+    assert_eq!(w.target(B).command_id.as_deref(), Some("cmd-1"));
+}
+
+#[test]
+fn all_targets_ready_activates_and_starts_the_clock() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    assert_eq!(w.status.activated_at, Some(Time(at(10))));
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
+    assert_eq!(
+        w.target(A).host_keys,
+        ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey"]
+    );
+    assert_eq!(condition(&w.status, condition_types::READY).0, "True");
+    assert_eq!(condition(&w.status, condition_types::PROVISIONED).0, "True");
+}
+
+#[test]
+fn active_requeues_exactly_at_expiry_and_revokes_then() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.now = at(1000);
+    let d = w.run();
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10 + 3600 - 1000)));
+    assert!(d.actions.is_empty());
+
+    w.now = at(10 + 3600);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(w.status.outcome, Some(Phase::Expired));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert_eq!(condition(&w.status, condition_types::READY).0, "False");
+    w.sent(&d);
+    assert_eq!(w.target(A).state, TargetState::Removing);
+
+    w.invocation(A, Invocation::Running);
+    let d = w.run();
+    assert!(d.actions.is_empty() && w.status.phase == Phase::Revoking);
+
+    w.now = at(10 + 3602);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Expired);
+    assert_eq!(w.status.ended_at, Some(Time(at(10 + 3602))));
+    assert_eq!(logged(&d), [LogAction::Expired]);
+    assert_eq!(w.target(A).state, TargetState::Removed);
+}
+
+#[test]
+fn a_restarted_operator_rebuilds_the_deadline_from_status() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    // The operator was down across expiresAt: the first step after restart revokes.
+    w.now = at(10 + 3600 + 300);
+    let d = w.run();
+    assert_eq!(w.status.outcome, Some(Phase::Expired));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn extension_moves_expiry_and_is_logged() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.duration = "2h".into();
+    let d = w.run();
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 7200))));
+    assert_eq!(logged(&d), [LogAction::Extended]);
+    let d = w.run();
+    assert!(d.events.is_empty(), "an unchanged duration logs nothing");
+}
+
+#[test]
+fn completion_and_deletion_revoke_at_once() {
+    for deleting in [false, true] {
+        let mut w = World::new(&[A]);
+        w.activate();
+        w.spec.completed = !deleting;
+        w.deleting = deleting;
+        let d = w.run();
+        assert_eq!(w.status.outcome, Some(Phase::Completed));
+        assert!(!d.release, "the finalizer stays until the user is removed");
+        w.sent(&d);
+        w.invocation(
+            A,
+            Invocation::Succeeded {
+                stdout: String::new(),
+            },
+        );
+        let d = w.run();
+        assert_eq!(w.status.phase, Phase::Completed);
+        assert!(d.release);
+        let expected = if deleting {
+            LogAction::Revoked
+        } else {
+            LogAction::Completed
+        };
+        assert_eq!(logged(&d), [expected]);
+    }
+}
+
+#[test]
+fn an_unmanaged_instance_fails_the_request_and_reached_targets_are_cleaned() {
+    let mut w = World::new(&[A, B]);
+    w.run();
+    w.managed(A, Some(Platform::Linux)).managed(B, None);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])]);
+    assert_eq!(w.target(B).state, TargetState::Failed);
+    assert!(w.target(B).message.contains("not managed by SSM"));
+    w.sent(&d);
+
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(w.status.outcome, Some(Phase::Failed));
+    assert_eq!(
+        actions_of(&d),
+        [("revoke", vec![A.to_owned()])],
+        "B was never reached"
+    );
+    assert_eq!(w.target(B).state, TargetState::Removed);
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    w.run();
+    assert_eq!(w.status.phase, Phase::Failed);
+}
+
+#[test]
+fn a_failed_provisioning_command_is_still_revoked() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "exit 3: user exists".into(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.target(A).state, TargetState::Failed);
+    assert!(w.target(A).message.contains("user exists"));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn revocation_waits_for_a_provisioning_command_in_flight() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    w.sent(&d);
+    w.spec.completed = true;
+    w.invocation(A, Invocation::Running);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert!(d.actions.is_empty());
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn a_failed_revoke_is_retried_until_it_succeeds() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.completed = true;
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "timed out".into(),
+        },
+    );
+    let d = w.run();
+    assert!(w.target(A).message.contains("retrying"));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    apply_outcome(
+        &mut w.status,
+        &ActionOutcome::NotSent {
+            action: d.actions[0].clone(),
+            error: SendError::Transient("throttled".into()),
+        },
+    );
+    assert_eq!(w.target(A).state, TargetState::Removing);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn throttled_sends_are_retried_and_said_in_status() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    let error = SendError::Transient("ThrottlingException: Rate exceeded".into());
+    apply_outcome(
+        &mut w.status,
+        &ActionOutcome::NotSent {
+            action: d.actions[0].clone(),
+            error,
+        },
+    );
+    assert_eq!(w.target(A).state, TargetState::Pending);
+    assert!(w.target(A).message.contains("ThrottlingException"));
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])], "sent again");
+}
+
+#[test]
+fn provisioning_gives_up_after_the_timeout() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    w.sent(&d);
+    w.now = at(PROVISION_TIMEOUT.as_secs() as i64);
+    w.invocation(A, Invocation::Running);
+    w.run();
+    assert_eq!(w.target(A).state, TargetState::Failed);
+    assert_eq!(w.status.phase, Phase::Revoking);
+}
+
+#[test]
+fn fifty_targets_fit_one_command() {
+    let ids: Vec<String> = (0..50).map(|i| format!("i-{i:017x}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut w = World::new(&refs);
+    w.run();
+    for id in &ids {
+        w.managed(id, Some(Platform::Linux));
+    }
+    let d = w.run();
+    assert_eq!(d.actions.len(), 1);
+    assert_eq!(d.actions[0].instance_ids().len(), 50);
+}
+
+#[test]
+fn terminal_phases_do_nothing_but_release() {
+    for phase in [Phase::Completed, Phase::Expired, Phase::Denied, Phase::Failed] {
+        let mut w = World::new(&[A]);
+        w.status.phase = phase;
+        w.spec.completed = true;
+        let d = w.run();
+        assert_eq!(w.status.phase, phase);
+        assert!(d.actions.is_empty() && d.events.is_empty() && d.release && d.requeue_after.is_none());
+    }
+}

@@ -1,0 +1,85 @@
+//! Prometheus metrics the operator exports, in the style of kube-rs/controller-rs: per-controller
+//! reconcile runs, failures by a stable error label, and durations.
+
+use std::time::Instant;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub reconciliations: IntCounterVec,
+    pub failures: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    pub ssm_commands: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry prefixed `passport_`.
+    pub fn new() -> prometheus::Result<(Self, Registry)> {
+        let registry = Registry::new_custom(Some("passport".to_owned()), None)?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "The running passport operator's version (always 1).",
+            ),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let metrics = Self {
+            reconciliations: IntCounterVec::new(
+                Opts::new("reconciliations_total", "Reconciliations run, by controller."),
+                &["controller"],
+            )?,
+            failures: IntCounterVec::new(
+                Opts::new(
+                    "reconcile_failures_total",
+                    "Reconciliations that failed, by controller and error.",
+                ),
+                &["controller", "error"],
+            )?,
+            reconcile_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "reconcile_duration_seconds",
+                    "How long reconciliations take, by controller.",
+                )
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["controller"],
+            )?,
+            ssm_commands: IntCounterVec::new(
+                Opts::new("ssm_commands_total", "SSM commands sent, by purpose and result."),
+                &["purpose", "result"],
+            )?,
+        };
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(metrics.reconciliations.clone()))?;
+        registry.register(Box::new(metrics.failures.clone()))?;
+        registry.register(Box::new(metrics.reconcile_duration.clone()))?;
+        registry.register(Box::new(metrics.ssm_commands.clone()))?;
+        Ok((metrics, registry))
+    }
+
+    /// Counts a reconciliation and times it until the guard drops.
+    pub fn reconcile(&self, controller: &str) -> ReconcileTimer {
+        self.reconciliations.with_label_values(&[controller]).inc();
+        ReconcileTimer {
+            histogram: self.reconcile_duration.with_label_values(&[controller]),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn failure(&self, controller: &str, error: &str) {
+        self.failures.with_label_values(&[controller, error]).inc();
+    }
+}
+
+#[derive(Debug)]
+pub struct ReconcileTimer {
+    histogram: prometheus::Histogram,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,38 @@
+# ---- passport: provision (static text) ----
+
+$account = Get-PassportAccount
+if ($PassportDomainController) {
+    if ($null -eq $account) {
+        $account = New-ADUser -Name $PassportUser -SamAccountName $PassportUser `
+            -Description $PassportDescription -AccountPassword $PassportPassword `
+            -PasswordNeverExpires $true -CannotChangePassword $true -Enabled $true -PassThru
+        Write-Output "passport: created domain user $PassportUser"
+    } else {
+        Assert-PassportOwned $account
+        Set-ADAccountPassword -Identity $account -Reset -NewPassword $PassportPassword
+        Enable-ADAccount -Identity $account
+        Write-Output "passport: domain user $PassportUser exists (created by passport); password reset"
+    }
+    # Adding a member that is already in the group is not an error.
+    Add-ADGroupMember -Identity $RemoteDesktopUsersSid -Members $account
+} else {
+    if ($null -eq $account) {
+        $account = New-LocalUser -Name $PassportUser -Password $PassportPassword `
+            -Description $PassportDescription -PasswordNeverExpires -UserMayNotChangePassword `
+            -AccountNeverExpires
+        Write-Output "passport: created local user $PassportUser"
+    } else {
+        Assert-PassportOwned $account
+        Set-LocalUser -InputObject $account -Password $PassportPassword -PasswordNeverExpires $true `
+            -AccountNeverExpires
+        Enable-LocalUser -InputObject $account
+        Write-Output "passport: local user $PassportUser exists (created by passport); password reset"
+    }
+    try {
+        Add-LocalGroupMember -SID $RemoteDesktopUsersSid -Member $account
+    } catch [Microsoft.PowerShell.Commands.MemberExistsException] {
+        # Already a member from an earlier run: nothing to do.
+    }
+}
+Write-Output "passport: user $PassportUser is ready"
+exit 0

@@ -1,0 +1,52 @@
+# ---- passport: revoke (static text) ----
+
+# Logs off the user's sessions and stops whatever it still runs.
+function Stop-PassportSessions {
+    # quser prints "USERNAME SESSIONNAME ID STATE IDLE LOGON"; SESSIONNAME is empty for disconnected
+    # sessions, so the ID is the first all-digit field after the name. With no sessions at all quser
+    # exits 1 with a message on stderr, which cmd discards.
+    $lines = @(cmd.exe /d /c 'quser 2>nul')
+    foreach ($line in @($lines | Select-Object -Skip 1)) {
+        $fields = @($line.TrimStart(' ', '>') -split '\s+')
+        if ($fields.Count -lt 3 -or $fields[0] -ne $PassportUser) {
+            continue
+        }
+        $ids = @($fields[1..($fields.Count - 1)] | Where-Object { $_ -match '^\d+\z' })
+        $id = $ids | Select-Object -First 1
+        if ($null -ne $id) {
+            logoff.exe $id
+            Write-Output "passport: logged off session $id of $PassportUser"
+        }
+    }
+    Get-Process -IncludeUserName |
+        Where-Object { $_.UserName -and ($_.UserName -split '\\')[-1] -eq $PassportUser } |
+        Stop-Process -Force -ErrorAction SilentlyContinue
+}
+
+$account = Get-PassportAccount
+if ($null -eq $account) {
+    Write-Output "passport: user $PassportUser does not exist; nothing to revoke"
+    exit 0
+}
+Assert-PassportOwned $account
+$sid = $account.SID.Value
+
+# Disable first so that no new logon starts while sessions are being ended.
+if ($PassportDomainController) {
+    Disable-ADAccount -Identity $account
+    Stop-PassportSessions
+    Remove-ADUser -Identity $account -Confirm:$false
+} else {
+    Disable-LocalUser -InputObject $account
+    Stop-PassportSessions
+    Remove-LocalUser -InputObject $account
+}
+
+# The profile (C:\Users\<name>) outlives the account; remove it so that nothing of the user lingers.
+try {
+    Get-CimInstance -ClassName Win32_UserProfile -Filter "SID = '$sid'" | Remove-CimInstance
+} catch {
+    Write-Warning ("passport: could not remove the profile of " + $PassportUser + ": " + $_)
+}
+Write-Output "passport: revoked user $PassportUser"
+exit 0

@@ -1,0 +1,192 @@
+//! A sandbox for running the Linux scripts for real: the `PASSPORT_*` variables point them at a
+//! temporary directory and stub commands on `PATH` stand in for useradd, sshd, systemctl and friends,
+//! keeping a fake user database and a log of every call. Nothing outside the sandbox is touched, and
+//! it works whether or not the tests run as root.
+
+use super::test_support::{ED25519, RSA_3072};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Stub commands. Each logs its call to `$FAKE_ROOT/log`; the user database is `$FAKE_ROOT/passwd`.
+const STUBS: &[(&str, &str)] = &[
+    (
+        "id",
+        r#"if [ "$*" = -u ]; then echo "${FAKE_UID:-0}"; else exec /usr/bin/id "$@"; fi"#,
+    ),
+    ("getent", r#"grep "^$2:" "$FAKE_ROOT/passwd" || exit 2"#),
+    (
+        "useradd",
+        r#"u="${*: -1}"; echo "$u:x:1001:1001:passport:/home/$u:/bin/bash" >>"$FAKE_ROOT/passwd""#,
+    ),
+    ("usermod", ":"),
+    (
+        "userdel",
+        r#"u="${*: -1}"
+grep -v "^$u:" "$FAKE_ROOT/passwd" >"$FAKE_ROOT/passwd.new"
+mv "$FAKE_ROOT/passwd.new" "$FAKE_ROOT/passwd""#,
+    ),
+    ("pkill", ":"),
+    ("pgrep", r#"[ -e "$FAKE_ROOT/procs" ]"#),
+    ("loginctl", ":"),
+    (
+        "systemctl",
+        r#"[ "$1" != is-active ] || [ -e "$FAKE_ROOT/unit-active" ]"#,
+    ),
+    ("crontab", ":"),
+    ("chown", ":"),
+    ("sleep", ":"),
+    (
+        "sshd",
+        r#"case "$1" in
+  -t) case "${FAKE_SSHD:-ok}" in
+        ok) exit 0 ;;
+        reject-passport)
+          if grep -rqs passport "$FAKE_ROOT/etc/ssh/sshd_config" "$FAKE_ROOT/etc/ssh/sshd_config.d"; then
+            echo 'line 3: Bad configuration option' >&2
+            exit 255
+          fi ;;
+        reject-always) echo 'line 1: Bad configuration option' >&2; exit 255 ;;
+      esac ;;
+  -D) trap 'echo hup >>"$FAKE_ROOT/hup"; exit 0' HUP; while :; do /bin/sleep 0.02; done ;;
+esac"#,
+    ),
+];
+
+pub(super) const CONFIG_WITH_INCLUDE: &str =
+    "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n";
+pub(super) const CONFIG_WITHOUT_INCLUDE: &str = "PasswordAuthentication no\nSubsystem sftp internal-sftp\n";
+
+pub(super) struct Sandbox {
+    root: PathBuf,
+}
+
+impl Sandbox {
+    pub(super) fn new(sshd_config: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("pp-script-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for dir in ["bin", "etc/ssh", "state"] {
+            fs::create_dir_all(root.join(dir)).expect("create sandbox");
+        }
+        let sandbox = Self { root };
+        // The script looks for the Include of its own drop-in directory, wherever PASSPORT_SSH_DIR is.
+        let config = sshd_config.replace("/etc/ssh", &sandbox.path("etc/ssh").display().to_string());
+        sandbox.write("etc/ssh/sshd_config", &config);
+        sandbox.write("etc/ssh/ssh_host_ed25519_key.pub", &format!("{ED25519}\n"));
+        sandbox.write("etc/ssh/ssh_host_rsa_key.pub", RSA_3072); // no final newline
+        sandbox.write("passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        for (name, body) in STUBS {
+            let path = sandbox.path("bin").join(name);
+            let log = format!("echo \"{name} $*\" >>\"$FAKE_ROOT/log\"\n");
+            fs::write(&path, format!("#!/bin/bash\n{log}{body}\n")).expect("write stub");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod stub");
+        }
+        sandbox
+    }
+
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub(super) fn write(&self, rel: &str, content: &str) {
+        fs::write(self.path(rel), content).expect("write sandbox file");
+    }
+
+    pub(super) fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    pub(super) fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    pub(super) fn command(&self, program: &str, env: &[(&str, &str)]) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(program);
+        cmd.env("PATH", path)
+            .env("FAKE_ROOT", &self.root)
+            .env("PASSPORT_SSH_DIR", self.path("etc/ssh"))
+            .env("PASSPORT_STATE_DIR", self.path("state"))
+            .env("PASSPORT_SSHD", self.path("bin/sshd"))
+            .env("PASSPORT_SSHD_PID", self.path("sshd.pid"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub(super) fn run_with(&self, shell: &str, script: &str, env: &[(&str, &str)]) -> Output {
+        self.write("script.sh", script);
+        let out = self
+            .command(shell, env)
+            .arg(self.path("script.sh"))
+            .output()
+            .expect("run script");
+        eprintln!(
+            "--- exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub(super) fn run(&self, script: &str, env: &[(&str, &str)]) -> Output {
+        self.run_with("bash", script, env)
+    }
+
+    pub(super) fn users(&self) -> Vec<String> {
+        self.read("passwd")
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub(super) fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for dir in [
+            "etc/ssh",
+            "etc/ssh/sshd_config.d",
+            "etc/ssh/passport",
+            "state/users",
+        ] {
+            for entry in fs::read_dir(self.path(dir)).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(".passport") {
+                    found.push(name);
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Waits for `child` to exit, up to a few seconds; kills it if it does not.
+pub(super) fn exited(child: &mut std::process::Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("poll child").is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}

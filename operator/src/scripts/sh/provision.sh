@@ -1,0 +1,236 @@
+# ---- passport: provision (static text) ----
+
+SSHD="${PASSPORT_SSHD:-/usr/sbin/sshd}"
+SSHD_PID_FILE="${PASSPORT_SSHD_PID:-/run/sshd.pid}"
+SSHD_CONFIG="$SSH_DIR/sshd_config"
+DROPIN_DIR="$SSH_DIR/sshd_config.d"
+DROPIN="$DROPIN_DIR/50-passport.conf"
+CA_FILE="$CONF_DIR/ca.pub"
+
+[ -x "$SSHD" ] || die "$PASSPORT_EXIT_INVALID" "sshd not found at $SSHD (set PASSPORT_SSHD)"
+[ -f "$SSHD_CONFIG" ] || die "$PASSPORT_EXIT_INVALID" "no sshd configuration at $SSHD_CONFIG"
+case "$SSH_DIR" in
+    *[[:space:]]*) die "$PASSPORT_EXIT_INVALID" "the ssh directory must not contain whitespace" ;;
+esac
+
+# Creates directory $1 (root-owned, mode $2) if needed and fixes its owner and mode.
+install_dir() {
+    mkdir -p -- "$1"
+    chown root:root "$1"
+    chmod "$2" "$1"
+}
+
+# Replaces file $1 atomically with $3 plus a newline: a temporary file in the same directory, then
+# mv, so sshd never reads a half-written file. Mode $2, root-owned.
+write_file() {
+    local tmp
+    tmp="$(mktemp "$1.passport.XXXXXX")"
+    printf '%s\n' "$3" >"$tmp"
+    chown root:root "$tmp"
+    chmod "$2" "$tmp"
+    mv -f -- "$tmp" "$1"
+}
+
+# Like write_file, but keeps the owner and mode of the existing file $1.
+rewrite_file() {
+    local tmp
+    tmp="$(mktemp "$1.passport.XXXXXX")"
+    cp -p -- "$1" "$tmp"
+    printf '%s\n' "$2" >"$tmp"
+    mv -f -- "$tmp" "$1"
+}
+
+# ---- sshd configuration helpers ----
+MATCH_BEGIN='# BEGIN passport (managed by passport; do not edit)'
+MATCH_END='# END passport'
+
+match_block() {
+    printf '%s\n' \
+        "# Certificate login for passport's short-lived users; other users are not affected." \
+        "# An rs-* user without a principals file cannot log in with a certificate." \
+        'Match User rs-*' \
+        "    TrustedUserCAKeys $CA_FILE" \
+        "    AuthorizedPrincipalsFile $PRINCIPALS_DIR/%u" \
+        '    PasswordAuthentication no'
+}
+
+# Whether sshd_config includes the drop-in directory (Debian, Ubuntu, Amazon Linux 2023, RHEL 9...).
+includes_dropins() {
+    local keyword rest arg
+    local -a args
+    while read -r keyword rest || [ -n "$keyword" ]; do
+        if [[ ${keyword,,} != include || -z $rest ]]; then
+            continue
+        fi
+        read -r -a args <<<"$rest"
+        for arg in "${args[@]}"; do
+            case "$arg" in
+                "$DROPIN_DIR/*.conf" | "$DROPIN_DIR/*" | "sshd_config.d/*.conf" | "sshd_config.d/*")
+                    return 0
+                    ;;
+            esac
+        done
+    done <"$SSHD_CONFIG"
+    return 1
+}
+
+# sshd_config without passport's marked block.
+config_without_block() {
+    awk -v begin="$MATCH_BEGIN" -v end="$MATCH_END" \
+        '$0 == begin { skip = 1; next } skip && $0 == end { skip = 0; next } !skip' "$SSHD_CONFIG"
+}
+
+# Runs sshd -t; on failure its message is left in SSHD_TEST_OUTPUT.
+SSHD_TEST_OUTPUT=''
+sshd_config_valid() {
+    local privsep_re='Missing privilege separation directory: ([^[:space:]]+)'
+    SSHD_TEST_OUTPUT="$("$SSHD" -t -f "$SSHD_CONFIG" 2>&1)" && return 0
+    # Debian and Ubuntu create this directory when the service starts; sshd -t insists on it.
+    if [[ $SSHD_TEST_OUTPUT =~ $privsep_re ]]; then
+        mkdir -p -- "${BASH_REMATCH[1]}"
+        chmod 0755 "${BASH_REMATCH[1]}"
+        SSHD_TEST_OUTPUT="$("$SSHD" -t -f "$SSHD_CONFIG" 2>&1)" && return 0
+    fi
+    return 1
+}
+
+# Copies file $1 aside and prints the copy's path (nothing if $1 does not exist).
+backup() {
+    if [ -e "$1" ]; then
+        local copy
+        copy="$(mktemp "$1.passport-backup.XXXXXX")"
+        cp -p -- "$1" "$copy"
+        printf '%s' "$copy"
+    fi
+}
+
+# Puts file $1 back as it was: restores backup $2, or removes $1 if it did not exist.
+restore() {
+    if [ -n "$2" ]; then mv -f -- "$2" "$1"; else rm -f -- "$1"; fi
+}
+
+# Check before changing anything at all: a configuration that is already broken is not passport's to
+# fix, and reloading sshd with it would stop sshd.
+sshd_config_valid || die "$PASSPORT_EXIT_SSHD" \
+    "the sshd configuration is invalid before any change by passport; leaving it alone: $SSHD_TEST_OUTPUT"
+
+# ---- 1. The account ----
+install_dir "$STATE_DIR" 0700
+install_dir "$MARKER_DIR" 0700
+if user_exists; then
+    [ -f "$MARKER" ] || die "$PASSPORT_EXIT_FOREIGN" \
+        "user $PASSPORT_USER exists but was not created by passport (no $MARKER); refusing to touch it"
+    write_file "$MARKER" 0600 "request=$PASSPORT_REQUEST"
+    echo "passport: user $PASSPORT_USER already exists (created by passport)"
+else
+    # The marker goes first: a user passport created without one could never be removed by it.
+    write_file "$MARKER" 0600 "request=$PASSPORT_REQUEST"
+    rc=0
+    useradd --create-home --shell /bin/bash --user-group --comment passport -- "$PASSPORT_USER" || rc=$?
+    if [ "$rc" != 0 ]; then
+        # Keep the marker only if useradd got as far as creating the account (exit 12: no home
+        # directory); exit 9 means someone else created the name meanwhile.
+        if [ "$rc" = 9 ] || ! user_exists; then
+            rm -f -- "$MARKER"
+        fi
+        die 1 "useradd failed for $PASSPORT_USER with exit code $rc"
+    fi
+    echo "passport: created user $PASSPORT_USER"
+fi
+# No password can match '*', so password login is impossible. Unlike a '!'-locked password it does
+# not make sshd refuse the account outright when UsePAM is off. An empty expiry date undoes the
+# expiry an interrupted revoke may have set.
+usermod --password '*' --expiredate '' -- "$PASSPORT_USER"
+
+# ---- 2. Trust: the user CA and the principal this user accepts ----
+install_dir "$CONF_DIR" 0755
+install_dir "$PRINCIPALS_DIR" 0755
+write_file "$CA_FILE" 0644 "$(printf '%s\n' "${PASSPORT_CA_KEYS[@]}")"
+write_file "$PRINCIPALS_FILE" 0644 "$PASSPORT_USER"
+
+# ---- 3. sshd configuration, scoped to passport's users ----
+
+CONFIG_BACKUP="$(backup "$SSHD_CONFIG")"
+DROPIN_BACKUP="$(backup "$DROPIN")"
+CONFIG_PENDING=1
+rollback() {
+    if [ "$CONFIG_PENDING" = 1 ]; then
+        CONFIG_PENDING=0
+        restore "$SSHD_CONFIG" "$CONFIG_BACKUP"
+        restore "$DROPIN" "$DROPIN_BACKUP"
+    fi
+}
+# Whatever fails from here on, never leave a half-applied sshd configuration behind.
+trap rollback EXIT
+
+if includes_dropins; then
+    install_dir "$DROPIN_DIR" 0755
+    write_file "$DROPIN" 0644 "# Managed by passport; rewritten on every provisioning, do not edit.
+$(match_block)"
+    # A block from a time sshd_config had no Include would now be a duplicate.
+    if grep -qxF -- "$MATCH_BEGIN" "$SSHD_CONFIG"; then
+        rewrite_file "$SSHD_CONFIG" "$(config_without_block)"
+    fi
+else
+    # Older sshd (no Include): keep one marked block at the very end. 'Match all' closes it, so a
+    # line someone appends later is not silently scoped to passport's users.
+    rewrite_file "$SSHD_CONFIG" "$(config_without_block)
+$MATCH_BEGIN
+$(match_block)
+Match all
+$MATCH_END"
+fi
+if command -v restorecon >/dev/null 2>&1; then
+    restorecon -R "$CONF_DIR" "$DROPIN_DIR" "$SSHD_CONFIG" >/dev/null 2>&1 || true
+fi
+
+if ! sshd_config_valid; then
+    rollback
+    die "$PASSPORT_EXIT_SSHD" \
+        "sshd rejected the configuration; passport's change was rolled back: $SSHD_TEST_OUTPUT"
+fi
+CONFIG_PENDING=0
+trap - EXIT
+rm -f -- "$CONFIG_BACKUP" ${DROPIN_BACKUP:+"$DROPIN_BACKUP"}
+
+# ---- 4. Reload sshd (validated above: a SIGHUP with a broken configuration would stop sshd) ----
+reload_sshd() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        local unit
+        for unit in ssh.service sshd.service; do
+            if systemctl is-active --quiet "$unit"; then
+                systemctl reload "$unit"
+                echo "passport: reloaded $unit"
+                return 0
+            fi
+        done
+        echo "passport: sshd is not running as a service; the configuration applies when it starts"
+        return 0
+    fi
+    if [ -s "$SSHD_PID_FILE" ]; then
+        local pid comm=''
+        pid="$(head -n 1 -- "$SSHD_PID_FILE")"
+        if [[ $pid =~ ^[1-9][0-9]*$ ]]; then
+            comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
+        fi
+        # A stale pid file may name an unrelated process by now, which SIGHUP would kill.
+        if [ -n "$comm" ] && [ "$comm" = "${SSHD##*/}" ]; then
+            kill -HUP "$pid"
+            echo "passport: sent SIGHUP to sshd (pid $pid)"
+            return 0
+        fi
+    fi
+    echo "passport: no running sshd found; the configuration applies when it starts"
+}
+reload_sshd
+
+# ---- 5. Host keys, for the client's known_hosts ----
+echo '--- passport host keys ---'
+for key_file in "$SSH_DIR"/ssh_host_*_key.pub; do
+    [ -f "$key_file" ] || continue
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\n' "$line"
+    done <"$key_file"
+done
+echo '--- end host keys ---'
+echo "passport: user $PASSPORT_USER is ready"

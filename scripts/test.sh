@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy with warnings denied, unit tests, and the end-to-end
+# suite against a real kube-apiserver + etcd (built from their Go modules once per machine).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-deps.sh
+export PASSPORT_CONTROLPLANE_BIN="$(bash tests/controlplane/build.sh)"
+
+echo "--- cargo fmt --check" >&2
+cargo fmt --all --check
+echo "--- cargo clippy (warnings denied)" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "--- cargo test" >&2
+cargo test --workspace --locked

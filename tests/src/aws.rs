@@ -1,0 +1,334 @@
+//! AWS for the end-to-end suite: moto's server (a third-party AWS emulator speaking the real wire
+//! protocol), extended in-process by `tests/aws/passport_moto.py` with what passport needs from SSM Run
+//! Command: DescribeInstanceInformation, SSM agents that really run the scripts sent to their
+//! instance, throttling injection, and a record of every SendCommand and AssumeRole. Tests reach moto
+//! through the SDK's endpoint override and steer it through the launcher's admin API.
+
+use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
+
+use anyhow::{Context, Result, bail, ensure};
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, ChildStdin, Command},
+};
+
+const MOTO: &str = "moto[server]==5.2.1";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Region and static credentials moto is called with; any pass its signature check.
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY: &str = "testing";
+
+/// What an SSM agent reports as its `PlatformType`; it decides which document the agent runs
+/// (AWS-RunShellScript or AWS-RunPowerShellScript).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Linux,
+    Windows,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Linux => "Linux",
+            Platform::Windows => "Windows",
+        }
+    }
+}
+
+/// One SendCommand moto accepted, as the operator sent it, with each invocation's current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCommand {
+    pub command_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub instance_ids: Vec<String>,
+    pub document_name: String,
+    pub comment: String,
+    /// The document parameters, e.g. `commands` (the script's lines) and `executionTimeout`.
+    pub parameters: BTreeMap<String, Vec<String>>,
+    pub timeout_seconds: i64,
+    /// Pending, InProgress, Success or Failed.
+    pub status: String,
+    pub invocations: Vec<RecordedInvocation>,
+}
+
+impl RecordedCommand {
+    /// The script the agent runs: the `commands` parameter joined by newlines.
+    pub fn script(&self) -> String {
+        self.parameters
+            .get("commands")
+            .map(|lines| lines.join("\n"))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedInvocation {
+    pub instance_id: String,
+    pub status: String,
+    pub status_details: String,
+    /// The script's exit code; -1 until it has finished.
+    pub response_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The running emulator. Dropping it stops the process (its stdin closes, then it is killed).
+#[derive(Debug)]
+pub struct AwsEmulator {
+    endpoint: String,
+    admin: String,
+    log: tempfile::NamedTempFile,
+    /// Held open: the launcher exits when it closes.
+    stdin: Option<ChildStdin>,
+    child: Child,
+}
+
+impl AwsEmulator {
+    /// Installs moto if this machine lacks it, then starts the launcher on free loopback ports.
+    pub async fn start() -> Result<Self> {
+        ensure_moto().await?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("aws/passport_moto.py");
+        let log = tempfile::Builder::new()
+            .prefix("passport-moto-")
+            .suffix(".log")
+            .tempfile()?;
+        // setpriv makes the kernel kill the launcher if this process dies without running Drop.
+        let mut child = Command::new("setpriv")
+            .arg("--pdeathsig=KILL")
+            .arg("--")
+            .arg("python3")
+            .arg(&script)
+            .args(["--port", "0", "--admin-port", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log.reopen()?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", script.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("launcher stdout")?;
+        let mut line = String::new();
+        let read = tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
+        let ready: Value = match read {
+            Ok(Ok(n)) if n > 0 => {
+                serde_json::from_str(&line).with_context(|| format!("ready line {line:?}"))?
+            }
+            _ => bail!(
+                "{} did not start; its log:\n{}",
+                script.display(),
+                tail(log.path())
+            ),
+        };
+        let field = |name: &str| {
+            ready[name]
+                .as_str()
+                .map(str::to_owned)
+                .context("ready line lacks a field")
+        };
+        Ok(Self {
+            endpoint: field("endpoint")?,
+            admin: field("admin")?,
+            log,
+            stdin,
+            child,
+        })
+    }
+
+    /// moto's URL, for the SDK's endpoint override (`AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The launcher's log (moto's request log, agents, admin calls), for failure messages.
+    pub fn log(&self) -> String {
+        tail(self.log.path())
+    }
+
+    /// Environment for a process that should use this emulator through the SDK's standard settings.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", ACCESS_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// An SDK configuration that calls moto with static test credentials and the standard retry mode.
+    pub fn sdk_config(&self) -> SdkConfig {
+        let credentials = Credentials::new(ACCESS_KEY, ACCESS_KEY, None, None, "passport-tests");
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .retry_config(RetryConfig::standard())
+            .build()
+    }
+
+    /// Brings an SSM agent online for `instance_id` (in every region). With a runner it runs each
+    /// command's script as `runner... <script file>`; without one, commands stay InProgress.
+    pub async fn register_agent(
+        &self,
+        instance_id: &str,
+        platform: Platform,
+        runner: Option<Vec<String>>,
+    ) -> Result<()> {
+        let body = json!({ "instanceId": instance_id, "platform": platform.as_str(), "runner": runner });
+        self.admin("POST", "/agents", Some(body)).await.map(drop)
+    }
+
+    /// Takes the instance's agent offline: it is no longer listed, and SendCommand to it fails.
+    pub async fn remove_agent(&self, instance_id: &str) -> Result<()> {
+        self.admin("DELETE", &format!("/agents/{instance_id}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Every SendCommand moto accepted, oldest first.
+    pub async fn commands(&self) -> Result<Vec<RecordedCommand>> {
+        let answer = self.admin("GET", "/commands", None).await?;
+        answer
+            .as_array()
+            .context("/commands is not a list")?
+            .iter()
+            .map(recorded_command)
+            .collect()
+    }
+
+    /// The next `count` calls of `operation` (e.g. "SendCommand", "AssumeRole", or "*" for any SSM
+    /// or STS operation) answer with a throttling error.
+    pub async fn inject_throttling(&self, operation: &str, count: u32) -> Result<()> {
+        let body = json!({ "operation": operation, "count": count });
+        self.admin("POST", "/faults", Some(body)).await.map(drop)
+    }
+
+    /// How many throttling errors have been answered so far.
+    pub async fn throttled_count(&self) -> Result<u64> {
+        let faults = self.admin("GET", "/faults", None).await?;
+        faults["servedTotal"]
+            .as_u64()
+            .context("/faults lacks servedTotal")
+    }
+
+    /// Every AssumeRole call: RoleArn, RoleSessionName, ExternalId, Policy, DurationSeconds, PolicyArns,
+    /// Tags, SourceIdentity as sent, plus CallerAccount, AccessKeyId and AssumedRoleArn.
+    pub async fn assumed_roles(&self) -> Result<Vec<Value>> {
+        let answer = self.admin("GET", "/assumed-roles", None).await?;
+        answer.as_array().cloned().context("/assumed-roles is not a list")
+    }
+
+    /// Forgets agents, records and faults, and resets moto's backends.
+    pub async fn reset(&self) -> Result<()> {
+        self.admin("POST", "/reset", None).await.map(drop)
+    }
+
+    /// One admin API call: a minimal HTTP/1.1 exchange (Connection: close) with a JSON body.
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let address = self.admin.trim_start_matches("http://");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(address)
+            .await
+            .context("connecting to the moto admin API")?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let response = String::from_utf8(response)?;
+        let (head, payload) = response
+            .split_once("\r\n\r\n")
+            .context("malformed admin API response")?;
+        let status = head.split_whitespace().nth(1).unwrap_or_default();
+        ensure!(
+            status == "200",
+            "admin API {method} {path} answered {status}: {payload}"
+        );
+        serde_json::from_str(payload).with_context(|| format!("admin API {method} {path} answered {payload}"))
+    }
+}
+
+impl Drop for AwsEmulator {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn ensure_moto() -> Result<()> {
+    let import = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .output()
+        .await?;
+    if import.status.success() {
+        return Ok(());
+    }
+    let install = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", MOTO])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("running pip")?;
+    ensure!(
+        install.status.success(),
+        "pip install {MOTO} failed: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    Ok(())
+}
+
+fn recorded_command(value: &Value) -> Result<RecordedCommand> {
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let parameters = value["parameters"].as_object().into_iter().flatten();
+    let invocations = value["invocations"]
+        .as_array()
+        .context("command lacks invocations")?;
+    Ok(RecordedCommand {
+        command_id: text(value, "commandId"),
+        account_id: text(value, "accountId"),
+        region: text(value, "region"),
+        instance_ids: strings(&value["instanceIds"]),
+        document_name: text(value, "documentName"),
+        comment: text(value, "comment"),
+        parameters: parameters
+            .map(|(name, values)| (name.clone(), strings(values)))
+            .collect(),
+        timeout_seconds: value["timeoutSeconds"].as_i64().unwrap_or_default(),
+        status: text(value, "status"),
+        invocations: invocations
+            .iter()
+            .map(|i| RecordedInvocation {
+                instance_id: text(i, "instanceId"),
+                status: text(i, "status"),
+                status_details: text(i, "statusDetails"),
+                response_code: i["responseCode"].as_i64().unwrap_or(-1),
+                stdout: text(i, "standardOutputContent"),
+                stderr: text(i, "standardErrorContent"),
+            })
+            .collect(),
+    })
+}
+
+/// The last lines of a log file.
+fn tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}

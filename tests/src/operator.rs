@@ -1,0 +1,98 @@
+//! The real `passport-operator` binary as a child process: its own least-privilege identity on the
+//! local control plane, AWS through the emulator, logs in a file for failure messages.
+
+use std::{
+    fs,
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{ControlPlane, binaries::workspace_binary, kubectl};
+
+/// The operator's service-account identity, as its RBAC in deploy/rbac.yaml names it.
+pub const IDENTITY: &str = "system:serviceaccount:passport-system:passport-operator";
+pub const GROUPS: [&str; 2] = ["system:serviceaccounts", "system:serviceaccounts:passport-system"];
+
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: Mutex<Option<Child>>,
+    log: tempfile::NamedTempFile,
+    http_port: u16,
+}
+
+impl OperatorProcess {
+    /// Applies the operator's RBAC (idempotent) and starts it as its service account, with `env` added
+    /// (e.g. the AWS emulator's endpoint and test credentials).
+    pub fn start(plane: &ControlPlane, env: &[(&'static str, String)]) -> Result<Self> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rbac = repo.join("deploy/rbac.yaml");
+        kubectl::run(&plane.admin_kubeconfig(), &["apply", "-f", &rbac.to_string_lossy()], None)?.ok()?;
+        let kubeconfig = plane.kubeconfig_for(IDENTITY, &GROUPS)?;
+        let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = tempfile::Builder::new().prefix("passport-operator-").suffix(".log").tempfile()?;
+        let binary = workspace_binary("passport-operator", "passport-operator")?;
+        let child = Command::new("setpriv")
+            .args(["--pdeathsig=KILL", "--"])
+            .arg(&binary)
+            .args(["--http-addr", &format!("127.0.0.1:{http_port}"), "--namespace", "passport-system"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,passport_operator=debug,kube=warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child: Mutex::new(Some(child)), log, http_port })
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The last lines of the operator's log.
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.log.path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// Kills the operator at once, as a crash or an evicted pod would.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.lock().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `grace` for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&self, grace: Duration) -> Result<bool> {
+        let Some(mut child) = self.lock().take() else { return Ok(false) };
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill()?;
+        child.wait()?;
+        bail!("operator still running {grace:?} after SIGTERM")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

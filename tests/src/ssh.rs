@@ -1,0 +1,91 @@
+//! The real OpenSSH client against a test instance: a fresh user key, a certificate signed with
+//! `ssh-keygen -s` by a CA private key, host keys pinned (no trust on first use).
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use anyhow::{Context, Result, ensure};
+use tokio::process::{Child, Command};
+
+use crate::instance::Instance;
+
+/// A workstation's view of one instance: key pair, certificate and known_hosts in a temp dir.
+#[derive(Debug)]
+pub struct SshClient {
+    dir: tempfile::TempDir,
+    user: String,
+    port: u16,
+}
+
+impl SshClient {
+    /// Makes an Ed25519 key and has `ca_private_key` (OpenSSH format) certify it for `user`, valid
+    /// for `validity` (an ssh-keygen `-V` interval such as `-1m:+10m`).
+    pub async fn new(instance: &Instance, ca_private_key: &[u8], user: &str, validity: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("passport-ssh-").tempdir()?;
+        let key = dir.path().join("id_ed25519");
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"]).arg(&key)).await?;
+        let ca = dir.path().join("ca");
+        std::fs::write(&ca, ca_private_key)?;
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600))?;
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca)
+            .args(["-I", "passport-e2e", "-n", user, "-V", validity])
+            .arg(key.with_extension("pub")))
+        .await?;
+        std::fs::remove_file(&ca)?;
+        std::fs::write(dir.path().join("known_hosts"), instance.known_hosts())?;
+        Ok(Self { dir, user: user.to_owned(), port: instance.ssh_port() })
+    }
+
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519-cert.pub")
+    }
+
+    /// `ssh` with this identity, pinned host keys and no config file, ready for a remote command.
+    pub fn command(&self, remote: &str) -> Command {
+        let path = |name: &str| self.dir.path().join(name);
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-F", "/dev/null", "-i"])
+            .arg(path("id_ed25519"))
+            .arg("-o")
+            .arg(format!("CertificateFile={}", self.certificate().display()))
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", path("known_hosts").display()))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+            .args(["-o", "ConnectTimeout=5", "-p", &self.port.to_string()])
+            .arg(format!("{}@127.0.0.1", self.user))
+            .arg(remote)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        ssh
+    }
+
+    /// Runs `remote` over SSH; returns (success, stdout, stderr).
+    pub async fn run(&self, remote: &str) -> Result<(bool, String, String)> {
+        let output = self.command(remote).output().await.context("running ssh")?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
+    /// Opens a session that stays open (`sleep`), as an engineer's shell would.
+    pub fn hold_open(&self) -> Result<Child> {
+        self.command("sleep 600").stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawning ssh")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+async fn run(command: &mut Command) -> Result<()> {
+    let output = command.output().await.context("running ssh-keygen (openssh-client)")?;
+    ensure!(output.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
