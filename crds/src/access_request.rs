@@ -166,6 +166,9 @@ pub struct AccessRequestStatus {
     /// When the request reached a terminal phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,
+    /// What happened last, in words: why it waits, failed or ended.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
     /// While Revoking: the terminal phase the request ends in once every target is cleaned up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Phase>,

@@ -50,6 +50,11 @@ impl Metrics {
                 &["purpose", "result"],
             )?,
         };
+        // Export every controller's series from the start, at zero, so dashboards and alerts see them.
+        for controller in ["AccessRequest", "AwsAccount"] {
+            metrics.reconciliations.with_label_values(&[controller]);
+            metrics.reconcile_duration.with_label_values(&[controller]);
+        }
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(metrics.reconciliations.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;

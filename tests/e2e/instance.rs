@@ -201,8 +201,10 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
     // A session held open, and on the host a process of the very same uid.
     let mut session =
         ssh(&instance, dir.path(), &key, "sleep 600").stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    // (--pdeathsig: it dies with this test even if the run is killed.)
     let mut host_process = tokio::process::Command::new("setpriv")
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "--", "sleep", "600"])
+        .args(["--pdeathsig=KILL", &format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"])
+        .args(["--", "sleep", "600"])
         .kill_on_drop(true)
         .spawn()
         .context("starting a host process as the instance user's uid")?;

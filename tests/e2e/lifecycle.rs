@@ -65,15 +65,16 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
             );
             passport_tests::kubectl::apply(&plane.admin_kubeconfig(), &manifest)?.ok()?;
             let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
-            let approved = failed.status.iter().flat_map(|s| &s.conditions).find(|c| c.type_ == "Approved");
-            let events = passport_tests::kubectl::run(
+            let message = failed.status.map(|st| st.message).unwrap_or_default();
+            ensure!(message.contains("AwsAccount \"nope\" does not exist"), "status.message: {message}");
+            let notes = passport_tests::kubectl::run(
                 &plane.admin_kubeconfig(),
-                &["get", "events", "-n", &s.namespace, "-o", "jsonpath={.items[*].note}"],
+                &["get", "events.events.k8s.io", "-n", &s.namespace, "-o", "jsonpath={.items[*].note}"],
                 None,
             )?
             .ok()?
             .stdout;
-            ensure!(events.contains("AwsAccount \"nope\" does not exist"), "events: {events}; approved: {approved:?}");
+            ensure!(notes.contains("AwsAccount \"nope\" does not exist"), "events: {notes}");
             Ok(())
         }),
         test("lifecycle::unmanaged_instance_fails_and_says_so", |env| async move {

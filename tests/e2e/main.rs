@@ -2,6 +2,7 @@
 //! harness), the real `kubectl`, and the real operator binary. One control plane serves the whole run;
 //! each test works in its own namespace. It starts lazily, so filtering to no e2e test starts nothing.
 
+mod admission;
 mod aws;
 mod env;
 mod instance;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(instance::trials());
     trials.extend(aws::trials());
     trials.extend(lifecycle::trials());
+    trials.extend(admission::trials());
     let trials = trials
         .into_iter()
         .map(|(name, test)| {

@@ -2,20 +2,15 @@
 //! and metrics with nothing but its least-privilege RBAC, and exits cleanly on SIGTERM.
 
 use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use passport_tests::{ControlPlane, binaries::workspace_binary, kubectl};
+use passport_tests::{ControlPlane, binaries::workspace_binary, operator::OperatorProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{TestFn, test};
-
-pub const OPERATOR_IDENTITY: &str = "system:serviceaccount:passport-system:passport-operator";
-const OPERATOR_GROUPS: [&str; 2] = ["system:serviceaccounts", "system:serviceaccounts:passport-system"];
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -45,16 +40,8 @@ async fn refuses_to_start_without_crds() -> Result<()> {
 }
 
 async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> {
-    let rbac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
-    kubectl::run(&plane.admin_kubeconfig(), &["apply", "-f", &rbac.to_string_lossy()], None)?.ok()?;
-    let kubeconfig = plane.kubeconfig_for(OPERATOR_IDENTITY, &OPERATOR_GROUPS)?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut operator = Command::new(workspace_binary("passport-operator", "passport-operator")?)
-        .env("KUBECONFIG", &kubeconfig)
-        .args(["--http-addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let operator = OperatorProcess::start(plane, &[])?;
+    let port = operator.http_port();
     let checks = async {
         let ready = wait_for_ok(port, "/readyz").await?;
         ensure!(ready.ends_with("ok"), "/readyz: {ready}");
@@ -62,25 +49,12 @@ async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> 
         ensure!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok"), "/healthz: {health}");
         let metrics = http_get(port, "/metrics").await?;
         ensure!(metrics.contains("passport_build_info{version="), "/metrics: {metrics}");
+        ensure!(metrics.contains("passport_reconciliations_total"), "/metrics: {metrics}");
         Ok(())
     };
-    let result = checks.await;
-    Command::new("kill").args(["-TERM", &operator.id().to_string()]).status()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = operator.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            operator.kill()?;
-            bail!("operator still running 10s after SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut operator.stderr.take().context("stderr")?, &mut stderr)?;
-    result.with_context(|| format!("operator log:\n{stderr}"))?;
-    ensure!(status.success(), "operator exited with {status} after SIGTERM:\n{stderr}");
+    checks.await.with_context(|| format!("operator log:\n{}", operator.log_tail()))?;
+    let clean = operator.terminate(Duration::from_secs(10))?;
+    ensure!(clean, "operator did not exit cleanly after SIGTERM:\n{}", operator.log_tail());
     Ok(())
 }
 

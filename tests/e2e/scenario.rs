@@ -1,13 +1,13 @@
 //! A lifecycle scenario: a namespace, an AwsAccount that allows it, a policy that auto-approves its
 //! requesters for given instances, and helpers to watch requests move through their phases.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use passport_crds::{AccessRequest, Phase};
-use passport_tests::{ControlPlane, aws::AwsEmulator, kubectl, operator::OperatorProcess};
+use passport_tests::{ControlPlane, aws::AwsEmulator, kubectl, operator::OperatorProcess, requests};
 
 pub struct Scenario<'a> {
     pub plane: &'a ControlPlane,
@@ -81,24 +81,15 @@ impl<'a> Scenario<'a> {
         timeout: Duration,
         done: impl Fn(&AccessRequest) -> bool,
     ) -> Result<AccessRequest> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let request = self.requests.get_opt(name).await?;
-            match request {
-                Some(request) if done(&request) => return Ok(request),
-                _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-                request => bail!(
-                    "{name}: not {what} after {timeout:?}; status: {}\n--- operator log ---\n{}",
-                    request.map(|r| serde_json::to_string_pretty(&r.status).unwrap_or_default()).unwrap_or("gone".into()),
-                    self.operator.log_tail()
-                ),
-            }
-        }
+        requests::wait_for(&self.requests, name, what, timeout, done, || self.operator_log()).await
     }
 
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> Result<AccessRequest> {
-        self.wait_for(name, &format!("{phase:?}"), timeout, |r| r.status.as_ref().is_some_and(|s| s.phase == phase))
-            .await
+        requests::wait_phase(&self.requests, name, phase, timeout, || self.operator_log()).await
+    }
+
+    fn operator_log(&self) -> String {
+        format!("--- operator log ---\n{}", self.operator.log_tail())
     }
 
     /// The operator's Ed25519 CA private key, read from its Secret as only an admin can.

@@ -10,10 +10,12 @@ use anyhow::{Context, Result, bail, ensure};
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value, json};
+
+use crate::process::{Keeper, guarded, spawn_kept};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
-    process::{Child, ChildStdin, Command},
+    process::Command,
 };
 
 const MOTO: &str = "moto[server]==5.2.1";
@@ -84,8 +86,9 @@ pub struct AwsEmulator {
     admin: String,
     log: tempfile::NamedTempFile,
     /// Held open: the launcher exits when it closes.
-    stdin: Option<ChildStdin>,
-    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    child: std::process::Child,
+    _keeper: Keeper,
 }
 
 impl AwsEmulator {
@@ -97,21 +100,16 @@ impl AwsEmulator {
             .prefix("passport-moto-")
             .suffix(".log")
             .tempfile()?;
-        // setpriv makes the kernel kill the launcher if this process dies without running Drop.
-        let mut child = Command::new("setpriv")
-            .arg("--pdeathsig=KILL")
-            .arg("--")
-            .arg("python3")
+        let mut command = guarded("python3");
+        command
             .arg(&script)
             .args(["--port", "0", "--admin-port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log.reopen()?)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", script.display()))?;
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log.reopen()?);
+        let (mut child, keeper) = spawn_kept(command)?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("launcher stdout")?;
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().context("launcher stdout")?)?;
         let mut line = String::new();
         let read = tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
         let ready: Value = match read {
@@ -136,6 +134,7 @@ impl AwsEmulator {
             log,
             stdin,
             child,
+            _keeper: keeper,
         })
     }
 
@@ -260,7 +259,8 @@ impl AwsEmulator {
 impl Drop for AwsEmulator {
     fn drop(&mut self) {
         self.stdin.take();
-        let _ = self.child.start_kill();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

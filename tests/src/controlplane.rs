@@ -21,6 +21,7 @@ use kube::{
 use crate::{
     kubeconfig,
     pki::{self, Pki},
+    process::{Keeper, guarded, spawn_kept},
 };
 
 /// A user the suite can act as: CN = name, O = groups.
@@ -45,7 +46,7 @@ pub struct ControlPlane {
     pki: Pki,
     server: String,
     /// etcd then kube-apiserver; emptied by [`ControlPlane::stop`].
-    processes: Mutex<Vec<(&'static str, Child)>>,
+    processes: Mutex<Vec<(&'static str, Child, Keeper)>>,
 }
 
 impl ControlPlane {
@@ -105,7 +106,7 @@ impl ControlPlane {
             ],
             &root.join("kube-apiserver.log"),
         )?;
-        let processes = Mutex::new(vec![("etcd", etcd), ("kube-apiserver", apiserver)]);
+        let processes = Mutex::new(vec![("etcd", etcd.0, etcd.1), ("kube-apiserver", apiserver.0, apiserver.1)]);
         let plane = Self { dir, pki, server, processes };
         plane.write_kubeconfigs()?;
         plane.wait_ready().await?;
@@ -176,7 +177,7 @@ impl ControlPlane {
 
     fn ensure_running(&self) -> Result<()> {
         let mut processes = self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (name, child) in processes.iter_mut() {
+        for (name, child, _) in processes.iter_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
@@ -190,8 +191,9 @@ impl ControlPlane {
     /// Stops both processes and waits for them, so no process or port is left behind.
     pub fn stop(&self) {
         let mut processes = self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while let Some((_, child)) = processes.pop() {
+        while let Some((_, child, keeper)) = processes.pop() {
             stop_child(child);
+            drop(keeper);
         }
     }
 }
@@ -226,20 +228,11 @@ pub fn binaries_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
 
-fn spawn(binary: &Path, args: &[String], log: &Path) -> Result<Child> {
+fn spawn(binary: &Path, args: &[String], log: &Path) -> Result<(Child, Keeper)> {
     let log_file = fs::File::create(log)?;
-    // setpriv makes the kernel kill the process if this one dies without running Drop, so a crashed or
-    // killed test run leaves nothing behind either.
-    Command::new("setpriv")
-        .arg("--pdeathsig=KILL")
-        .arg("--")
-        .arg(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))
+    let mut command = guarded(binary);
+    command.args(args).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    spawn_kept(command)
 }
 
 fn stop_child(mut child: Child) {

@@ -11,6 +11,8 @@ pub mod kubeconfig;
 pub mod kubectl;
 pub mod operator;
 pub mod pki;
+pub mod process;
+pub mod requests;
 pub mod ssh;
 
 pub use controlplane::{ControlPlane, USERS};

@@ -10,9 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use crate::{ControlPlane, binaries::workspace_binary, kubectl};
+use crate::{
+    ControlPlane,
+    binaries::workspace_binary,
+    kubectl,
+    process::{Keeper, guarded, spawn_kept},
+};
 
 /// The operator's service-account identity, as its RBAC in deploy/rbac.yaml names it.
 pub const IDENTITY: &str = "system:serviceaccount:passport-system:passport-operator";
@@ -20,7 +25,7 @@ pub const GROUPS: [&str; 2] = ["system:serviceaccounts", "system:serviceaccounts
 
 #[derive(Debug)]
 pub struct OperatorProcess {
-    child: Mutex<Option<Child>>,
+    child: Mutex<Option<(Child, Keeper)>>,
     log: tempfile::NamedTempFile,
     http_port: u16,
 }
@@ -36,19 +41,17 @@ impl OperatorProcess {
         let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = tempfile::Builder::new().prefix("passport-operator-").suffix(".log").tempfile()?;
         let binary = workspace_binary("passport-operator", "passport-operator")?;
-        let child = Command::new("setpriv")
-            .args(["--pdeathsig=KILL", "--"])
-            .arg(&binary)
+        let mut command = guarded(&binary);
+        command
             .args(["--http-addr", &format!("127.0.0.1:{http_port}"), "--namespace", "passport-system"])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,passport_operator=debug,kube=warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.reopen()?)
-            .stderr(log.reopen()?)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Self { child: Mutex::new(Some(child)), log, http_port })
+            .stderr(log.reopen()?);
+        let (child, keeper) = spawn_kept(command)?;
+        Ok(Self { child: Mutex::new(Some((child, keeper))), log, http_port })
     }
 
     pub fn http_port(&self) -> u16 {
@@ -64,7 +67,7 @@ impl OperatorProcess {
 
     /// Kills the operator at once, as a crash or an evicted pod would.
     pub fn kill(&self) {
-        if let Some(mut child) = self.lock().take() {
+        if let Some((mut child, _keeper)) = self.lock().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -72,7 +75,7 @@ impl OperatorProcess {
 
     /// SIGTERM, then waits up to `grace` for a clean exit; returns whether it exited successfully.
     pub fn terminate(&self, grace: Duration) -> Result<bool> {
-        let Some(mut child) = self.lock().take() else { return Ok(false) };
+        let Some((mut child, _keeper)) = self.lock().take() else { return Ok(false) };
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -86,7 +89,7 @@ impl OperatorProcess {
         bail!("operator still running {grace:?} after SIGTERM")
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Child, Keeper)>> {
         self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

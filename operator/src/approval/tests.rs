@@ -131,7 +131,7 @@ fn auto_approval_by_user_or_verified_group() {
     let by_group = policy(Some(subjects(&[], &["developers"])));
     let bob = request("bob", Some("developers,system:authenticated"));
     assert!(matches!(
-        evaluate(&bob, &[by_group.clone()], &[], at(1)),
+        evaluate(&bob, std::slice::from_ref(&by_group), &[], at(1)),
         Approval::Approved { .. }
     ));
     let bob_without_groups = request("bob", None);
@@ -174,7 +174,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("carol", Decision::Approve),
         review("alice", Decision::Approve),
     ];
-    match evaluate(&req, &[p.clone()], &one, at(1)) {
+    match evaluate(&req, std::slice::from_ref(&p), &one, at(1)) {
         Approval::Waiting { reason, deadline, .. } => {
             assert_eq!(reason, "AwaitingApproval");
             assert_eq!(deadline, at(1800));
@@ -186,7 +186,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("dave", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(&req, &[p.clone()], &two, at(1)),
+        evaluate(&req, std::slice::from_ref(&p), &two, at(1)),
         Approval::Approved { .. }
     ));
     let outsider = [
@@ -194,7 +194,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("mallory", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(&req, &[p.clone()], &outsider, at(1)),
+        evaluate(&req, std::slice::from_ref(&p), &outsider, at(1)),
         Approval::Waiting { .. }
     ));
     let denied = [review("carol", Decision::Approve), review("dave", Decision::Deny)];

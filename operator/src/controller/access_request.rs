@@ -60,10 +60,11 @@ async fn drive<F: Fleet>(
         && matches!(approval, Approval::Approved { .. })
         && !deleting
         && !request.spec.completed;
-    let observations = match &account {
+    let mut observations = match &account {
         Some(account) => observe(ctx, account, request, &status, about_to_provision).await,
         None => Observations::default(),
     };
+    observations.still_granted = still_granted_elsewhere(ctx, request);
 
     let decision = lifecycle::step(Inputs {
         spec: &request.spec,
@@ -214,6 +215,29 @@ fn resolve_account<F>(
         );
     }
     (AccountAccess::Usable, Some(Account::from(&account.spec)))
+}
+
+/// Instances where another live request of the same requester has the same user provisioned.
+fn still_granted_elsewhere<F>(ctx: &Context<F>, request: &AccessRequest) -> std::collections::BTreeMap<String, String> {
+    let live = |other: &AccessRequest| {
+        other.metadata.uid != request.metadata.uid
+            && other.spec.requester == request.spec.requester
+            && other.metadata.deletion_timestamp.is_none()
+            && !other.spec.completed
+            && other.status.as_ref().is_some_and(|s| {
+                matches!(s.phase, Phase::Provisioning | Phase::Active)
+                    && s.expires_at.as_ref().is_none_or(|t| t.0 > Timestamp::now())
+            })
+    };
+    let mut granted = std::collections::BTreeMap::new();
+    for other in ctx.requests.state().iter().filter(|o| live(o)) {
+        let key = format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any());
+        let targets = other.status.iter().flat_map(|s| &s.targets);
+        for target in targets.filter(|t| matches!(t.state, TargetState::Ready | TargetState::Provisioning)) {
+            granted.entry(target.instance_id.clone()).or_insert_with(|| key.clone());
+        }
+    }
+    granted
 }
 
 fn in_namespace<K: kube::Resource + Clone>(objects: Vec<Arc<K>>, namespace: &str) -> Vec<K> {

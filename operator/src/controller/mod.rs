@@ -40,6 +40,7 @@ pub struct Context<F> {
     pub policies: Store<AccessPolicy>,
     pub reviews: Store<AccessReview>,
     pub accounts: Store<AwsAccount>,
+    pub requests: Store<AccessRequest>,
 }
 
 impl<F> std::fmt::Debug for Context<F> {
@@ -138,21 +139,6 @@ pub async fn run<F: Fleet>(
         return;
     }
 
-    let reporter = Reporter {
-        controller: "passport-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
-        client: client.clone(),
-        namespace,
-        fleet,
-        authority,
-        metrics,
-        policies,
-        reviews,
-        accounts,
-    });
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
     // Our own status writes would retrigger reconciles; only spec, deletion and finalizer changes do.
@@ -167,6 +153,22 @@ pub async fn run<F: Fleet>(
         predicates::generation.combine(predicates::finalizers),
         Default::default(),
     );
+    let reporter = Reporter {
+        controller: "passport-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        namespace,
+        fleet,
+        authority,
+        metrics,
+        policies,
+        reviews,
+        accounts,
+        requests: requests.clone(),
+    });
     let by_namespace = requests.clone();
     let request_controller = Controller::for_stream(request_changes, requests)
         .watches(

@@ -84,6 +84,9 @@ pub struct Observations {
     pub invocations: BTreeMap<String, Invocation>,
     /// Targets whose state could not be observed this time, and why (e.g. SSM throttling).
     pub errors: BTreeMap<String, String>,
+    /// Instances where another live request of the same requester (so the same OS user) still
+    /// grants access: revoking there would cut that request off. Value: that request's namespace/name.
+    pub still_granted: BTreeMap<String, String>,
 }
 
 /// The state of one SSM command invocation on one instance.
@@ -144,6 +147,7 @@ pub struct LogEvent {
 /// The logbook's vocabulary (the CloudEvent type is `dev.passport.accessrequest.<action>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogAction {
+    Created,
     Approved,
     Denied,
     Provisioned,
@@ -157,6 +161,7 @@ pub enum LogAction {
 impl LogAction {
     pub fn as_str(self) -> &'static str {
         match self {
+            LogAction::Created => "created",
             LogAction::Approved => "approved",
             LogAction::Denied => "denied",
             LogAction::Provisioned => "provisioned",

@@ -31,6 +31,16 @@ pub fn step(input: Inputs<'_>) -> Decision {
     d.status.observed_generation = input.generation;
     if d.status.username.is_none() {
         d.status.username = Some(input.username.to_owned());
+        let spec = input.spec;
+        let message = format!(
+            "{} requested {} target(s) for {}{}: {}",
+            spec.requester,
+            spec.targets.len(),
+            spec.duration,
+            spec.ticket.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(),
+            spec.reason
+        );
+        event(&mut d, LogAction::Created, message, false);
     }
     if d.status.targets.is_empty() {
         d.status.targets = input
@@ -273,6 +283,11 @@ fn revoking(input: &Inputs<'_>, d: &mut Decision) {
             }
             _ => {}
         }
+        if let Some(other) = input.observations.still_granted.get(&id) {
+            target.state = TargetState::Removed;
+            target.message = format!("user kept: request {other} still grants it on this instance");
+            continue;
+        }
         send.push((target.platform.unwrap_or(Platform::Linux), id));
     }
     for platform in [Platform::Linux, Platform::Windows] {
@@ -313,6 +328,7 @@ fn revoking(input: &Inputs<'_>, d: &mut Decision) {
 
 fn finish(d: &mut Decision, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
     d.status.phase = phase;
+    d.status.message = message.to_owned();
     d.status.outcome = None;
     d.status.ended_at = Some(Time(now));
     d.release = true;
@@ -358,7 +374,10 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
         .filter(|t| t.state == TargetState::Ready)
         .count();
     let all_ready = ready_count == status.targets.len() && status.phase == Phase::Active;
-    let summary = format!("{ready_count}/{} targets ready", status.targets.len());
+    let mut summary = format!("{ready_count}/{} targets ready", status.targets.len());
+    if !status.message.is_empty() && !all_ready {
+        summary = format!("{summary}: {}", status.message);
+    }
     let phase_reason = format!("{:?}", status.phase);
     conditions::set(
         conditions,

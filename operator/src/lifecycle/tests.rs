@@ -132,7 +132,7 @@ impl World {
 }
 
 fn host_keys_stdout() -> String {
-    "--- passport host keys ---\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey root@host\n--- end host keys ---\n".into()
+    "--- passport host keys ---\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFpQPuNnmCK/7T3fTS5vZA8z7rYawvf4GLIMXhUdpICQ root@host\n--- end host keys ---\n".into()
 }
 
 fn actions_of(d: &Decision) -> Vec<(&'static str, Vec<String>)> {
@@ -145,8 +145,9 @@ fn actions_of(d: &Decision) -> Vec<(&'static str, Vec<String>)> {
         .collect()
 }
 
+/// The logbook actions of a step, leaving out the Created entry every first step writes.
 fn logged(d: &Decision) -> Vec<LogAction> {
-    d.events.iter().map(|e| e.action).collect()
+    d.events.iter().map(|e| e.action).filter(|a| *a != LogAction::Created).collect()
 }
 
 fn condition(status: &AccessRequestStatus, type_: &str) -> (String, String) {
@@ -192,7 +193,9 @@ fn denial_ends_the_request() {
     };
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Denied);
-    assert!(d.events[0].message.contains("carol") && d.events[0].warning);
+    assert_eq!(d.events[0].action, LogAction::Created);
+    assert!(d.events[0].message.contains("alice requested 1 target(s) for 1h: disk full"));
+    assert!(d.events[1].message.contains("carol") && d.events[1].warning);
 }
 
 #[test]
@@ -223,7 +226,10 @@ fn an_unusable_account_fails_before_anything_is_sent() {
     assert_eq!(w.status.phase, Phase::Failed);
     assert!(d.actions.is_empty());
     assert_eq!(logged(&d), [LogAction::Approved, LogAction::Failed]);
-    assert!(d.events[1].message.contains("AwsAccount \"prod\""));
+    assert!(d.events[2].message.contains("AwsAccount \"prod\""));
+    assert!(w.status.message.contains("AwsAccount \"prod\" does not exist"));
+    let ready = w.status.conditions.iter().find(|c| c.type_ == condition_types::READY).expect("Ready");
+    assert!(ready.message.contains("does not exist"), "{}", ready.message);
 }
 
 #[test]
@@ -264,7 +270,7 @@ fn all_targets_ready_activates_and_starts_the_clock() {
     assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
     assert_eq!(
         w.target(A).host_keys,
-        ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey"]
+        ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFpQPuNnmCK/7T3fTS5vZA8z7rYawvf4GLIMXhUdpICQ"]
     );
     assert_eq!(condition(&w.status, condition_types::READY).0, "True");
     assert_eq!(condition(&w.status, condition_types::PROVISIONED).0, "True");
@@ -521,6 +527,18 @@ fn terminal_phases_do_nothing_but_release() {
         w.spec.completed = true;
         let d = w.run();
         assert_eq!(w.status.phase, phase);
-        assert!(d.actions.is_empty() && d.events.is_empty() && d.release && d.requeue_after.is_none());
+        assert!(d.actions.is_empty() && logged(&d).is_empty() && d.release && d.requeue_after.is_none());
     }
+}
+
+#[test]
+fn a_user_another_live_request_still_needs_is_kept() {
+    let mut w = World::new(&[A, B]);
+    w.activate();
+    w.spec.completed = true;
+    w.observations.still_granted.insert(A.into(), "team-a/other".into());
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
+    assert_eq!(w.target(A).state, TargetState::Removed);
+    assert!(w.target(A).message.contains("team-a/other"));
 }

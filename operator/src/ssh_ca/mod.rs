@@ -24,6 +24,7 @@
 
 mod error;
 mod keys;
+mod rsa_signer;
 mod sign;
 mod store;
 

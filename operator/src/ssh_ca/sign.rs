@@ -5,10 +5,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rand_core::OsRng;
 use ssh_key::certificate::{Builder, CertType};
-use ssh_key::{Algorithm, PublicKey};
+use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use super::error::CaError;
 use super::keys::{CaKeys, SshKeyType, rsa_modulus_bits};
+use super::rsa_signer::RsaCaSigner;
 
 /// How far before "now" certificates start being valid, so that an instance whose clock runs a little
 /// behind the operator's does not reject a certificate as not yet valid.
@@ -32,15 +33,9 @@ pub const MAX_USER_RSA_BITS: usize = 16384;
 /// `-256`) on certificates since OpenSSH 7.2; only servers older than that need the SHA-1 `ssh-rsa`
 /// signature, which OpenSSH 8.2+ in turn refuses by default.
 ///
-/// The `ssh-key` 0.6 crate signs with an RSA key only as `rsa-sha2-512` (its `Signer` for RSA keys is
-/// hard-wired to SHA-512), and cannot represent an `ssh-rsa` (SHA-1) signature at all
-/// (`Signature::new` rejects `Algorithm::Rsa { hash: None }`), so RSA user keys get one
-/// `rsa-sha2-512` certificate. `rsa-sha2-256` would need the `rsa` crate as a direct dependency (a
-/// custom `Signer`); `ssh-rsa` would need another library altogether.
-///
-/// Beware: ssh-key 0.6.7 hands prime `p` twice to the `rsa` crate when signing (RustCrypto/SSH#217,
-/// fixed only on the unreleased 0.7 line); `rsa` ≤ 0.9.6 tolerates that, `rsa` ≥ 0.9.7 validates the
-/// key and every RSA signature fails with "cryptographic error".
+/// RSA signatures are made by [`RsaCaSigner`] with the `rsa` crate (ssh-key 0.6.7's own RSA signer is
+/// broken with `rsa` ≥ 0.9.7 and does SHA-512 only). `ssh-rsa` (SHA-1) cannot be produced: ssh-key 0.6
+/// cannot represent such a signature (`Signature::new` rejects `Algorithm::Rsa { hash: None }`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CaSignatureAlgorithm {
@@ -48,6 +43,8 @@ pub enum CaSignatureAlgorithm {
     SshEd25519,
     /// RSA CA key, PKCS#1 v1.5 with SHA-512; for RSA user keys.
     RsaSha2_512,
+    /// RSA CA key, PKCS#1 v1.5 with SHA-256; for RSA user keys.
+    RsaSha2_256,
 }
 
 impl CaSignatureAlgorithm {
@@ -56,6 +53,7 @@ impl CaSignatureAlgorithm {
         match self {
             Self::SshEd25519 => "ssh-ed25519",
             Self::RsaSha2_512 => "rsa-sha2-512",
+            Self::RsaSha2_256 => "rsa-sha2-256",
         }
     }
 
@@ -66,7 +64,7 @@ impl CaSignatureAlgorithm {
     pub fn for_key_type(key_type: SshKeyType) -> &'static [Self] {
         match key_type {
             SshKeyType::Ed25519 => &[Self::SshEd25519],
-            SshKeyType::Rsa => &[Self::RsaSha2_512],
+            SshKeyType::Rsa => &[Self::RsaSha2_512, Self::RsaSha2_256],
         }
     }
 }
@@ -240,9 +238,15 @@ impl CaKeys {
             algorithm: algorithm.as_str(),
             source,
         };
-        let ca_key = match algorithm {
-            CaSignatureAlgorithm::SshEd25519 => &self.ed25519.private,
-            CaSignatureAlgorithm::RsaSha2_512 => &self.rsa.private,
+        let rsa_signer = |hash| {
+            let keypair = self
+                .rsa
+                .private
+                .key_data()
+                .rsa()
+                .ok_or(ssh_key::Error::AlgorithmUnknown)
+                .map_err(failed)?;
+            RsaCaSigner::new(keypair, hash).map_err(|_| failed(ssh_key::Error::Crypto))
         };
         let (valid_after, valid_before) = validity.as_unix_secs();
         let mut builder =
@@ -258,7 +262,12 @@ impl CaKeys {
         for extension in EXTENSIONS {
             builder.extension(extension, "").map_err(failed)?;
         }
-        let certificate = builder.sign(ca_key).map_err(failed)?;
+        let certificate = match algorithm {
+            CaSignatureAlgorithm::SshEd25519 => builder.sign(&self.ed25519.private),
+            CaSignatureAlgorithm::RsaSha2_512 => builder.sign(&rsa_signer(HashAlg::Sha512)?),
+            CaSignatureAlgorithm::RsaSha2_256 => builder.sign(&rsa_signer(HashAlg::Sha256)?),
+        }
+        .map_err(failed)?;
         // The label must describe the signature actually made, not the one intended: should a future
         // ssh-key pick another hash for RSA, the CredentialRequest status would otherwise mislabel it.
         let produced = certificate.signature().algorithm();

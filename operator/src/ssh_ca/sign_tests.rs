@@ -107,7 +107,8 @@ fn rsa_key_gets_rsa_sha2_512_signed_certificate() {
     let req = request(&line, ts("2030-06-01T12:00:00Z"));
     let issued = sign(&CA, &req);
     let algorithms: Vec<&str> = issued.iter().map(|c| c.algorithm.as_str()).collect();
-    assert_eq!(algorithms, ["rsa-sha2-512"]);
+    assert_eq!(algorithms, ["rsa-sha2-512", "rsa-sha2-256"]);
+    assert_certificate(&issued[1], &req, NEXT_RSA.public_key());
     assert!(
         issued[0]
             .certificate
@@ -361,37 +362,39 @@ fn ssh_keygen_accepts_and_describes_the_certificates() {
         );
         assert!(out.status.success(), "{out:?}");
         let public = std::fs::read_to_string(format!("{key}.pub")).expect("read .pub");
-        let issued = sign(&CA, &request(&public, now));
-        assert_eq!(issued.len(), 1);
-        let cert_path = format!("{key}-cert.pub");
-        std::fs::write(&cert_path, format!("{}\n", issued[0].certificate)).expect("write cert");
+        let all = sign(&CA, &request(&public, now));
+        for issued in all.chunks(1) {
+            let cert_path = format!("{key}-cert.pub");
+            std::fs::write(&cert_path, format!("{}\n", issued[0].certificate)).expect("write cert");
 
-        let out = ssh_keygen(&program, &["-L", "-f", &cert_path]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{out:?}");
-        let algorithm = &issued[0].algorithm;
-        for expected in [
-            format!("Type: ssh-{key_type}-cert-v01@openssh.com user certificate"),
-            "Key ID: \"team-a/alice-db#7\"".to_owned(),
-            "Serial: 7".to_owned(),
-            format!("Signing CA: {ca_type} {ca_fingerprint} (using {algorithm})"),
-            "Valid: from 2030-06-01T11:58:00 to 2030-06-01T12:05:00".to_owned(),
-            format!("Principals: \n                {PRINCIPAL}\n"),
-            "Critical Options: (none)".to_owned(),
-            "Extensions: \n                permit-port-forwarding\n                permit-pty\n".to_owned(),
-        ] {
-            assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+            let out = ssh_keygen(&program, &["-L", "-f", &cert_path]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{out:?}");
+            let algorithm = &issued[0].algorithm;
+            for expected in [
+                format!("Type: ssh-{key_type}-cert-v01@openssh.com user certificate"),
+                "Key ID: \"team-a/alice-db#7\"".to_owned(),
+                "Serial: 7".to_owned(),
+                format!("Signing CA: {ca_type} {ca_fingerprint} (using {algorithm})"),
+                "Valid: from 2030-06-01T11:58:00 to 2030-06-01T12:05:00".to_owned(),
+                format!("Principals: \n                {PRINCIPAL}\n"),
+                "Critical Options: (none)".to_owned(),
+                "Extensions: \n                permit-port-forwarding\n                permit-pty\n"
+                    .to_owned(),
+            ] {
+                assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+            }
+
+            // Negative control: a flipped signature byte must make ssh-keygen refuse the certificate.
+            let mut fields: Vec<String> = issued[0].certificate.split(' ').map(str::to_owned).collect();
+            let blob = &mut fields[1];
+            let at = blob.trim_end_matches('=').len() - 4;
+            let flipped = if &blob[at..=at] == "A" { "B" } else { "A" };
+            blob.replace_range(at..=at, flipped);
+            std::fs::write(&cert_path, fields.join(" ") + "\n").expect("write cert");
+            let out = ssh_keygen(&program, &["-L", "-f", &cert_path]);
+            assert!(!out.status.success(), "tampered certificate accepted: {out:?}");
         }
-
-        // Negative control: a flipped signature byte must make ssh-keygen refuse the certificate.
-        let mut fields: Vec<String> = issued[0].certificate.split(' ').map(str::to_owned).collect();
-        let blob = &mut fields[1];
-        let at = blob.trim_end_matches('=').len() - 4;
-        let flipped = if &blob[at..=at] == "A" { "B" } else { "A" };
-        blob.replace_range(at..=at, flipped);
-        std::fs::write(&cert_path, fields.join(" ") + "\n").expect("write cert");
-        let out = ssh_keygen(&program, &["-L", "-f", &cert_path]);
-        assert!(!out.status.success(), "tampered certificate accepted: {out:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

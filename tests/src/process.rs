@@ -1,0 +1,50 @@
+//! Children that die with the test run, however it ends. `setpriv --pdeathsig=KILL` asks the kernel
+//! to kill a child when its parent goes, but "parent" means the *thread* that forked it; test runners
+//! end idle worker threads, which would kill servers other tests still use. So each child is forked
+//! by a keeper thread that lives exactly as long as the [`Keeper`] handle.
+
+use std::{
+    process::{Child, Command},
+    sync::mpsc,
+    thread::JoinHandle,
+};
+
+use anyhow::{Context, Result};
+
+/// Keeps a child's forking thread alive. Dropping it ends the thread, and the kernel then kills the
+/// child if it still runs.
+#[derive(Debug)]
+pub struct Keeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A command for `program` that the kernel kills if its keeper thread ends: configure it (args,
+/// env, stdio) as usual, then start it with [`spawn_kept`].
+pub fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command.arg("--pdeathsig=KILL").arg("--").arg(program);
+    command
+}
+
+/// Spawns `command` (made with [`guarded`]) from a new keeper thread.
+pub fn spawn_kept(mut command: Command) -> Result<(Child, Keeper)> {
+    let program = command.get_args().nth(2).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let (child_tx, child_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new().name("keeper".into()).spawn(move || {
+        let _ = child_tx.send(command.spawn());
+        let _ = stop_rx.recv();
+    })?;
+    let child = child_rx.recv().context("keeper thread died")?.with_context(|| format!("starting {program}"))?;
+    Ok((child, Keeper { stop: Some(stop_tx), thread: Some(thread) }))
+}
