@@ -104,7 +104,10 @@ pub struct ApprovalRule {
 
 impl Default for ApprovalRule {
     fn default() -> Self {
-        Self { required: default_required_approvals(), approvers: Subjects::default() }
+        Self {
+            required: default_required_approvals(),
+            approvers: Subjects::default(),
+        }
     }
 }
 

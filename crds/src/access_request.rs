@@ -140,7 +140,10 @@ pub enum Phase {
 
 impl Phase {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed)
+        matches!(
+            self,
+            Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed
+        )
     }
 }
 

@@ -57,7 +57,9 @@ pub fn bounded_duration_rules(field: &str, min: &str, max: &str) -> Vec<Value> {
             &format!("{field} must be a duration in Go syntax, such as 30m, 1h or 1h30m"),
         ),
         rule(
-            &format!("!{syntax} || (duration(self) >= duration('{min}') && duration(self) <= duration('{max}'))"),
+            &format!(
+                "!{syntax} || (duration(self) >= duration('{min}') && duration(self) <= duration('{max}'))"
+            ),
             &format!("{field} must be between {min} and {max}"),
         ),
     ]

@@ -31,9 +31,13 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
     let mut rest = text;
     let mut total_nanos: u128 = 0;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(syntax)?;
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(syntax)?;
         let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let unit_nanos: u128 = match unit {
             "ns" => 1,
@@ -49,7 +53,8 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
             .ok_or_else(|| DurationError::Overflow(text.to_owned()))?;
         rest = tail;
     }
-    let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| DurationError::Overflow(text.to_owned()))?;
+    let secs =
+        u64::try_from(total_nanos / 1_000_000_000).map_err(|_| DurationError::Overflow(text.to_owned()))?;
     let nanos = u32::try_from(total_nanos % 1_000_000_000).unwrap_or_default();
     Ok(Duration::new(secs, nanos))
 }
@@ -104,7 +109,9 @@ mod tests {
 
     #[test]
     fn rejects_what_go_rejects() {
-        for bad in ["", "abc", "1", "h", "1d", "1.h", ".5h", "-1h", "1h-5m", "1 h", "1.2.3h"] {
+        for bad in [
+            "", "abc", "1", "h", "1d", "1.h", ".5h", "-1h", "1h-5m", "1 h", "1.2.3h",
+        ] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -9,17 +9,21 @@ use passport_tests::{ControlPlane, kubectl};
 use crate::{TestFn, test};
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
-    vec![test("admission::only_yourself_and_your_own_groups", |_env| async move {
-        // Its own control plane: the policy would refuse the other tests' admin-made requests.
-        let plane = ControlPlane::start().await?;
-        passport_tests::crds::install(&plane.admin_client().await?).await?;
-        identity_rules(&plane).await
-    })]
+    vec![test(
+        "admission::only_yourself_and_your_own_groups",
+        |_env| async move {
+            // Its own control plane: the policy would refuse the other tests' admin-made requests.
+            let plane = ControlPlane::start().await?;
+            passport_tests::crds::install(&plane.admin_client().await?).await?;
+            identity_rules(&plane).await
+        },
+    )]
 }
 
 fn request(name: &str, requester: &str, groups: Option<&str>) -> String {
-    let annotations =
-        groups.map(|g| format!("  annotations:\n    passport.dev/requester-groups: \"{g}\"\n")).unwrap_or_default();
+    let annotations = groups
+        .map(|g| format!("  annotations:\n    passport.dev/requester-groups: \"{g}\"\n"))
+        .unwrap_or_default();
     format!(
         "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: {name}\n  namespace: team-a\n{annotations}\
          spec:\n  requester: {requester}\n  reason: checking identity rules\n  targets:\n  - instanceId: i-0123456789abcdef0\n"
@@ -56,17 +60,33 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
 
     let for_bob = kubectl::apply(&alice, &request("for-bob", "bob", None))?;
     ensure!(!for_bob.success, "alice created a request for bob");
-    ensure!(for_bob.stderr.contains("spec.requester must be your own username (alice)"), "{}", for_bob.stderr);
+    ensure!(
+        for_bob
+            .stderr
+            .contains("spec.requester must be your own username (alice)"),
+        "{}",
+        for_bob.stderr
+    );
 
     let borrowed = kubectl::apply(&alice, &request("borrowed", "alice", Some("developers,sre")))?;
     ensure!(!borrowed.success, "alice claimed group sre");
-    ensure!(borrowed.stderr.contains("may only list groups you belong to"), "{}", borrowed.stderr);
+    ensure!(
+        borrowed.stderr.contains("may only list groups you belong to"),
+        "{}",
+        borrowed.stderr
+    );
 
     let review = "apiVersion: passport.dev/v1alpha1\nkind: AccessReview\nmetadata:\n  name: r\n  namespace: team-a\n\
         spec:\n  accessRequest: mine\n  decision: Approve\n  reviewer: alice\n";
     let as_carol = kubectl::apply(&plane.user_kubeconfig("carol"), review)?;
     ensure!(!as_carol.success, "carol reviewed in alice's name");
-    ensure!(as_carol.stderr.contains("spec.reviewer must be your own username (carol)"), "{}", as_carol.stderr);
+    ensure!(
+        as_carol
+            .stderr
+            .contains("spec.reviewer must be your own username (carol)"),
+        "{}",
+        as_carol.stderr
+    );
 
     // A trusted GitOps applier may request on someone's behalf; nobody else may.
     let argocd = plane.kubeconfig_for("argocd", &[])?;
@@ -74,7 +94,15 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     ensure!(!refused.success, "an untrusted applier requested for alice");
     kubectl::run(
         &admin,
-        &["-n", "passport-system", "patch", "configmap", "passport-identity", "-p", r#"{"data":{"gitopsAppliers":"argocd"}}"#],
+        &[
+            "-n",
+            "passport-system",
+            "patch",
+            "configmap",
+            "passport-identity",
+            "-p",
+            r#"{"data":{"gitopsAppliers":"argocd"}}"#,
+        ],
         None,
     )?
     .ok()?;

@@ -43,7 +43,9 @@ impl Env {
     pub async fn operator(&self) -> Result<&OperatorProcess> {
         let plane = self.plane().await?;
         let emulator = self.emulator().await?;
-        self.operator.get_or_try_init(|| async { OperatorProcess::start(plane, &emulator.env_vars()) }).await
+        self.operator
+            .get_or_try_init(|| async { OperatorProcess::start(plane, &emulator.env_vars()) })
+            .await
     }
 
     /// A namespace of this test's own, created fresh.
@@ -51,7 +53,13 @@ impl Env {
         let plane = self.plane().await?;
         let name = format!("{prefix}-{}", self.namespaces.fetch_add(1, Ordering::Relaxed));
         let api: Api<Namespace> = Api::all(plane.admin_client().await?);
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         api.create(&PostParams::default(), &ns).await?;
         Ok(name)
     }

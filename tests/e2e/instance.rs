@@ -25,14 +25,12 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         test("instance::ssh_login_with_pinned_host_keys", |_env| async move {
             ssh_login_with_pinned_host_keys().await
         }),
-        test(
-            "instance::pkill_inside_spares_the_host",
-            |_env| async move { pkill_inside_spares_the_host().await },
-        ),
-        test(
-            "instance::stop_leaves_nothing_behind",
-            |_env| async move { stop_leaves_nothing_behind().await },
-        ),
+        test("instance::pkill_inside_spares_the_host", |_env| async move {
+            pkill_inside_spares_the_host().await
+        }),
+        test("instance::stop_leaves_nothing_behind", |_env| async move {
+            stop_leaves_nothing_behind().await
+        }),
     ]
 }
 
@@ -60,20 +58,51 @@ async fn scripts_create_users_only_inside() -> Result<()> {
     let outcome = instance.run_script(&create_user_script()).await?.ok()?;
     ensure!(outcome.stdout.contains(&format!("created {USER}")), "{outcome:?}");
     // Run as the agent runs it: the orchestration file, bash from the shebang, cwd /usr/bin.
-    let orchestration = format!("script=/var/lib/amazon/ssm/{}/document/orchestration/", instance.id());
-    ensure!(outcome.stdout.contains(&orchestration), "not run from the orchestration directory: {outcome:?}");
-    ensure!(outcome.stdout.contains("/awsrunShellScript/0.awsrunShellScript/_script.sh"), "{outcome:?}");
-    ensure!(outcome.stdout.contains("shell=5."), "the shebang's bash did not run the script: {outcome:?}");
-    ensure!(outcome.stdout.contains(&format!("cwd=/usr/bin id={}", instance.id())), "{outcome:?}");
+    let orchestration = format!(
+        "script=/var/lib/amazon/ssm/{}/document/orchestration/",
+        instance.id()
+    );
+    ensure!(
+        outcome.stdout.contains(&orchestration),
+        "not run from the orchestration directory: {outcome:?}"
+    );
+    ensure!(
+        outcome
+            .stdout
+            .contains("/awsrunShellScript/0.awsrunShellScript/_script.sh"),
+        "{outcome:?}"
+    );
+    ensure!(
+        outcome.stdout.contains("shell=5."),
+        "the shebang's bash did not run the script: {outcome:?}"
+    );
+    ensure!(
+        outcome
+            .stdout
+            .contains(&format!("cwd=/usr/bin id={}", instance.id())),
+        "{outcome:?}"
+    );
 
     // A failing script is an outcome, with its exit code and both streams.
     let failed = instance.run_script("echo out; echo err >&2; exit 7").await?;
-    ensure!(failed.exit_code == 7 && failed.stdout == "out\n" && failed.stderr == "err\n", "{failed:?}");
+    ensure!(
+        failed.exit_code == 7 && failed.stdout == "out\n" && failed.stderr == "err\n",
+        "{failed:?}"
+    );
 
     let inside = instance.exec(&["getent", "passwd", USER]).await?.ok()?;
     ensure!(inside.stdout.starts_with(&format!("{USER}:x:")), "{inside:?}");
-    ensure!(inside.stdout.trim_end().ends_with(&format!(":/home/{USER}:/bin/bash")), "{inside:?}");
-    let home = instance.exec(&["stat", "-c", "%U %a", &format!("/home/{USER}")]).await?.ok()?;
+    ensure!(
+        inside
+            .stdout
+            .trim_end()
+            .ends_with(&format!(":/home/{USER}:/bin/bash")),
+        "{inside:?}"
+    );
+    let home = instance
+        .exec(&["stat", "-c", "%U %a", &format!("/home/{USER}")])
+        .await?
+        .ok()?;
     ensure!(home.stdout.starts_with(USER), "home directory inside: {home:?}");
     ensure!(
         instance.root().join("home").join(USER).is_dir(),
@@ -81,11 +110,24 @@ async fn scripts_create_users_only_inside() -> Result<()> {
         instance.root().display()
     );
 
-    let host = tokio::process::Command::new("getent").args(["passwd", USER]).output().await?;
-    ensure!(!host.status.success(), "{USER} exists on the host: {}", String::from_utf8_lossy(&host.stdout));
-    ensure!(!Path::new("/home").join(USER).exists(), "/home/{USER} exists on the host");
+    let host = tokio::process::Command::new("getent")
+        .args(["passwd", USER])
+        .output()
+        .await?;
+    ensure!(
+        !host.status.success(),
+        "{USER} exists on the host: {}",
+        String::from_utf8_lossy(&host.stdout)
+    );
+    ensure!(
+        !Path::new("/home").join(USER).exists(),
+        "/home/{USER} exists on the host"
+    );
     let host_passwd = fs::read_to_string("/etc/passwd")?;
-    ensure!(!host_passwd.contains(USER), "the host's /etc/passwd mentions {USER}");
+    ensure!(
+        !host_passwd.contains(USER),
+        "the host's /etc/passwd mentions {USER}"
+    );
     instance.stop();
     Ok(())
 }
@@ -101,7 +143,11 @@ async fn prepare_login(instance: &Instance, dir: &Path) -> Result<std::path::Pat
         .output()
         .await
         .context("running ssh-keygen (openssh-client)")?;
-    ensure!(keygen.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&keygen.stderr));
+    ensure!(
+        keygen.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
     let public = fs::read_to_string(key.with_extension("pub"))?;
     let install = format!(
         "#!/bin/bash\nset -euo pipefail\n\
@@ -123,9 +169,24 @@ fn ssh(instance: &Instance, dir: &Path, key: &Path, command: &str) -> tokio::pro
         .arg("-p")
         .arg(instance.ssh_port().to_string())
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", dir.join("known_hosts").display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10"])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("known_hosts").display()
+        ))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
         .arg(format!("{USER}@127.0.0.1"))
         .arg(command)
         .stdin(Stdio::null())
@@ -138,7 +199,10 @@ async fn ssh_login_with_pinned_host_keys() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let key = prepare_login(&instance, dir.path()).await?;
     ensure!(
-        instance.host_keys().iter().any(|key| key.starts_with("ssh-ed25519 ")),
+        instance
+            .host_keys()
+            .iter()
+            .any(|key| key.starts_with("ssh-ed25519 ")),
         "{:?}",
         instance.host_keys()
     );
@@ -172,13 +236,17 @@ async fn ssh_login_with_pinned_host_keys() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ensure!(instance.log_tail().contains("Received SIGHUP; restarting."), "sshd did not reload");
+    ensure!(
+        instance.log_tail().contains("Received SIGHUP; restarting."),
+        "sshd did not reload"
+    );
 
     // The pinning is real: another instance's keys under this one's address make ssh refuse it.
     let stranger = start().await?;
-    let wrong = stranger
-        .known_hosts()
-        .replace(&format!(":{}]", stranger.ssh_port()), &format!(":{}]", instance.ssh_port()));
+    let wrong = stranger.known_hosts().replace(
+        &format!(":{}]", stranger.ssh_port()),
+        &format!(":{}]", instance.ssh_port()),
+    );
     fs::write(dir.path().join("known_hosts"), wrong)?;
     let refused = ssh(&instance, dir.path(), &key, "whoami").output().await?;
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -196,14 +264,27 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
     let instance = start().await?;
     let dir = tempfile::tempdir()?;
     let key = prepare_login(&instance, dir.path()).await?;
-    let uid = instance.exec(&["id", "-u", USER]).await?.ok()?.stdout.trim().to_owned();
+    let uid = instance
+        .exec(&["id", "-u", USER])
+        .await?
+        .ok()?
+        .stdout
+        .trim()
+        .to_owned();
 
     // A session held open, and on the host a process of the very same uid.
-    let mut session =
-        ssh(&instance, dir.path(), &key, "sleep 600").stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut session = ssh(&instance, dir.path(), &key, "sleep 600")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
     // (--pdeathsig: it dies with this test even if the run is killed.)
     let mut host_process = tokio::process::Command::new("setpriv")
-        .args(["--pdeathsig=KILL", &format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"])
+        .args([
+            "--pdeathsig=KILL",
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+        ])
         .args(["--", "sleep", "600"])
         .kill_on_drop(true)
         .spawn()
@@ -217,9 +298,15 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
             break;
         }
         if let Some(status) = session.try_wait()? {
-            bail!("the ssh session ended early ({status}); sshd log:\n{}", instance.log_tail());
+            bail!(
+                "the ssh session ended early ({status}); sshd log:\n{}",
+                instance.log_tail()
+            );
         }
-        ensure!(Instant::now() < deadline, "the session's sleep never showed up inside");
+        ensure!(
+            Instant::now() < deadline,
+            "the session's sleep never showed up inside"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seen = instance.exec(&["pgrep", "-u", USER]).await?.ok()?;
@@ -235,7 +322,10 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
     let status = tokio::time::timeout(Duration::from_secs(20), session.wait())
         .await
         .context("the ssh session survived pkill inside the instance")??;
-    ensure!(!status.success(), "ssh exited successfully although its session was killed");
+    ensure!(
+        !status.success(),
+        "ssh exited successfully although its session was killed"
+    );
     let left = instance.exec(&["pgrep", "-u", USER]).await?;
     ensure!(left.exit_code == 1, "processes of {USER} left inside: {left:?}");
 
@@ -244,7 +334,12 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
         "pkill inside the instance killed a host process of uid {uid}"
     );
     let status = fs::read_to_string(format!("/proc/{host_pid}/status"))?;
-    ensure!(status.lines().any(|line| line.starts_with("State:") && !line.contains("zombie")), "{status}");
+    ensure!(
+        status
+            .lines()
+            .any(|line| line.starts_with("State:") && !line.contains("zombie")),
+        "{status}"
+    );
     host_process.kill().await?;
     instance.stop();
     Ok(())
@@ -257,9 +352,15 @@ async fn stop_leaves_nothing_behind() -> Result<()> {
     // Something running in the background, as scripts leave daemons behind.
     let daemon = "#!/bin/bash\nsetsid sleep 600 </dev/null >/dev/null 2>&1 &\nuseradd -m rs-0000dead\n";
     instance.run_script(daemon).await?.ok()?;
-    ensure!(instance.exec(&["pgrep", "-x", "sleep"]).await?.success(), "the background sleep is not running");
+    ensure!(
+        instance.exec(&["pgrep", "-x", "sleep"]).await?.success(),
+        "the background sleep is not running"
+    );
     let inside = processes_in_pid_namespace_of(pid)?;
-    ensure!(inside.len() >= 2, "expected sshd and sleep in the instance, found {inside:?}");
+    ensure!(
+        inside.len() >= 2,
+        "expected sshd and sleep in the instance, found {inside:?}"
+    );
     let upper = format!("{}/mnt/upper", host_dir.display());
     ensure!(
         processes_with_mount_mentioning(&upper)? > 0,
@@ -275,17 +376,26 @@ async fn stop_leaves_nothing_behind() -> Result<()> {
     eprintln!("instance {id} stopped in {:?}", stopping.elapsed());
     ensure!(!instance.is_running(), "still running after stop");
     let survivors: Vec<&Process> = inside.iter().filter(|process| process.is_alive()).collect();
-    ensure!(survivors.is_empty(), "processes of the instance survived stop: {survivors:?}");
+    ensure!(
+        survivors.is_empty(),
+        "processes of the instance survived stop: {survivors:?}"
+    );
     ensure!(
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
         "port {port} still accepts connections"
     );
-    ensure!(processes_with_mount_mentioning(&upper)? == 0, "a mount of the instance survived stop");
+    ensure!(
+        processes_with_mount_mentioning(&upper)? == 0,
+        "a mount of the instance survived stop"
+    );
     ensure!(
         !fs::read_to_string("/proc/mounts")?.contains(&*host_dir.to_string_lossy()),
         "a mount is left on the host"
     );
-    ensure!(!fs::read_to_string("/etc/passwd")?.contains("rs-0000dead"), "the user reached the host");
+    ensure!(
+        !fs::read_to_string("/etc/passwd")?.contains("rs-0000dead"),
+        "the user reached the host"
+    );
     drop(instance);
     ensure!(!host_dir.exists(), "{} is left on the host", host_dir.display());
     Ok(())
@@ -306,7 +416,11 @@ impl Process {
         let (head, rest) = stat.rsplit_once(')')?;
         let comm = head.split_once('(')?.1.to_owned();
         let start_time = rest.split_whitespace().nth(19)?.to_owned();
-        Some(Self { pid: pid.to_owned(), start_time, comm })
+        Some(Self {
+            pid: pid.to_owned(),
+            start_time,
+            comm,
+        })
     }
 
     fn is_alive(&self) -> bool {

@@ -23,41 +23,99 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
         test("lifecycle::expiry_revokes_and_kills_sessions", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let instance = Instance::start().await?;
-            emulator.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
-            let s = Scenario::new(plane, emulator, operator, env.namespace("expiry").await?, &["alice"], &[instance.id()]).await?;
+            emulator
+                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                .await?;
+            let s = Scenario::new(
+                plane,
+                emulator,
+                operator,
+                env.namespace("expiry").await?,
+                &["alice"],
+                &[instance.id()],
+            )
+            .await?;
             end_of_access(&s, &instance, Ending::Expiry).await
         }),
         test("lifecycle::completion_revokes_at_once", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let instance = Instance::start().await?;
-            emulator.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
-            let s = Scenario::new(plane, emulator, operator, env.namespace("complete").await?, &["alice"], &[instance.id()]).await?;
+            emulator
+                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                .await?;
+            let s = Scenario::new(
+                plane,
+                emulator,
+                operator,
+                env.namespace("complete").await?,
+                &["alice"],
+                &[instance.id()],
+            )
+            .await?;
             end_of_access(&s, &instance, Ending::Completion).await
         }),
-        test("lifecycle::deletion_revokes_before_the_object_goes", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
-            let s = Scenario::new(plane, emulator, operator, env.namespace("delete").await?, &["alice"], &[instance.id()]).await?;
-            end_of_access(&s, &instance, Ending::Deletion).await
-        }),
-        test("lifecycle::restarted_operator_revokes_past_expiry", |env| async move {
-            // Its own control plane and operator: this test kills the operator.
-            let emulator = env.emulator().await?;
-            let plane = ControlPlane::start().await?;
-            passport_tests::crds::install(&plane.admin_client().await?).await?;
-            let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
-            let instance = Instance::start().await?;
-            emulator.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
-            let s = Scenario::new(&plane, emulator, &operator, "restart".into(), &["alice"], &[instance.id()]).await?;
-            restart_past_expiry(&s, &instance, &plane, emulator).await
-        }),
+        test(
+            "lifecycle::deletion_revokes_before_the_object_goes",
+            |env| async move {
+                let (plane, emulator, operator) =
+                    (env.plane().await?, env.emulator().await?, env.operator().await?);
+                let instance = Instance::start().await?;
+                emulator
+                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                    .await?;
+                let s = Scenario::new(
+                    plane,
+                    emulator,
+                    operator,
+                    env.namespace("delete").await?,
+                    &["alice"],
+                    &[instance.id()],
+                )
+                .await?;
+                end_of_access(&s, &instance, Ending::Deletion).await
+            },
+        ),
+        test(
+            "lifecycle::restarted_operator_revokes_past_expiry",
+            |env| async move {
+                // Its own control plane and operator: this test kills the operator.
+                let emulator = env.emulator().await?;
+                let plane = ControlPlane::start().await?;
+                passport_tests::crds::install(&plane.admin_client().await?).await?;
+                let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
+                let instance = Instance::start().await?;
+                emulator
+                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                    .await?;
+                let s = Scenario::new(
+                    &plane,
+                    emulator,
+                    &operator,
+                    "restart".into(),
+                    &["alice"],
+                    &[instance.id()],
+                )
+                .await?;
+                restart_past_expiry(&s, &instance, &plane, emulator).await
+            },
+        ),
         test("lifecycle::missing_account_fails_and_says_so", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let id = "i-0aaaaaaaaaaaaaaa1";
-            let s = Scenario::new(plane, emulator, operator, env.namespace("noacct").await?, &["alice"], &[id]).await?;
+            let s = Scenario::new(
+                plane,
+                emulator,
+                operator,
+                env.namespace("noacct").await?,
+                &["alice"],
+                &[id],
+            )
+            .await?;
             let manifest = format!(
                 "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: r\n  namespace: {}\n\
                  spec:\n  requester: alice\n  reason: e2e\n  account: nope\n  targets:\n  - instanceId: {id}\n",
@@ -66,34 +124,73 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
             passport_tests::kubectl::apply(&plane.admin_kubeconfig(), &manifest)?.ok()?;
             let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
             let message = failed.status.map(|st| st.message).unwrap_or_default();
-            ensure!(message.contains("AwsAccount \"nope\" does not exist"), "status.message: {message}");
+            ensure!(
+                message.contains("AwsAccount \"nope\" does not exist"),
+                "status.message: {message}"
+            );
             let notes = passport_tests::kubectl::run(
                 &plane.admin_kubeconfig(),
-                &["get", "events.events.k8s.io", "-n", &s.namespace, "-o", "jsonpath={.items[*].note}"],
+                &[
+                    "get",
+                    "events.events.k8s.io",
+                    "-n",
+                    &s.namespace,
+                    "-o",
+                    "jsonpath={.items[*].note}",
+                ],
                 None,
             )?
             .ok()?
             .stdout;
-            ensure!(notes.contains("AwsAccount \"nope\" does not exist"), "events: {notes}");
+            ensure!(
+                notes.contains("AwsAccount \"nope\" does not exist"),
+                "events: {notes}"
+            );
             Ok(())
         }),
-        test("lifecycle::unmanaged_instance_fails_and_says_so", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let id = "i-0bbbbbbbbbbbbbbb2"; // no SSM agent registered for it
-            let s = Scenario::new(plane, emulator, operator, env.namespace("unmanaged").await?, &["alice"], &[id]).await?;
-            s.request("r", "alice", "1h", &[id])?;
-            let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
-            let message = target_message(&failed);
-            ensure!(message.contains("not managed by SSM"), "{message}");
-            Ok(())
-        }),
-        test("lifecycle::throttling_is_retried_and_reported", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
-            let s = Scenario::new(plane, emulator, operator, env.namespace("throttle").await?, &["alice"], &[instance.id()]).await?;
-            throttling(&s, &instance).await
-        }),
+        test(
+            "lifecycle::unmanaged_instance_fails_and_says_so",
+            |env| async move {
+                let (plane, emulator, operator) =
+                    (env.plane().await?, env.emulator().await?, env.operator().await?);
+                let id = "i-0bbbbbbbbbbbbbbb2"; // no SSM agent registered for it
+                let s = Scenario::new(
+                    plane,
+                    emulator,
+                    operator,
+                    env.namespace("unmanaged").await?,
+                    &["alice"],
+                    &[id],
+                )
+                .await?;
+                s.request("r", "alice", "1h", &[id])?;
+                let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
+                let message = target_message(&failed);
+                ensure!(message.contains("not managed by SSM"), "{message}");
+                Ok(())
+            },
+        ),
+        test(
+            "lifecycle::throttling_is_retried_and_reported",
+            |env| async move {
+                let (plane, emulator, operator) =
+                    (env.plane().await?, env.emulator().await?, env.operator().await?);
+                let instance = Instance::start().await?;
+                emulator
+                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                    .await?;
+                let s = Scenario::new(
+                    plane,
+                    emulator,
+                    operator,
+                    env.namespace("throttle").await?,
+                    &["alice"],
+                    &[instance.id()],
+                )
+                .await?;
+                throttling(&s, &instance).await
+            },
+        ),
     ]
 }
 
@@ -111,13 +208,20 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     let user = username(&active)?;
     let status = active.status.clone().unwrap_or_default();
     ensure!(status.targets[0].state == TargetState::Ready, "{status:?}");
-    ensure!(!status.targets[0].host_keys.is_empty(), "no host keys reported: {status:?}");
+    ensure!(
+        !status.targets[0].host_keys.is_empty(),
+        "no host keys reported: {status:?}"
+    );
     instance.exec(&["id", &user]).await?.ok()?;
 
     let ca = s.ca_private_key().await?;
     let client = SshClient::new(instance, &ca, &user, "-1m:+10m").await?;
     let (ok, stdout, stderr) = client.run("whoami").await?;
-    ensure!(ok && stdout.trim() == user, "certificate login failed: {stderr}\n{}", instance.log_tail());
+    ensure!(
+        ok && stdout.trim() == user,
+        "certificate login failed: {stderr}\n{}",
+        instance.log_tail()
+    );
     let mut held = client.hold_open()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure!(held.try_wait()?.is_none(), "the held-open session ended early");
@@ -126,20 +230,30 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
         Ending::Expiry => {}
         Ending::Completion => {
             let patch = serde_json::json!({ "spec": { "completed": true } });
-            s.requests.patch("r", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            s.requests
+                .patch("r", &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
         }
         Ending::Deletion => {
             s.requests.delete("r", &DeleteParams::default()).await?;
         }
     }
-    let wait = if ending == Ending::Expiry { Duration::from_secs(60) + REVOKE_TIMEOUT } else { REVOKE_TIMEOUT };
+    let wait = if ending == Ending::Expiry {
+        Duration::from_secs(60) + REVOKE_TIMEOUT
+    } else {
+        REVOKE_TIMEOUT
+    };
     match ending {
         Ending::Expiry => drop(s.wait_phase("r", Phase::Expired, wait).await?),
         Ending::Completion => drop(s.wait_phase("r", Phase::Completed, wait).await?),
         Ending::Deletion => {
             let deadline = Instant::now() + wait;
             while s.requests.get_opt("r").await?.is_some() {
-                ensure!(Instant::now() < deadline, "request still present: {}", s.operator.log_tail());
+                ensure!(
+                    Instant::now() < deadline,
+                    "request still present: {}",
+                    s.operator.log_tail()
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -151,7 +265,14 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     let (ok, _, _) = client.run("whoami").await?;
     ensure!(!ok, "a new login succeeded after revocation");
 
-    let scripts: Vec<String> = s.emulator.commands().await?.iter().filter(|c| c.instance_ids.contains(&instance.id().to_owned())).map(|c| c.comment.clone()).collect();
+    let scripts: Vec<String> = s
+        .emulator
+        .commands()
+        .await?
+        .iter()
+        .filter(|c| c.instance_ids.contains(&instance.id().to_owned()))
+        .map(|c| c.comment.clone())
+        .collect();
     ensure!(
         scripts.iter().any(|c| c.contains(&format!("{}/r", s.namespace))),
         "command comments do not name the request: {scripts:?}"
@@ -159,23 +280,41 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     Ok(())
 }
 
-async fn restart_past_expiry(s: &Scenario<'_>, instance: &Instance, plane: &ControlPlane, emulator: &passport_tests::aws::AwsEmulator) -> Result<()> {
+async fn restart_past_expiry(
+    s: &Scenario<'_>,
+    instance: &Instance,
+    plane: &ControlPlane,
+    emulator: &passport_tests::aws::AwsEmulator,
+) -> Result<()> {
     s.request("r", "alice", "1m", &[instance.id()])?;
     let active = s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;
     let user = username(&active)?;
-    let expires = active.status.as_ref().and_then(|s| s.expires_at.clone()).map(|t| t.0);
+    let expires = active
+        .status
+        .as_ref()
+        .and_then(|s| s.expires_at.clone())
+        .map(|t| t.0);
     s.operator.kill();
     let expires = expires.ok_or_else(|| anyhow::anyhow!("no expiresAt"))?;
     let wait = expires.duration_since(jiff::Timestamp::now());
     tokio::time::sleep(Duration::try_from(wait).unwrap_or_default() + Duration::from_secs(5)).await;
-    ensure!(instance.exec(&["id", &user]).await?.success(), "the user went while the operator was down");
+    ensure!(
+        instance.exec(&["id", &user]).await?.success(),
+        "the user went while the operator was down"
+    );
 
     let restarted = OperatorProcess::start(plane, &emulator.env_vars())?;
     let started = Instant::now();
-    let expired = s.with_operator(&restarted).wait_phase("r", Phase::Expired, REVOKE_TIMEOUT).await?;
+    let expired = s
+        .with_operator(&restarted)
+        .wait_phase("r", Phase::Expired, REVOKE_TIMEOUT)
+        .await?;
     let took = started.elapsed();
     ensure!(took < Duration::from_secs(30), "revoked {took:?} after restart");
-    ensure!(!instance.exec(&["id", &user]).await?.success(), "user still present: {expired:?}");
+    ensure!(
+        !instance.exec(&["id", &user]).await?.success(),
+        "user still present: {expired:?}"
+    );
     eprintln!("restart: revoked {took:?} after the operator came back past expiresAt");
     Ok(())
 }
@@ -185,10 +324,21 @@ async fn throttling(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     s.emulator.inject_throttling("SendCommand", 8).await?;
     s.request("r", "alice", "1h", &[instance.id()])?;
     let throttled = s
-        .wait_for("r", "reporting throttling", PROVISION_TIMEOUT, |r| target_message(r).contains("ThrottlingException"))
+        .wait_for("r", "reporting throttling", PROVISION_TIMEOUT, |r| {
+            target_message(r).contains("ThrottlingException")
+        })
         .await?;
-    ensure!(throttled.status.as_ref().is_some_and(|st| st.phase == Phase::Provisioning), "{throttled:?}");
+    ensure!(
+        throttled
+            .status
+            .as_ref()
+            .is_some_and(|st| st.phase == Phase::Provisioning),
+        "{throttled:?}"
+    );
     s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;
-    ensure!(s.emulator.throttled_count().await? >= 8, "fewer throttles served than injected");
+    ensure!(
+        s.emulator.throttled_count().await? >= 8,
+        "fewer throttles served than injected"
+    );
     Ok(())
 }

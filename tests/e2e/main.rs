@@ -38,7 +38,11 @@ fn main() -> std::process::ExitCode {
         .into_iter()
         .map(|(name, test)| {
             let (env, runtime) = (env.clone(), runtime.clone());
-            Trial::test(name, move || runtime.block_on(test(env)).map_err(|err| Failed::from(format!("{err:#}"))))
+            Trial::test(name, move || {
+                runtime
+                    .block_on(test(env))
+                    .map_err(|err| Failed::from(format!("{err:#}")))
+            })
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);

@@ -31,9 +31,13 @@ async fn refuses_to_start_without_crds() -> Result<()> {
         .args(["--http-addr", "127.0.0.1:0"])
         .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(!output.status.success(), "operator started without CRDs: {stderr}");
     ensure!(
-        stderr.contains("CRD accessrequests.passport.dev") && stderr.contains("kubectl apply -f deploy/crds.yaml"),
+        !output.status.success(),
+        "operator started without CRDs: {stderr}"
+    );
+    ensure!(
+        stderr.contains("CRD accessrequests.passport.dev")
+            && stderr.contains("kubectl apply -f deploy/crds.yaml"),
         "the refusal does not name the CRD and how to install it: {stderr}"
     );
     Ok(())
@@ -46,15 +50,30 @@ async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> 
         let ready = wait_for_ok(port, "/readyz").await?;
         ensure!(ready.ends_with("ok"), "/readyz: {ready}");
         let health = http_get(port, "/healthz").await?;
-        ensure!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok"), "/healthz: {health}");
+        ensure!(
+            health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+            "/healthz: {health}"
+        );
         let metrics = http_get(port, "/metrics").await?;
-        ensure!(metrics.contains("passport_build_info{version="), "/metrics: {metrics}");
-        ensure!(metrics.contains("passport_reconciliations_total"), "/metrics: {metrics}");
+        ensure!(
+            metrics.contains("passport_build_info{version="),
+            "/metrics: {metrics}"
+        );
+        ensure!(
+            metrics.contains("passport_reconciliations_total"),
+            "/metrics: {metrics}"
+        );
         Ok(())
     };
-    checks.await.with_context(|| format!("operator log:\n{}", operator.log_tail()))?;
+    checks
+        .await
+        .with_context(|| format!("operator log:\n{}", operator.log_tail()))?;
     let clean = operator.terminate(Duration::from_secs(10))?;
-    ensure!(clean, "operator did not exit cleanly after SIGTERM:\n{}", operator.log_tail());
+    ensure!(
+        clean,
+        "operator did not exit cleanly after SIGTERM:\n{}",
+        operator.log_tail()
+    );
     Ok(())
 }
 
@@ -63,7 +82,9 @@ async fn wait_for_ok(port: u16, path: &str) -> Result<String> {
     loop {
         match http_get(port, path).await {
             Ok(response) if response.starts_with("HTTP/1.1 200") => return Ok(response),
-            Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Ok(response) => bail!("{path} never became ready: {response}"),
             Err(err) => bail!("{path} never answered: {err}"),
         }

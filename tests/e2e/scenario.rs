@@ -31,7 +31,16 @@ impl<'a> Scenario<'a> {
         instance_ids: &[&str],
     ) -> Result<Self> {
         let account = format!("acct-{namespace}");
-        let list = |items: &[&str]| format!("[{}]", items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", "));
+        let list = |items: &[&str]| {
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|i| format!("{i:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         let manifest = format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
              apiVersion: passport.dev/v1alpha1\nkind: AwsAccount\nmetadata:\n  name: {account}\n\
@@ -45,7 +54,15 @@ impl<'a> Scenario<'a> {
         kubectl::apply(&plane.admin_kubeconfig(), &manifest)?.ok()?;
         let admin = plane.admin_client().await?;
         let requests = Api::namespaced(admin.clone(), &namespace);
-        Ok(Self { plane, emulator, operator, namespace, account, requests, admin })
+        Ok(Self {
+            plane,
+            emulator,
+            operator,
+            namespace,
+            account,
+            requests,
+            admin,
+        })
     }
 
     /// The same scenario watched through another operator process (after a restart).
@@ -63,14 +80,19 @@ impl<'a> Scenario<'a> {
 
     /// Applies an AccessRequest as the admin would from Git.
     pub fn request(&self, name: &str, requester: &str, duration: &str, instance_ids: &[&str]) -> Result<()> {
-        let targets: String = instance_ids.iter().map(|id| format!("  - instanceId: {id}\n")).collect();
+        let targets: String = instance_ids
+            .iter()
+            .map(|id| format!("  - instanceId: {id}\n"))
+            .collect();
         let manifest = format!(
             "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
              spec:\n  requester: {requester}\n  reason: e2e lifecycle\n  duration: {duration}\n  account: {account}\n  targets:\n{targets}",
             ns = self.namespace,
             account = self.account,
         );
-        kubectl::apply(&self.plane.admin_kubeconfig(), &manifest)?.ok().map(drop)
+        kubectl::apply(&self.plane.admin_kubeconfig(), &manifest)?
+            .ok()
+            .map(drop)
     }
 
     /// Waits until the request satisfies `done`, failing with its status and the operator's log.
@@ -97,19 +119,33 @@ impl<'a> Scenario<'a> {
         let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), "passport-system");
         let secret = secrets.get("passport-ssh-ca").await?;
         let data = secret.data.context("CA Secret without data")?;
-        Ok(data.get("ed25519").context("CA Secret without an ed25519 key")?.0.clone())
+        Ok(data
+            .get("ed25519")
+            .context("CA Secret without an ed25519 key")?
+            .0
+            .clone())
     }
 }
 
 /// The username and the Active status fields a test needs.
 pub fn username(request: &AccessRequest) -> Result<String> {
-    request.status.as_ref().and_then(|s| s.username.clone()).context("no status.username")
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.username.clone())
+        .context("no status.username")
 }
 
 pub fn target_message(request: &AccessRequest) -> String {
     request
         .status
         .as_ref()
-        .map(|s| s.targets.iter().map(|t| format!("{}: {:?} {}", t.instance_id, t.state, t.message)).collect::<Vec<_>>().join("; "))
+        .map(|s| {
+            s.targets
+                .iter()
+                .map(|t| format!("{}: {:?} {}", t.instance_id, t.state, t.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
         .unwrap_or_default()
 }

@@ -32,25 +32,56 @@ fn examples_apply_and_print_columns(kubeconfig: &Path) -> Result<()> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
     let examples = examples.to_string_lossy();
     kubectl::run(kubeconfig, &["apply", "-f", &examples], None)?.ok()?;
-    let table = kubectl::run(kubeconfig, &["get", "ar", "-n", "team-a"], None)?.ok()?.stdout;
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    let table = kubectl::run(kubeconfig, &["get", "ar", "-n", "team-a"], None)?
+        .ok()?
+        .stdout;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     ensure!(
         header == ["NAME", "REQUESTER", "PHASE", "TARGETS", "EXPIRES", "AGE"],
         "kubectl get ar printed {table}"
     );
-    ensure!(table.contains("cpu-alarm-inc123") && table.contains("alice@example.com"), "{table}");
+    ensure!(
+        table.contains("cpu-alarm-inc123") && table.contains("alice@example.com"),
+        "{table}"
+    );
     ensure!(table.contains("i-0123456789abcdef0"), "{table}");
     let defaulted = kubectl::run(
         kubeconfig,
-        &["get", "ar", "cpu-alarm-inc123", "-n", "team-a", "-o", "jsonpath={.spec.completed}"],
+        &[
+            "get",
+            "ar",
+            "cpu-alarm-inc123",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.spec.completed}",
+        ],
         None,
     )?
     .ok()?
     .stdout;
-    ensure!(defaulted == "false", "spec.completed should default to false, got {defaulted:?}");
-    let by_category = kubectl::run(kubeconfig, &["get", "passport", "-A", "-o", "name"], None)?.ok()?.stdout;
-    for kind in ["accessrequest", "accesspolicy", "accessreview", "credentialrequest"] {
-        ensure!(by_category.contains(kind), "`kubectl get passport` is missing {kind}: {by_category}");
+    ensure!(
+        defaulted == "false",
+        "spec.completed should default to false, got {defaulted:?}"
+    );
+    let by_category = kubectl::run(kubeconfig, &["get", "passport", "-A", "-o", "name"], None)?
+        .ok()?
+        .stdout;
+    for kind in [
+        "accessrequest",
+        "accesspolicy",
+        "accessreview",
+        "credentialrequest",
+    ] {
+        ensure!(
+            by_category.contains(kind),
+            "`kubectl get passport` is missing {kind}: {by_category}"
+        );
     }
     Ok(())
 }
@@ -65,7 +96,9 @@ fn access_request(ns: &str, name: &str, spec: &str) -> String {
 const VALID_SPEC: &str = "  requester: alice\n  reason: disk full on app01\n  duration: 1h\n  targets:\n  - instanceId: i-0123456789abcdef0\n";
 
 fn targets(count: usize) -> String {
-    (0..count).map(|i| format!("  - instanceId: i-{i:017x}\n")).collect()
+    (0..count)
+        .map(|i| format!("  - instanceId: i-{i:017x}\n"))
+        .collect()
 }
 
 fn rejects_bad_access_requests(kubeconfig: &Path, ns: &str) -> Result<()> {
@@ -82,13 +115,31 @@ fn rejects_bad_access_requests(kubeconfig: &Path, ns: &str) -> Result<()> {
             format!("{base}  duration: abc\n{one_target}"),
             &["spec.duration", "Go syntax"],
         ),
-        ("no reason", format!("  requester: alice\n{one_target}"), &["spec.reason", "Required value"]),
-        ("empty reason", format!("  requester: alice\n  reason: ''\n{one_target}"), &["spec.reason"]),
-        ("empty targets", format!("{base}  targets: []\n"), &["spec.targets", "at least 1"]),
-        ("51 targets", format!("{base}  targets:\n{}", targets(51)), &["spec.targets", "at most 50"]),
+        (
+            "no reason",
+            format!("  requester: alice\n{one_target}"),
+            &["spec.reason", "Required value"],
+        ),
+        (
+            "empty reason",
+            format!("  requester: alice\n  reason: ''\n{one_target}"),
+            &["spec.reason"],
+        ),
+        (
+            "empty targets",
+            format!("{base}  targets: []\n"),
+            &["spec.targets", "at least 1"],
+        ),
+        (
+            "51 targets",
+            format!("{base}  targets:\n{}", targets(51)),
+            &["spec.targets", "at most 50"],
+        ),
         (
             "duplicate target",
-            format!("{base}  targets:\n  - instanceId: i-0123456789abcdef0\n  - instanceId: i-0123456789abcdef0\n"),
+            format!(
+                "{base}  targets:\n  - instanceId: i-0123456789abcdef0\n  - instanceId: i-0123456789abcdef0\n"
+            ),
             &["spec.targets", "Duplicate value"],
         ),
         (
@@ -108,10 +159,17 @@ fn rejects_bad_access_requests(kubeconfig: &Path, ns: &str) -> Result<()> {
         if outcome.success {
             failures.push(format!("{what}: was accepted"));
         } else if let Some(missing) = expected.iter().find(|e| !outcome.stderr.contains(**e)) {
-            failures.push(format!("{what}: error lacks {missing:?}: {}", outcome.stderr.trim()));
+            failures.push(format!(
+                "{what}: error lacks {missing:?}: {}",
+                outcome.stderr.trim()
+            ));
         }
     }
-    ensure!(failures.is_empty(), "bad AccessRequests not rejected as expected:\n{}", failures.join("\n"));
+    ensure!(
+        failures.is_empty(),
+        "bad AccessRequests not rejected as expected:\n{}",
+        failures.join("\n")
+    );
     Ok(())
 }
 
@@ -130,7 +188,11 @@ fn rejects_forbidden_updates(kubeconfig: &Path, ns: &str) -> Result<()> {
             changed("i-0123456789abcdef0", "i-0fedcba9876543210"),
             &["spec.targets", "immutable"],
         ),
-        ("shrinking duration", changed("duration: 1h", "duration: 30m"), &["spec.duration", "only grow"]),
+        (
+            "shrinking duration",
+            changed("duration: 1h", "duration: 30m"),
+            &["spec.duration", "only grow"],
+        ),
         (
             "adding an account",
             format!("{}  account: other\n", access_request(ns, name, VALID_SPEC)),
@@ -143,10 +205,17 @@ fn rejects_forbidden_updates(kubeconfig: &Path, ns: &str) -> Result<()> {
         if outcome.success {
             failures.push(format!("{what}: was accepted"));
         } else if let Some(missing) = expected.iter().find(|e| !outcome.stderr.contains(**e)) {
-            failures.push(format!("{what}: error lacks {missing:?}: {}", outcome.stderr.trim()));
+            failures.push(format!(
+                "{what}: error lacks {missing:?}: {}",
+                outcome.stderr.trim()
+            ));
         }
     }
-    ensure!(failures.is_empty(), "forbidden updates not rejected as expected:\n{}", failures.join("\n"));
+    ensure!(
+        failures.is_empty(),
+        "forbidden updates not rejected as expected:\n{}",
+        failures.join("\n")
+    );
 
     // What the rules allow: extending, then completing.
     kubectl::apply(kubeconfig, &changed("duration: 1h", "duration: 2h"))?.ok()?;

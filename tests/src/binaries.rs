@@ -21,7 +21,10 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
     }
     // This executable lives in <target>/<profile>/deps/ (tests) or <target>/<profile>/ (binaries).
     let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("executable without a directory")?.to_path_buf();
+    let mut dir = exe
+        .parent()
+        .context("executable without a directory")?
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }

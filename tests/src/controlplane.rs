@@ -33,9 +33,18 @@ pub struct TestUser {
 
 /// The ordinary users every control plane has. They hold no rights until a test grants them some.
 pub const USERS: [TestUser; 3] = [
-    TestUser { name: "alice", groups: &["developers"] },
-    TestUser { name: "bob", groups: &["developers"] },
-    TestUser { name: "carol", groups: &["sre", "approvers"] },
+    TestUser {
+        name: "alice",
+        groups: &["developers"],
+    },
+    TestUser {
+        name: "bob",
+        groups: &["developers"],
+    },
+    TestUser {
+        name: "carol",
+        groups: &["sre", "approvers"],
+    },
 ];
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -54,7 +63,9 @@ impl ControlPlane {
     /// etcd and kube-apiserver on free loopback ports and waits until the apiserver is ready.
     pub async fn start() -> Result<Self> {
         let bin = binaries_dir()?;
-        let dir = tempfile::Builder::new().prefix("passport-controlplane-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("passport-controlplane-")
+            .tempdir()?;
         let pki = Pki::new()?;
         let root = dir.path();
         let serving = pki.serving()?;
@@ -106,8 +117,16 @@ impl ControlPlane {
             ],
             &root.join("kube-apiserver.log"),
         )?;
-        let processes = Mutex::new(vec![("etcd", etcd.0, etcd.1), ("kube-apiserver", apiserver.0, apiserver.1)]);
-        let plane = Self { dir, pki, server, processes };
+        let processes = Mutex::new(vec![
+            ("etcd", etcd.0, etcd.1),
+            ("kube-apiserver", apiserver.0, apiserver.1),
+        ]);
+        let plane = Self {
+            dir,
+            pki,
+            server,
+            processes,
+        };
         plane.write_kubeconfigs()?;
         plane.wait_ready().await?;
         Ok(plane)
@@ -176,13 +195,19 @@ impl ControlPlane {
     }
 
     fn ensure_running(&self) -> Result<()> {
-        let mut processes = self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (name, child, _) in processes.iter_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!("{name} exited with {status}; last lines of its log:\n{}", tail.join("\n"));
+                bail!(
+                    "{name} exited with {status}; last lines of its log:\n{}",
+                    tail.join("\n")
+                );
             }
         }
         Ok(())
@@ -190,7 +215,10 @@ impl ControlPlane {
 
     /// Stops both processes and waits for them, so no process or port is left behind.
     pub fn stop(&self) {
-        let mut processes = self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         while let Some((_, child, keeper)) = processes.pop() {
             stop_child(child);
             drop(keeper);
@@ -223,7 +251,11 @@ pub fn binaries_dir() -> Result<PathBuf> {
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
-        bail!("{} failed ({}); see its output above", script.display(), output.status);
+        bail!(
+            "{} failed ({}); see its output above",
+            script.display(),
+            output.status
+        );
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
@@ -231,12 +263,19 @@ pub fn binaries_dir() -> Result<PathBuf> {
 fn spawn(binary: &Path, args: &[String], log: &Path) -> Result<(Child, Keeper)> {
     let log_file = fs::File::create(log)?;
     let mut command = guarded(binary);
-    command.args(args).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
     spawn_kept(command)
 }
 
 fn stop_child(mut child: Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -250,10 +289,16 @@ fn stop_child(mut child: Child) {
 
 fn free_ports<const N: usize>() -> Result<[u16; N]> {
     // Hold every listener until all ports are chosen so the kernel hands out distinct ones.
-    let listeners: Vec<TcpListener> =
-        (0..N).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?;
-    ports.try_into().map_err(|_| anyhow::anyhow!("port count mismatch"))
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<_>>()?;
+    ports
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("port count mismatch"))
 }
 
 fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {

@@ -137,7 +137,15 @@ impl Instance {
         // --pdeathsig: the kernel kills unshare when the keeper thread dies (a killed test run), and
         // --kill-child then kills the instance's PID 1, which takes the whole namespace with it.
         command
-            .args(["--pdeathsig=KILL", "--", "unshare", "--fork", "--kill-child", "--pid", "--mount"])
+            .args([
+                "--pdeathsig=KILL",
+                "--",
+                "unshare",
+                "--fork",
+                "--kill-child",
+                "--pid",
+                "--mount",
+            ])
             .args(["--uts", "--ipc", "--propagation=private", "--", "bash"])
             .arg(script_path("start.sh"))
             .arg(rootfs)
@@ -157,7 +165,10 @@ impl Instance {
                 .name(format!("instance-{id}"))
                 .spawn(move || keep(command, &id, &log, started_tx, &stop_rx, &exited))?
         };
-        let keeper = Keeper { stop: stop_tx, thread };
+        let keeper = Keeper {
+            stop: stop_tx,
+            thread,
+        };
         let host_pid = match started_rx.await {
             Ok(Ok(pid)) => pid,
             Ok(Err(err)) => {
@@ -166,7 +177,10 @@ impl Instance {
             }
             Err(_) => {
                 keeper.shut_down();
-                bail!("the instance's keeper thread ended unexpectedly; log:\n{}", log_tail(&log));
+                bail!(
+                    "the instance's keeper thread ended unexpectedly; log:\n{}",
+                    log_tail(&log)
+                );
             }
         };
 
@@ -190,7 +204,10 @@ impl Instance {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = *exited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) {
-                bail!("the instance's sshd exited with {status}; its log:\n{}", self.log_tail());
+                bail!(
+                    "the instance's sshd exited with {status}; its log:\n{}",
+                    self.log_tail()
+                );
             }
             if let Ok(banner) = read_banner(self.port).await
                 && banner.starts_with("SSH-2.0-")
@@ -221,7 +238,12 @@ impl Instance {
         let mut keys = Vec::new();
         for file in files {
             let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            keys.extend(text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned));
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .map(str::to_owned),
+            );
         }
         ensure!(!keys.is_empty(), "the instance has no host keys in /etc/ssh");
         Ok(keys)
@@ -318,11 +340,17 @@ impl Instance {
     pub async fn run_script(&self, script: &str) -> Result<ScriptOutcome> {
         let number = self.scripts.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join("scripts").join(format!("{number}.sh"));
-        tokio::fs::write(&path, script).await.with_context(|| format!("writing {}", path.display()))?;
+        tokio::fs::write(&path, script)
+            .await
+            .with_context(|| format!("writing {}", path.display()))?;
         let argv = self.runner_argv();
         let outcome = output(tokio::process::Command::new(&argv[0]).args(&argv[1..]).arg(&path)).await?;
         if outcome.exit_code == RUNNER_FAILURE_CODE && outcome.stderr.starts_with(RUNNER_FAILURE_PREFIX) {
-            bail!("could not run the script in instance {}: {}", self.id, outcome.stderr.trim());
+            bail!(
+                "could not run the script in instance {}: {}",
+                self.id,
+                outcome.stderr.trim()
+            );
         }
         Ok(outcome)
     }
@@ -336,7 +364,17 @@ impl Instance {
         let mut command = tokio::process::Command::new("nsenter");
         command
             .arg(format!("--target={}", self.host_pid))
-            .args(["--mount", "--pid", "--uts", "--ipc", "--root", "--wd", "--", "/usr/bin/env", "-i"])
+            .args([
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--root",
+                "--wd",
+                "--",
+                "/usr/bin/env",
+                "-i",
+            ])
             .arg(format!("PATH={SERVICE_PATH}"))
             .args(argv);
         output(&mut command).await
@@ -351,7 +389,11 @@ impl Instance {
     /// them the instance's mounts), and returns. Idempotent; `Drop` calls it. The host directory is
     /// removed when the `Instance` is dropped.
     pub fn stop(&self) {
-        let keeper = self.keeper.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let keeper = self
+            .keeper
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         if let Some(keeper) = keeper {
             keeper.shut_down();
         }
@@ -396,8 +438,9 @@ fn keep(
         Err(err) => {
             let _ = child.kill();
             let _ = child.wait();
-            let _ =
-                started.send(Err(err.context(format!("starting the instance; its log:\n{}", log_tail(log)))));
+            let _ = started.send(Err(
+                err.context(format!("starting the instance; its log:\n{}", log_tail(log)))
+            ));
             return;
         }
     };
@@ -438,7 +481,12 @@ fn read_start_report(child: &mut Child) -> Result<u32> {
             Ok(line) if line == "ready" => return pid.context("start.sh reported ready without its pid"),
             Ok(line) => {
                 if let Some(number) = line.strip_prefix("pid ") {
-                    pid = Some(number.trim().parse().with_context(|| format!("bad pid line {line:?}"))?);
+                    pid = Some(
+                        number
+                            .trim()
+                            .parse()
+                            .with_context(|| format!("bad pid line {line:?}"))?,
+                    );
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => bail!("start.sh did not finish within {START_TIMEOUT:?}"),
@@ -499,7 +547,10 @@ async fn output(command: &mut tokio::process::Command) -> Result<ScriptOutcome> 
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
-    status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(-1)
 }
 
 async fn read_banner(port: u16) -> Result<String> {
@@ -522,7 +573,11 @@ pub fn rootfs_dir() -> Result<PathBuf> {
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
-        bail!("{} failed ({}); see its output above", script.display(), output.status);
+        bail!(
+            "{} failed ({}); see its output above",
+            script.display(),
+            output.status
+        );
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
@@ -538,7 +593,10 @@ fn ensure_root() -> Result<()> {
         .find_map(|line| line.strip_prefix("Uid:"))
         .and_then(|ids| ids.split_whitespace().nth(1))
         .context("no Uid line in /proc/self/status")?;
-    ensure!(euid == "0", "the test instance needs root (it creates PID and mount namespaces)");
+    ensure!(
+        euid == "0",
+        "the test instance needs root (it creates PID and mount namespaces)"
+    );
     Ok(())
 }
 

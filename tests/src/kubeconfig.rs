@@ -2,9 +2,7 @@
 //! its own with the real `kubectl`.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use kube::config::{
-    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
-};
+use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 
 use crate::pki::CertPair;
 

@@ -30,7 +30,11 @@ pub fn run(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<Outc
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -36,14 +36,27 @@ impl OperatorProcess {
     pub fn start(plane: &ControlPlane, env: &[(&'static str, String)]) -> Result<Self> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let rbac = repo.join("deploy/rbac.yaml");
-        kubectl::run(&plane.admin_kubeconfig(), &["apply", "-f", &rbac.to_string_lossy()], None)?.ok()?;
+        kubectl::run(
+            &plane.admin_kubeconfig(),
+            &["apply", "-f", &rbac.to_string_lossy()],
+            None,
+        )?
+        .ok()?;
         let kubeconfig = plane.kubeconfig_for(IDENTITY, &GROUPS)?;
         let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let log = tempfile::Builder::new().prefix("passport-operator-").suffix(".log").tempfile()?;
+        let log = tempfile::Builder::new()
+            .prefix("passport-operator-")
+            .suffix(".log")
+            .tempfile()?;
         let binary = workspace_binary("passport-operator", "passport-operator")?;
         let mut command = guarded(&binary);
         command
-            .args(["--http-addr", &format!("127.0.0.1:{http_port}"), "--namespace", "passport-system"])
+            .args([
+                "--http-addr",
+                &format!("127.0.0.1:{http_port}"),
+                "--namespace",
+                "passport-system",
+            ])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,passport_operator=debug,kube=warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -51,7 +64,11 @@ impl OperatorProcess {
             .stdout(log.reopen()?)
             .stderr(log.reopen()?);
         let (child, keeper) = spawn_kept(command)?;
-        Ok(Self { child: Mutex::new(Some((child, keeper))), log, http_port })
+        Ok(Self {
+            child: Mutex::new(Some((child, keeper))),
+            log,
+            http_port,
+        })
     }
 
     pub fn http_port(&self) -> u16 {
@@ -75,8 +92,12 @@ impl OperatorProcess {
 
     /// SIGTERM, then waits up to `grace` for a clean exit; returns whether it exited successfully.
     pub fn terminate(&self, grace: Duration) -> Result<bool> {
-        let Some((mut child, _keeper)) = self.lock().take() else { return Ok(false) };
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        let Some((mut child, _keeper)) = self.lock().take() else {
+            return Ok(false);
+        };
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait()? {

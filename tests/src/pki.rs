@@ -17,7 +17,9 @@ pub struct CertPair {
 
 impl std::fmt::Debug for CertPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertPair").field("key_pem", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("CertPair")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -34,7 +36,9 @@ impl std::fmt::Debug for Pki {
 impl Pki {
     pub fn new() -> Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "passport-local-ca");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "passport-local-ca");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?).context("self-signing the CA")?;
@@ -47,9 +51,14 @@ impl Pki {
 
     /// The apiserver's serving certificate, valid for loopback.
     pub fn serving(&self) -> Result<CertPair> {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "kubernetes.default".to_owned()])?;
-        params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "kubernetes.default".to_owned()])?;
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
@@ -60,7 +69,10 @@ impl Pki {
         params.distinguished_name.push(DnType::CommonName, user);
         // rcgen keeps one value per attribute type, so a second O is spelled by its OID (2.5.4.10);
         // the apiserver reads every O attribute as a group either way.
-        anyhow::ensure!(groups.len() <= 2, "a test user can carry at most two groups, got {groups:?}");
+        anyhow::ensure!(
+            groups.len() <= 2,
+            "a test user can carry at most two groups, got {groups:?}"
+        );
         let organization_types = [DnType::OrganizationName, DnType::CustomDnType(vec![2, 5, 4, 10])];
         for (ty, group) in organization_types.into_iter().zip(groups) {
             params.distinguished_name.push(ty, *group);
@@ -70,10 +82,18 @@ impl Pki {
     }
 
     fn sign(&self, mut params: CertificateParams) -> Result<CertPair> {
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.ca).context("signing a certificate")?;
-        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let cert = params
+            .signed_by(&key, &self.ca)
+            .context("signing a certificate")?;
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 

@@ -38,13 +38,26 @@ pub fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// Spawns `command` (made with [`guarded`]) from a new keeper thread.
 pub fn spawn_kept(mut command: Command) -> Result<(Child, Keeper)> {
-    let program = command.get_args().nth(2).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let program = command
+        .get_args()
+        .nth(2)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (child_tx, child_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new().name("keeper".into()).spawn(move || {
         let _ = child_tx.send(command.spawn());
         let _ = stop_rx.recv();
     })?;
-    let child = child_rx.recv().context("keeper thread died")?.with_context(|| format!("starting {program}"))?;
-    Ok((child, Keeper { stop: Some(stop_tx), thread: Some(thread) }))
+    let child = child_rx
+        .recv()
+        .context("keeper thread died")?
+        .with_context(|| format!("starting {program}"))?;
+    Ok((
+        child,
+        Keeper {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+    ))
 }

@@ -22,7 +22,9 @@ pub async fn wait_for(
             _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             request => bail!(
                 "{name}: not {what} after {timeout:?}; status: {}\n{}",
-                request.map(|r| serde_json::to_string_pretty(&r.status).unwrap_or_default()).unwrap_or("gone".into()),
+                request
+                    .map(|r| serde_json::to_string_pretty(&r.status).unwrap_or_default())
+                    .unwrap_or("gone".into()),
                 context()
             ),
         }

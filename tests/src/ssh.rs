@@ -26,7 +26,10 @@ impl SshClient {
     pub async fn new(instance: &Instance, ca_private_key: &[u8], user: &str, validity: &str) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("passport-ssh-").tempdir()?;
         let key = dir.path().join("id_ed25519");
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"]).arg(&key)).await?;
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
+            .arg(&key))
+        .await?;
         let ca = dir.path().join("ca");
         std::fs::write(&ca, ca_private_key)?;
         std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600))?;
@@ -38,7 +41,11 @@ impl SshClient {
         .await?;
         std::fs::remove_file(&ca)?;
         std::fs::write(dir.path().join("known_hosts"), instance.known_hosts())?;
-        Ok(Self { dir, user: user.to_owned(), port: instance.ssh_port() })
+        Ok(Self {
+            dir,
+            user: user.to_owned(),
+            port: instance.ssh_port(),
+        })
     }
 
     pub fn certificate(&self) -> PathBuf {
@@ -55,7 +62,14 @@ impl SshClient {
             .arg(format!("CertificateFile={}", self.certificate().display()))
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", path("known_hosts").display()))
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
             .args(["-o", "ConnectTimeout=5", "-p", &self.port.to_string()])
             .arg(format!("{}@127.0.0.1", self.user))
             .arg(remote)
@@ -76,7 +90,11 @@ impl SshClient {
 
     /// Opens a session that stays open (`sleep`), as an engineer's shell would.
     pub fn hold_open(&self) -> Result<Child> {
-        self.command("sleep 600").stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("spawning ssh")
+        self.command("sleep 600")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning ssh")
     }
 
     pub fn dir(&self) -> &Path {
@@ -85,7 +103,14 @@ impl SshClient {
 }
 
 async fn run(command: &mut Command) -> Result<()> {
-    let output = command.output().await.context("running ssh-keygen (openssh-client)")?;
-    ensure!(output.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = command
+        .output()
+        .await
+        .context("running ssh-keygen (openssh-client)")?;
+    ensure!(
+        output.status.success(),
+        "ssh-keygen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }

@@ -218,7 +218,10 @@ fn resolve_account<F>(
 }
 
 /// Instances where another live request of the same requester has the same user provisioned.
-fn still_granted_elsewhere<F>(ctx: &Context<F>, request: &AccessRequest) -> std::collections::BTreeMap<String, String> {
+fn still_granted_elsewhere<F>(
+    ctx: &Context<F>,
+    request: &AccessRequest,
+) -> std::collections::BTreeMap<String, String> {
     let live = |other: &AccessRequest| {
         other.metadata.uid != request.metadata.uid
             && other.spec.requester == request.spec.requester
@@ -234,7 +237,9 @@ fn still_granted_elsewhere<F>(ctx: &Context<F>, request: &AccessRequest) -> std:
         let key = format!("{}/{}", other.namespace().unwrap_or_default(), other.name_any());
         let targets = other.status.iter().flat_map(|s| &s.targets);
         for target in targets.filter(|t| matches!(t.state, TargetState::Ready | TargetState::Provisioning)) {
-            granted.entry(target.instance_id.clone()).or_insert_with(|| key.clone());
+            granted
+                .entry(target.instance_id.clone())
+                .or_insert_with(|| key.clone());
         }
     }
     granted

@@ -37,7 +37,10 @@ pub fn step(input: Inputs<'_>) -> Decision {
             spec.requester,
             spec.targets.len(),
             spec.duration,
-            spec.ticket.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(),
+            spec.ticket
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
             spec.reason
         );
         event(&mut d, LogAction::Created, message, false);

@@ -147,7 +147,11 @@ fn actions_of(d: &Decision) -> Vec<(&'static str, Vec<String>)> {
 
 /// The logbook actions of a step, leaving out the Created entry every first step writes.
 fn logged(d: &Decision) -> Vec<LogAction> {
-    d.events.iter().map(|e| e.action).filter(|a| *a != LogAction::Created).collect()
+    d.events
+        .iter()
+        .map(|e| e.action)
+        .filter(|a| *a != LogAction::Created)
+        .collect()
 }
 
 fn condition(status: &AccessRequestStatus, type_: &str) -> (String, String) {
@@ -194,7 +198,11 @@ fn denial_ends_the_request() {
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Denied);
     assert_eq!(d.events[0].action, LogAction::Created);
-    assert!(d.events[0].message.contains("alice requested 1 target(s) for 1h: disk full"));
+    assert!(
+        d.events[0]
+            .message
+            .contains("alice requested 1 target(s) for 1h: disk full")
+    );
     assert!(d.events[1].message.contains("carol") && d.events[1].warning);
 }
 
@@ -228,7 +236,12 @@ fn an_unusable_account_fails_before_anything_is_sent() {
     assert_eq!(logged(&d), [LogAction::Approved, LogAction::Failed]);
     assert!(d.events[2].message.contains("AwsAccount \"prod\""));
     assert!(w.status.message.contains("AwsAccount \"prod\" does not exist"));
-    let ready = w.status.conditions.iter().find(|c| c.type_ == condition_types::READY).expect("Ready");
+    let ready = w
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_types::READY)
+        .expect("Ready");
     assert!(ready.message.contains("does not exist"), "{}", ready.message);
 }
 
@@ -536,7 +549,9 @@ fn a_user_another_live_request_still_needs_is_kept() {
     let mut w = World::new(&[A, B]);
     w.activate();
     w.spec.completed = true;
-    w.observations.still_granted.insert(A.into(), "team-a/other".into());
+    w.observations
+        .still_granted
+        .insert(A.into(), "team-a/other".into());
     let d = w.run();
     assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
     assert_eq!(w.target(A).state, TargetState::Removed);

@@ -52,11 +52,15 @@ async fn main() -> Result<()> {
     step("starting the AWS emulator (moto: SSM, STS) and an instance (Debian OpenSSH, isolated)");
     let aws = AwsEmulator::start().await?;
     let instance = Instance::start().await?;
-    aws.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv())).await?;
+    aws.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+        .await?;
     step("starting passport-operator as system:serviceaccount:passport-system:passport-operator");
     let operator = OperatorProcess::start(&plane, &aws.env_vars())?;
 
-    step(&format!("admin: AwsAccount prod, team-a's policy auto-approving alice on {}", instance.id()));
+    step(&format!(
+        "admin: AwsAccount prod, team-a's policy auto-approving alice on {}",
+        instance.id()
+    ));
     kubectl::apply(&admin, &setup(instance.id()))?.ok()?;
     let state = write_kubeconfigs(&plane, &args.state_dir)?;
     let alice = plane.user_kubeconfig("alice");
@@ -68,10 +72,20 @@ async fn main() -> Result<()> {
     let active = wait_phase(&api, REQUEST, Phase::Active, Duration::from_secs(90), log).await?;
     let status = active.status.clone().context("no status")?;
     let user = status.username.clone().context("no username")?;
-    println!("    phase Active, user {user} on {}, expires {:?}", instance.id(), status.expires_at.map(|t| t.0));
-    print!("{}", kubectl::run(&admin, &["get", "ar", "-n", "team-a"], None)?.stdout);
+    println!(
+        "    phase Active, user {user} on {}, expires {:?}",
+        instance.id(),
+        status.expires_at.map(|t| t.0)
+    );
+    print!(
+        "{}",
+        kubectl::run(&admin, &["get", "ar", "-n", "team-a"], None)?.stdout
+    );
 
-    step(&format!("alice: ssh {user}@{} with a certificate from passport's CA", instance.id()));
+    step(&format!(
+        "alice: ssh {user}@{} with a certificate from passport's CA",
+        instance.id()
+    ));
     let ssh = SshClient::new(&instance, &ca_key(&plane).await?, &user, "-1m:+5m").await?;
     let (ok, stdout, stderr) = ssh.run("whoami; id").await?;
     ensure!(ok, "login failed: {stderr}");
@@ -82,11 +96,18 @@ async fn main() -> Result<()> {
     let done = serde_json::json!({ "spec": { "completed": true } });
     let alice_api: Api<AccessRequest> =
         Api::namespaced(passport_tests::controlplane::client_from(&alice).await?, "team-a");
-    alice_api.patch(REQUEST, &PatchParams::default(), &Patch::Merge(&done)).await?;
+    alice_api
+        .patch(REQUEST, &PatchParams::default(), &Patch::Merge(&done))
+        .await?;
     wait_phase(&api, REQUEST, Phase::Completed, Duration::from_secs(60), log).await?;
-    let closed = tokio::time::timeout(Duration::from_secs(10), session.wait()).await.is_ok();
+    let closed = tokio::time::timeout(Duration::from_secs(10), session.wait())
+        .await
+        .is_ok();
     let (still_in, _, refused) = ssh.run("whoami").await?;
-    println!("    open session killed: {closed}; new login refused: {}", !still_in);
+    println!(
+        "    open session killed: {closed}; new login refused: {}",
+        !still_in
+    );
     println!("    ssh said: {}", refused.lines().last().unwrap_or_default());
     let gone = !instance.exec(&["id", &user]).await?.success();
     println!("    user {user} removed from the instance: {gone}");
@@ -94,8 +115,15 @@ async fn main() -> Result<()> {
     step("the logbook (Kubernetes Events on the request)");
     let events = kubectl::run(
         &admin,
-        &["get", "events.events.k8s.io", "-n", "team-a", "--sort-by=.metadata.creationTimestamp", "-o",
-          "custom-columns=ACTION:.action,REASON:.reason,NOTE:.note"],
+        &[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "team-a",
+            "--sort-by=.metadata.creationTimestamp",
+            "-o",
+            "custom-columns=ACTION:.action,REASON:.reason,NOTE:.note",
+        ],
         None,
     )?;
     print!("{}", events.stdout);
@@ -148,7 +176,11 @@ fn request(instance_id: &str) -> String {
 /// Stands in for `kubectl passport connect` until the CLI exists: an admin reads the CA key.
 async fn ca_key(plane: &ControlPlane) -> Result<Vec<u8>> {
     let secrets: Api<Secret> = Api::namespaced(plane.admin_client().await?, "passport-system");
-    let data = secrets.get("passport-ssh-ca").await?.data.context("CA Secret without data")?;
+    let data = secrets
+        .get("passport-ssh-ca")
+        .await?
+        .data
+        .context("CA Secret without data")?;
     Ok(data.get("ed25519").context("no ed25519 CA key")?.0.clone())
 }
 
@@ -157,7 +189,10 @@ fn write_kubeconfigs(plane: &ControlPlane, dir: &PathBuf) -> Result<PathBuf> {
     let dir = dir.canonicalize()?;
     fs::copy(plane.admin_kubeconfig(), dir.join("admin.kubeconfig"))?;
     for user in USERS {
-        fs::copy(plane.user_kubeconfig(user.name), dir.join(format!("{}.kubeconfig", user.name)))?;
+        fs::copy(
+            plane.user_kubeconfig(user.name),
+            dir.join(format!("{}.kubeconfig", user.name)),
+        )?;
     }
     Ok(dir)
 }
