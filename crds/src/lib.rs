@@ -9,6 +9,7 @@ pub mod aws_account;
 pub mod common;
 pub mod credential_request;
 pub mod duration;
+pub mod sealed;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

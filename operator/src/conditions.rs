@@ -14,7 +14,32 @@ pub fn set(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let status = if status { "True" } else { "False" }.to_owned();
+    let status = if status { "True" } else { "False" };
+    set_status(conditions, type_, status, reason, message, generation, now);
+}
+
+/// Sets condition `type_` to `Unknown`: not decided yet, for the reason given.
+pub fn set_unknown(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set_status(conditions, type_, "Unknown", reason, message, generation, now);
+}
+
+fn set_status(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = status.to_owned();
     let message = message.into();
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) => {

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod ca_store;
 pub mod conditions;
 pub mod controller;
+pub mod credentials;
 pub mod http;
 pub mod lifecycle;
 pub mod logbook;

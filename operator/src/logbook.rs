@@ -31,12 +31,36 @@ pub async fn publish(recorder: &Recorder, request: &AccessRequest, entry: &LogEv
     }
 }
 
-/// Event reasons are CamelCase by convention (`kubectl describe` shows them).
+/// Event reasons are CamelCase by convention (`kubectl describe` shows them): `credential_issued`
+/// becomes `CredentialIssued`.
 fn reason(entry: &LogEvent) -> String {
-    let action = entry.action.as_str();
-    let mut chars = action.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
+    entry
+        .action
+        .as_str()
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::LogAction;
+
+    #[test]
+    fn reasons_are_camel_case() {
+        let entry = |action| LogEvent {
+            action,
+            message: String::new(),
+            warning: false,
+        };
+        assert_eq!(reason(&entry(LogAction::Approved)), "Approved");
+        assert_eq!(reason(&entry(LogAction::CredentialIssued)), "CredentialIssued");
+    }
 }

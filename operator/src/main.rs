@@ -1,12 +1,17 @@
 //! `passport-operator`: runs passport's controllers against the cluster in the current kubeconfig or
 //! in-cluster configuration.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use passport_operator::{aws::sdk::SdkFleet, ca_store, controller, http, metrics::Metrics, preflight};
+use passport_operator::{
+    aws::sdk::SdkFleet, ca_store, controller, credentials::parse_certificate_ttl, http, metrics::Metrics,
+    preflight,
+};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Just-in-time, audited server access for AWS fleets")]
@@ -20,6 +25,14 @@ struct Args {
     /// The operator's own namespace, where its SSH CA Secret lives.
     #[arg(long, env = "POD_NAMESPACE", default_value = "passport-system")]
     namespace: String,
+    /// How long issued SSH certificates last (Go duration syntax, 1m to 1h); never past the
+    /// AccessRequest's expiresAt.
+    #[arg(long, env = "PASSPORT_CERTIFICATE_TTL", default_value = "5m", value_parser = certificate_ttl)]
+    certificate_ttl: Duration,
+}
+
+fn certificate_ttl(text: &str) -> Result<Duration, String> {
+    parse_certificate_ttl(text).map_err(|err| err.to_string())
 }
 
 #[tokio::main]
@@ -57,13 +70,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fleet,
         authority,
         metrics,
+        args.certificate_ttl,
         stopped(),
     ));
     ready_tx.send_replace(true);
     tracing::info!("passport-operator ready");
     shutdown_signal().await;
     stop_tx.send_replace(true);
-    controllers.await?;
+    // In-flight reconciles get a moment to finish; all state is in status, so cutting one short loses
+    // nothing: the next operator picks it up.
+    if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
+        tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
     server.await??;
     tracing::info!("passport-operator stopped");
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -11,6 +11,11 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     pub reconcile_duration: HistogramVec,
     pub ssm_commands: IntCounterVec,
+    /// Decided CredentialRequests, by result (`issued`, `refused`) and reason (`Issued`, or the
+    /// refusal's condition reason).
+    pub credential_requests: IntCounterVec,
+    /// From a CredentialRequest's creationTimestamp (whole seconds) to its status being written.
+    pub credential_issuance: Histogram,
 }
 
 impl Metrics {
@@ -49,17 +54,41 @@ impl Metrics {
                 Opts::new("ssm_commands_total", "SSM commands sent, by purpose and result."),
                 &["purpose", "result"],
             )?,
+            credential_requests: IntCounterVec::new(
+                Opts::new(
+                    "credential_requests_total",
+                    "CredentialRequests decided, by result (issued, refused) and reason.",
+                ),
+                &["result", "reason"],
+            )?,
+            credential_issuance: Histogram::with_opts(
+                HistogramOpts::new(
+                    "credential_issuance_seconds",
+                    "From a CredentialRequest's creation (whole seconds) to its credentials being written.",
+                )
+                .buckets(vec![0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
+            )?,
         };
         // Export every controller's series from the start, at zero, so dashboards and alerts see them.
-        for controller in ["AccessRequest", "AwsAccount"] {
+        for controller in ["AccessRequest", "AwsAccount", "CredentialRequest"] {
             metrics.reconciliations.with_label_values(&[controller]);
             metrics.reconcile_duration.with_label_values(&[controller]);
+        }
+        metrics
+            .credential_requests
+            .with_label_values(&["issued", "Issued"]);
+        for reason in crate::credentials::Reason::ALL {
+            metrics
+                .credential_requests
+                .with_label_values(&["refused", reason.as_str()]);
         }
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(metrics.reconciliations.clone()))?;
         registry.register(Box::new(metrics.failures.clone()))?;
         registry.register(Box::new(metrics.reconcile_duration.clone()))?;
         registry.register(Box::new(metrics.ssm_commands.clone()))?;
+        registry.register(Box::new(metrics.credential_requests.clone()))?;
+        registry.register(Box::new(metrics.credential_issuance.clone()))?;
         Ok((metrics, registry))
     }
 

@@ -24,13 +24,11 @@ pub async fn windows_password(
     namespace: &str,
     request_uid: &str,
 ) -> Result<String, kube::Error> {
+    if let Some(password) = stored_windows_password(client.clone(), namespace, request_uid).await? {
+        return Ok(password);
+    }
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let secret_name = name(request_uid);
-    if let Some(existing) = api.get_opt(&secret_name).await?
-        && let Some(password) = existing.data.and_then(|d| d.get(PASSWORD_KEY).cloned())
-    {
-        return Ok(String::from_utf8_lossy(&password.0).into_owned());
-    }
     let password = generate_password();
     let secret = Secret {
         metadata: ObjectMeta {
@@ -57,6 +55,22 @@ pub async fn windows_password(
         }
         Err(err) => Err(err),
     }
+}
+
+/// The request's Windows password if one was made; never makes one (a CredentialRequest must hand
+/// out the password provisioning set, not a new one).
+pub async fn stored_windows_password(
+    client: Client,
+    namespace: &str,
+    request_uid: &str,
+) -> Result<Option<String>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(client, namespace);
+    Ok(api
+        .get_opt(&name(request_uid))
+        .await?
+        .and_then(|secret| secret.data)
+        .and_then(|data| data.get(PASSWORD_KEY).cloned())
+        .map(|password| String::from_utf8_lossy(&password.0).into_owned()))
 }
 
 /// Forgets the request's Windows password once its users are gone.

@@ -12,7 +12,7 @@ use passport_tests::{
 };
 
 use crate::{
-    TestFn,
+    Env, TestFn,
     scenario::{Scenario, target_message, username},
     test,
 };
@@ -23,59 +23,17 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
         test("lifecycle::expiry_revokes_and_kills_sessions", |env| async move {
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                .await?;
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("expiry").await?,
-                &["alice"],
-                &[instance.id()],
-            )
-            .await?;
+            let (instance, s) = with_instance(&env, "expiry").await?;
             end_of_access(&s, &instance, Ending::Expiry).await
         }),
         test("lifecycle::completion_revokes_at_once", |env| async move {
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                .await?;
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("complete").await?,
-                &["alice"],
-                &[instance.id()],
-            )
-            .await?;
+            let (instance, s) = with_instance(&env, "complete").await?;
             end_of_access(&s, &instance, Ending::Completion).await
         }),
         test(
             "lifecycle::deletion_revokes_before_the_object_goes",
             |env| async move {
-                let (plane, emulator, operator) =
-                    (env.plane().await?, env.emulator().await?, env.operator().await?);
-                let instance = Instance::start().await?;
-                emulator
-                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                    .await?;
-                let s = Scenario::new(
-                    plane,
-                    emulator,
-                    operator,
-                    env.namespace("delete").await?,
-                    &["alice"],
-                    &[instance.id()],
-                )
-                .await?;
+                let (instance, s) = with_instance(&env, "delete").await?;
                 end_of_access(&s, &instance, Ending::Deletion).await
             },
         ),
@@ -173,25 +131,23 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         test(
             "lifecycle::throttling_is_retried_and_reported",
             |env| async move {
-                let (plane, emulator, operator) =
-                    (env.plane().await?, env.emulator().await?, env.operator().await?);
-                let instance = Instance::start().await?;
-                emulator
-                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                    .await?;
-                let s = Scenario::new(
-                    plane,
-                    emulator,
-                    operator,
-                    env.namespace("throttle").await?,
-                    &["alice"],
-                    &[instance.id()],
-                )
-                .await?;
+                let (instance, s) = with_instance(&env, "throttle").await?;
                 throttling(&s, &instance).await
             },
         ),
     ]
+}
+
+/// An instance with an online SSM agent, and a scenario auto-approving alice on it.
+async fn with_instance<'a>(env: &'a Env, prefix: &str) -> Result<(Instance, Scenario<'a>)> {
+    let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+    let instance = Instance::start().await?;
+    emulator
+        .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+        .await?;
+    let namespace = env.namespace(prefix).await?;
+    let scenario = Scenario::new(plane, emulator, operator, namespace, &["alice"], &[instance.id()]).await?;
+    Ok((instance, scenario))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 
 mod admission;
 mod aws;
+mod bench;
+mod credentials;
 mod env;
 mod instance;
 mod lifecycle;
@@ -18,7 +20,9 @@ use libtest_mimic::{Arguments, Failed, Trial};
 pub use env::Env;
 
 fn main() -> std::process::ExitCode {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // The tests mostly wait (for expiry, SSM, sshd); two cores still run many of them side by side.
+    args.test_threads.get_or_insert(6);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => Arc::new(runtime),
         Err(err) => {
@@ -34,6 +38,8 @@ fn main() -> std::process::ExitCode {
     trials.extend(aws::trials());
     trials.extend(lifecycle::trials());
     trials.extend(admission::trials());
+    trials.extend(bench::trials());
+    trials.extend(credentials::trials());
     let trials = trials
         .into_iter()
         .map(|(name, test)| {

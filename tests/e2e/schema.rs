@@ -86,6 +86,28 @@ fn examples_apply_and_print_columns(kubeconfig: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Applies each manifest and checks the apiserver refused it with every expected fragment in its error.
+fn expect_rejections(kubeconfig: &Path, what: &str, cases: &[(&str, String, &[&str])]) -> Result<()> {
+    let mut failures = Vec::new();
+    for (case, manifest, expected) in cases {
+        let outcome = kubectl::apply(kubeconfig, manifest)?;
+        if outcome.success {
+            failures.push(format!("{case}: was accepted"));
+        } else if let Some(missing) = expected.iter().find(|e| !outcome.stderr.contains(**e)) {
+            failures.push(format!(
+                "{case}: error lacks {missing:?}: {}",
+                outcome.stderr.trim()
+            ));
+        }
+    }
+    ensure!(
+        failures.is_empty(),
+        "{what} not rejected as expected:\n{}",
+        failures.join("\n")
+    );
+    Ok(())
+}
+
 /// An AccessRequest manifest with `spec` lines replaced by the caller.
 fn access_request(ns: &str, name: &str, spec: &str) -> String {
     format!(
@@ -153,24 +175,12 @@ fn rejects_bad_access_requests(kubeconfig: &Path, ns: &str) -> Result<()> {
             &["spec.sourceCidrs", "CIDR"],
         ),
     ];
-    let mut failures = Vec::new();
-    for (i, (what, spec, expected)) in cases.iter().enumerate() {
-        let outcome = kubectl::apply(kubeconfig, &access_request(ns, &format!("bad-{i}"), spec))?;
-        if outcome.success {
-            failures.push(format!("{what}: was accepted"));
-        } else if let Some(missing) = expected.iter().find(|e| !outcome.stderr.contains(**e)) {
-            failures.push(format!(
-                "{what}: error lacks {missing:?}: {}",
-                outcome.stderr.trim()
-            ));
-        }
-    }
-    ensure!(
-        failures.is_empty(),
-        "bad AccessRequests not rejected as expected:\n{}",
-        failures.join("\n")
-    );
-    Ok(())
+    let manifests: Vec<(&str, String, &[&str])> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (what, spec, expected))| (*what, access_request(ns, &format!("bad-{i}"), spec), *expected))
+        .collect();
+    expect_rejections(kubeconfig, "bad AccessRequests", &manifests)
 }
 
 fn rejects_forbidden_updates(kubeconfig: &Path, ns: &str) -> Result<()> {
@@ -199,23 +209,7 @@ fn rejects_forbidden_updates(kubeconfig: &Path, ns: &str) -> Result<()> {
             &["spec.account", "immutable"],
         ),
     ];
-    let mut failures = Vec::new();
-    for (what, manifest, expected) in &cases {
-        let outcome = kubectl::apply(kubeconfig, manifest)?;
-        if outcome.success {
-            failures.push(format!("{what}: was accepted"));
-        } else if let Some(missing) = expected.iter().find(|e| !outcome.stderr.contains(**e)) {
-            failures.push(format!(
-                "{what}: error lacks {missing:?}: {}",
-                outcome.stderr.trim()
-            ));
-        }
-    }
-    ensure!(
-        failures.is_empty(),
-        "forbidden updates not rejected as expected:\n{}",
-        failures.join("\n")
-    );
+    expect_rejections(kubeconfig, "forbidden updates", &cases)?;
 
     // What the rules allow: extending, then completing.
     kubectl::apply(kubeconfig, &changed("duration: 1h", "duration: 2h"))?.ok()?;

@@ -53,6 +53,8 @@ pub struct RecordedCommand {
     /// The document parameters, e.g. `commands` (the script's lines) and `executionTimeout`.
     pub parameters: BTreeMap<String, Vec<String>>,
     pub timeout_seconds: i64,
+    /// When moto accepted it (RFC 3339, millisecond precision).
+    pub requested_date_time: String,
     /// Pending, InProgress, Success or Failed.
     pub status: String,
     pub invocations: Vec<RecordedInvocation>,
@@ -311,6 +313,7 @@ fn recorded_command(value: &Value) -> Result<RecordedCommand> {
             .map(|(name, values)| (name.clone(), strings(values)))
             .collect(),
         timeout_seconds: value["timeoutSeconds"].as_i64().unwrap_or_default(),
+        requested_date_time: text(value, "requestedDateTime"),
         status: text(value, "status"),
         invocations: invocations
             .iter()

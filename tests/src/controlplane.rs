@@ -241,23 +241,8 @@ pub async fn client_from(path: &Path) -> Result<Client> {
 /// Where the control-plane binaries are: `PASSPORT_CONTROLPLANE_BIN`, or whatever the cached build
 /// script reports (it builds them on first use).
 pub fn binaries_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PASSPORT_CONTROLPLANE_BIN") {
-        return Ok(PathBuf::from(dir));
-    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            output.status
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+    crate::binaries::cached_build("PASSPORT_CONTROLPLANE_BIN", &script)
 }
 
 fn spawn(binary: &Path, args: &[String], log: &Path) -> Result<(Child, Keeper)> {

@@ -563,23 +563,7 @@ async fn read_banner(port: u16) -> Result<String> {
 /// Where the instance root filesystem is: `PASSPORT_INSTANCE_ROOTFS`, or whatever the cached build
 /// script reports (it builds it on first use, about a minute).
 pub fn rootfs_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PASSPORT_INSTANCE_ROOTFS") {
-        return Ok(PathBuf::from(dir));
-    }
-    let script = script_path("build-rootfs.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            output.status
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+    crate::binaries::cached_build("PASSPORT_INSTANCE_ROOTFS", &script_path("build-rootfs.sh"))
 }
 
 fn script_path(name: &str) -> PathBuf {

@@ -1,11 +1,12 @@
 //! The operator's edge to AWS: which instances SSM manages, sending a script, following its
-//! invocations, and proving an account's role can be assumed. [`Fleet`] is the seam the controller
+//! invocations, proving an account's role can be assumed, and scoped session credentials for users. [`Fleet`] is the seam the controller
 //! depends on; [`sdk::SdkFleet`] is the AWS SDK implementation (STS AssumeRole + SSM).
 
 pub mod sdk;
 
-use std::{collections::BTreeMap, future::Future};
+use std::{collections::BTreeMap, future::Future, time::Duration};
 
+use jiff::Timestamp;
 use passport_crds::{AwsAccountSpec, access_request::Platform};
 
 use crate::lifecycle::Invocation;
@@ -36,6 +37,35 @@ pub struct Command<'a> {
     pub script: &'a str,
     /// Shown in the SSM console and CloudTrail; carries the request's namespace/name.
     pub comment: &'a str,
+}
+
+/// AssumeRole on a user's behalf: the account's role, narrowed by an inline session policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopedSession<'a> {
+    /// `RoleSessionName`: shows in CloudTrail and names the Session Manager sessions started with it.
+    pub session_name: &'a str,
+    /// The inline session policy (JSON).
+    pub policy: &'a str,
+    /// `DurationSeconds` (900 to 3600).
+    pub duration: Duration,
+}
+
+/// Temporary credentials from STS. `Debug` shows the access key id and expiration only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: Timestamp,
+}
+
+impl std::fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,4 +105,33 @@ pub trait Fleet: Send + Sync + 'static {
 
     /// Assumes the account's role and asks STS who it is: proves the account is usable.
     fn verify(&self, account: &Account) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    /// Assumes the account's role afresh with the operator's own credentials (not cached, not
+    /// shared), narrowed by `session.policy`: credentials to hand to a user, sealed.
+    fn assume_scoped(
+        &self,
+        account: &Account,
+        session: ScopedSession<'_>,
+    ) -> impl Future<Output = Result<SessionCredentials, AwsError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_credentials_debug_hides_the_secrets() {
+        let credentials = SessionCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: "FwoGZXIvYXdzE".into(),
+            expiration: Timestamp::UNIX_EPOCH,
+        };
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("ASIAEXAMPLE"), "{shown}");
+        assert!(
+            !shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"),
+            "{shown}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! [`Fleet`] on the AWS SDK: the operator's own credentials (the SDK's default chain, endpoint
 //! overrides from `AWS_ENDPOINT_URL*` included) assume each account's role with STS; the SDK's
-//! AssumeRoleProvider caches those credentials and refreshes them before they expire.
+//! AssumeRoleProvider caches those credentials and refreshes them before they expire. Credentials for
+//! users ([`Fleet::assume_scoped`]) are separate: a fresh AssumeRole with the operator's own
+//! credentials and a session policy each time, never cached and never used by the operator itself.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -8,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use aws_config::{Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider};
+use aws_config::{Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider, timeout::TimeoutConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ssm::{
     error::ProvideErrorMetadata,
@@ -16,7 +18,7 @@ use aws_sdk_ssm::{
 };
 use passport_crds::access_request::Platform;
 
-use super::{Account, AwsError, Command, Fleet};
+use super::{Account, AwsError, Command, Fleet, ScopedSession, SessionCredentials};
 use crate::lifecycle::Invocation;
 
 /// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
@@ -36,13 +38,21 @@ pub struct SdkFleet {
 struct Clients {
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
+    /// STS with the operator's own (base) credentials, in the account's region: for scoped sessions.
+    base_sts: aws_sdk_sts::Client,
 }
 
 impl SdkFleet {
     /// Loads the operator's own AWS configuration from the environment.
     pub async fn from_env() -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(timeouts)
             .load()
             .await;
         Self {
@@ -68,12 +78,14 @@ impl SdkFleet {
         let config = self
             .base
             .to_builder()
-            .region(region)
+            .region(region.clone())
             .credentials_provider(credentials)
             .build();
+        let base_config = self.base.to_builder().region(region).build();
         let clients = Clients {
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            base_sts: aws_sdk_sts::Client::new(&base_config),
         };
         self.lock().entry(account.clone()).or_insert(clients).clone()
     }
@@ -198,6 +210,35 @@ impl Fleet for SdkFleet {
         let sts = self.clients(account).await.sts;
         let identity = sts.get_caller_identity().send().await.map_err(classify)?;
         Ok(identity.arn().unwrap_or_default().to_owned())
+    }
+
+    async fn assume_scoped(
+        &self,
+        account: &Account,
+        session: ScopedSession<'_>,
+    ) -> Result<SessionCredentials, AwsError> {
+        let sts = self.clients(account).await.base_sts;
+        let duration = i32::try_from(session.duration.as_secs()).unwrap_or(i32::MAX);
+        let output = sts
+            .assume_role()
+            .role_arn(&account.role_arn)
+            .role_session_name(session.session_name)
+            .set_external_id(account.external_id.clone())
+            .policy(session.policy)
+            .duration_seconds(duration)
+            .send()
+            .await
+            .map_err(classify)?;
+        let missing = || AwsError::Other("AssumeRole answered without credentials".into());
+        let credentials = output.credentials().ok_or_else(missing)?;
+        let expiration = jiff::Timestamp::from_second(credentials.expiration().secs())
+            .map_err(|err| AwsError::Other(format!("AssumeRole answered an unusable expiration: {err}")))?;
+        Ok(SessionCredentials {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret_access_key: credentials.secret_access_key().to_owned(),
+            session_token: credentials.session_token().to_owned(),
+            expiration,
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! AccessRequest reconciliation: gather (approval, account, what AWS says) → lifecycle step → send
 //! the commands it asks for → write status and logbook → requeue at the next deadline.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{
@@ -13,7 +13,7 @@ use passport_crds::{
     access_request::{AccessRequestStatus, TargetState},
 };
 
-use super::{Context, Error, FINALIZER, execute, write_status};
+use super::{Context, Error, FINALIZER, execute, in_namespace, write_status};
 use crate::{
     approval,
     aws::{Account, Fleet},
@@ -101,9 +101,10 @@ async fn drive<F: Fleet>(
     if deleting && !decision.release {
         return Err(Error::RevocationInProgress);
     }
-    Ok(decision
-        .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
+    // Deadlines are relative to `now`, taken when this reconcile began; count the time it took.
+    let elapsed = Duration::try_from(Timestamp::now().duration_since(now)).unwrap_or_default();
+    let requeue = decision.requeue_after.map(|after| after.saturating_sub(elapsed));
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Asks AWS what the next step needs: which pending targets SSM manages, and how commands in flight are doing.
@@ -167,7 +168,7 @@ async fn observe<F: Fleet>(
 }
 
 /// The AwsAccount the request uses: `spec.account`, else a policy's `defaultAccount`.
-fn resolve_account<F>(
+pub(super) fn resolve_account<F>(
     ctx: &Context<F>,
     request: &AccessRequest,
     policies: &[AccessPolicy],
@@ -243,14 +244,6 @@ fn still_granted_elsewhere<F>(
         }
     }
     granted
-}
-
-fn in_namespace<K: kube::Resource + Clone>(objects: Vec<Arc<K>>, namespace: &str) -> Vec<K> {
-    objects
-        .into_iter()
-        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
-        .map(|o| (*o).clone())
-        .collect()
 }
 
 fn has_windows_target(status: &AccessRequestStatus) -> bool {

@@ -1,9 +1,10 @@
-//! The controllers: kube-runtime `Controller`s for AccessRequests and AwsAccounts, sharing one
+//! The controllers: kube-runtime `Controller`s for AccessRequests, AwsAccounts and CredentialRequests, sharing one
 //! context (API client, AWS fleet, SSH CA, event recorder, metrics, and reflector caches of the kinds
 //! a decision reads).
 
 mod access_request;
 mod aws_account;
+mod credential_request;
 mod execute;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -20,9 +21,12 @@ use kube::{
         watcher,
     },
 };
-use passport_crds::{AccessPolicy, AccessRequest, AccessReview, AwsAccount};
+use passport_crds::{AccessPolicy, AccessRequest, AccessReview, AwsAccount, CredentialRequest};
 
-use crate::{aws::Fleet, ca_store::Authority, metrics::Metrics, scripts::ScriptError};
+use crate::{
+    aws::Fleet, ca_store::Authority, credentials::seal::SealError, metrics::Metrics, scripts::ScriptError,
+    ssh_ca::CaError,
+};
 
 /// The finalizer that keeps an AccessRequest until everything it granted is revoked.
 pub const FINALIZER: &str = "passport.dev/revoke";
@@ -41,6 +45,8 @@ pub struct Context<F> {
     pub reviews: Store<AccessReview>,
     pub accounts: Store<AwsAccount>,
     pub requests: Store<AccessRequest>,
+    /// How long issued SSH certificates last (`--certificate-ttl`).
+    pub certificate_ttl: Duration,
 }
 
 impl<F> std::fmt::Debug for Context<F> {
@@ -64,6 +70,17 @@ pub enum Error {
     StatusTimeout(Duration),
     #[error("object has no {0}")]
     MissingMetadata(&'static str),
+    #[error("cannot sign the certificate: {0}")]
+    Sign(#[source] CaError),
+    #[error("cannot seal a secret: {0}")]
+    Seal(#[from] SealError),
+    /// Not a failure of this reconcile: the status says AWS is failing, and it retries.
+    #[error("AWS would not issue the session; retrying")]
+    AwsUnavailable,
+    #[error("the AccessRequest has Windows targets but no stored Windows password")]
+    WindowsPasswordMissing,
+    #[error("a blocking task failed: {0}")]
+    Join(String),
 }
 
 impl Error {
@@ -79,6 +96,11 @@ impl Error {
             Error::Script(_) => "script",
             Error::StatusTimeout(_) => "status_timeout",
             Error::MissingMetadata(_) => "missing_metadata",
+            Error::Sign(_) => "sign",
+            Error::Seal(_) => "seal",
+            Error::AwsUnavailable => "aws_unavailable",
+            Error::WindowsPasswordMissing => "windows_password_missing",
+            Error::Join(_) => "join",
         }
     }
 
@@ -120,6 +142,7 @@ pub async fn run<F: Fleet>(
     fleet: F,
     authority: Authority,
     metrics: Metrics,
+    certificate_ttl: Duration,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (policies, policy_writer) = reflector::store();
@@ -168,6 +191,7 @@ pub async fn run<F: Fleet>(
         reviews,
         accounts,
         requests: requests.clone(),
+        certificate_ttl,
     });
     let by_namespace = requests.clone();
     let request_controller = Controller::for_stream(request_changes, requests)
@@ -200,12 +224,23 @@ pub async fn run<F: Fleet>(
         )
         .for_each(|_| future::ready(()));
 
-    let account_controller = Controller::new(Api::<AwsAccount>::all(client), watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .run(aws_account::reconcile, error_policy::<AwsAccount, F>, ctx)
-        .for_each(|_| future::ready(()));
+    let account_controller =
+        Controller::new(Api::<AwsAccount>::all(client.clone()), watcher::Config::default())
+            .graceful_shutdown_on(shutdown.clone())
+            .run(aws_account::reconcile, error_policy::<AwsAccount, F>, ctx.clone())
+            .for_each(|_| future::ready(()));
 
-    tokio::join!(request_controller, account_controller);
+    let credential_controller =
+        Controller::new(Api::<CredentialRequest>::all(client), watcher::Config::default())
+            .graceful_shutdown_on(shutdown)
+            .run(
+                credential_request::reconcile,
+                error_policy::<CredentialRequest, F>,
+                ctx,
+            )
+            .for_each(|_| future::ready(()));
+
+    tokio::join!(request_controller, account_controller, credential_controller);
 }
 
 fn error_policy<K: Resource<DynamicType = ()>, F>(
@@ -220,6 +255,15 @@ fn error_policy<K: Resource<DynamicType = ()>, F>(
     ctx.metrics.failure(&kind, error.metric_label());
     tracing::warn!(%kind, name = %object.meta().name.as_deref().unwrap_or_default(), "reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
+}
+
+/// The objects of `namespace`, cloned out of a reflector cache.
+fn in_namespace<K: Resource + Clone>(objects: Vec<Arc<K>>, namespace: &str) -> Vec<K> {
+    objects
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .map(|o| (*o).clone())
+        .collect()
 }
 
 /// Writes a status with a deadline, so a slow apiserver cannot stall a reconcile forever.

@@ -145,12 +145,20 @@ pub struct LogEvent {
 }
 
 /// The logbook's vocabulary (the CloudEvent type is `dev.passport.accessrequest.<action>`).
+///
+/// [`LogAction::as_str`] is the action as the Kubernetes Event's `action` and the CloudEvent type
+/// spell it: lowercase, and `snake_case` where the contract's name has two words ("credential
+/// issued" is `credential_issued`, so `dev.passport.accessrequest.credential_issued`): valid in a
+/// CloudEvent type and an Event action alike, and an identifier in jq and log query languages, which
+/// a hyphen is not. The Event `reason` is its CamelCase form (`CredentialIssued`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogAction {
     Created,
     Approved,
     Denied,
     Provisioned,
+    /// Credentials (a certificate, a scoped AWS session) were issued through a CredentialRequest.
+    CredentialIssued,
     Extended,
     Completed,
     Expired,
@@ -165,6 +173,7 @@ impl LogAction {
             LogAction::Approved => "approved",
             LogAction::Denied => "denied",
             LogAction::Provisioned => "provisioned",
+            LogAction::CredentialIssued => "credential_issued",
             LogAction::Extended => "extended",
             LogAction::Completed => "completed",
             LogAction::Expired => "expired",

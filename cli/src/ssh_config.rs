@@ -1,0 +1,224 @@
+//! `ssh-config`: an ssh config file with one `Host <instance-id>` entry per instance of your Active
+//! requests, so that ssh, scp, rsync, `ssh -L` and Ansible reach instances by id. Certificates are
+//! not fetched here: each ssh run refreshes them first through `Match exec` (ssh reads the
+//! certificate file before its ProxyCommand has done anything), and the ProxyCommand opens the tunnel.
+
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+
+use anyhow::{Result, bail};
+use jiff::Timestamp;
+use kube::{ResourceExt, api::ListParams};
+use passport_crds::{AccessRequest, KeyType, Phase, access_request::Platform};
+
+use crate::{
+    args::{Output, SshConfigArgs},
+    credentials, errors,
+    keys::{KeyDir, cache_root, private_dir, write_atomic},
+    names::path_component,
+    output, session::Session,
+    sshcmd::{self, ProxySpec, config_path, match_exec_arg},
+    target,
+};
+
+/// One `Host` entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostEntry {
+    pub instance: String,
+    pub request: String,
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub certificate_file: PathBuf,
+    pub known_hosts: PathBuf,
+    #[serde(skip)]
+    pub prepare_command: String,
+    #[serde(skip)]
+    pub proxy_command: String,
+    #[serde(skip)]
+    pub expires: Option<Timestamp>,
+}
+
+/// The file's text: a header, then for each entry a `Match … exec` that refreshes the certificate
+/// and the `Host` block.
+pub fn render(header: &str, entries: &[HostEntry]) -> String {
+    let mut out = String::new();
+    for line in header.lines() {
+        out.push_str(&format!("# {line}\n"));
+    }
+    for entry in entries {
+        let expires = entry
+            .expires
+            .map(|t| format!(", until {}", output::timestamp(t)))
+            .unwrap_or_default();
+        out.push_str(&format!("\n# AccessRequest {}{expires}\n", entry.request));
+        out.push_str(&format!(
+            "Match host {} exec {}\n",
+            entry.instance,
+            match_exec_arg(&entry.prepare_command)
+        ));
+        out.push_str(&format!("Host {}\n", entry.instance));
+        let mut set = |key: &str, value: &str| out.push_str(&format!("  {key} {value}\n"));
+        set("HostName", &entry.instance);
+        set("User", &entry.user);
+        set("IdentityFile", &config_path(&entry.identity_file));
+        set("CertificateFile", &config_path(&entry.certificate_file));
+        set("IdentitiesOnly", "yes");
+        set("UserKnownHostsFile", &config_path(&entry.known_hosts));
+        set("HostKeyAlias", &entry.instance);
+        set("StrictHostKeyChecking", "yes");
+        set("ProxyCommand", &entry.proxy_command);
+    }
+    out
+}
+
+/// The requests to write entries for: `name` (which must be Active), or all of the user's Active
+/// ones in the namespace.
+async fn requests(session: &Session, name: Option<&str>) -> Result<Vec<AccessRequest>> {
+    if let Some(name) = name {
+        let request = session.request(name).await?;
+        target::ensure_active(&request)?;
+        return Ok(vec![request]);
+    }
+    let me = session.whoami().await?;
+    let list = session
+        .requests()
+        .list(&ListParams::default())
+        .await
+        .map_err(|err| errors::api(err, "list", "accessrequests", &session.namespace))?;
+    let mine: Vec<AccessRequest> = list
+        .items
+        .into_iter()
+        .filter(|r| r.spec.requester == me.username && target::phase(r) == Phase::Active)
+        .collect();
+    if mine.is_empty() {
+        bail!(
+            "you ({}) have no Active AccessRequest in namespace {}; ask for one with kubectl passport request --instance INSTANCE_ID --reason REASON --wait",
+            me.username,
+            session.namespace
+        );
+    }
+    Ok(mine)
+}
+
+pub async fn run(session: &Session, args: &SshConfigArgs, format: Output) -> Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let key_type = KeyType::from(args.tunnel.key_type);
+    let mut chosen: BTreeMap<String, HostEntry> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for request in requests(session, args.name.as_deref()).await? {
+        let name = request.name_any();
+        let status = request.status.clone().unwrap_or_default();
+        let Some(user) = status.username.clone() else {
+            skipped.push(format!("{name}: no username yet"));
+            continue;
+        };
+        let keys = KeyDir::open(&session.context, &session.namespace, &name, key_type)?;
+        keys.ensure_key_pair(&format!("passport {}/{name}", session.namespace))?;
+        credentials::write_known_hosts(&keys, &request, &[])?;
+        let spec = ProxySpec {
+            exe: &exe,
+            kubeconfig: session.kubeconfig.as_deref(),
+            context: &session.context,
+            namespace: &session.namespace,
+            request: &name,
+            key_type,
+            direct: &args.tunnel.direct,
+        };
+        let expires = status.expires_at.as_ref().map(|t| t.0);
+        for instance in request.spec.targets.iter().map(|t| t.instance_id.clone()) {
+            let windows = status
+                .targets
+                .iter()
+                .any(|t| t.instance_id == instance && t.platform == Some(Platform::Windows));
+            if windows {
+                skipped.push(format!("{instance}: Windows (use kubectl passport connect {name} {instance})"));
+                continue;
+            }
+            let entry = HostEntry {
+                instance: instance.clone(),
+                request: name.clone(),
+                user: user.clone(),
+                identity_file: keys.private_key(),
+                certificate_file: keys.certificate(),
+                known_hosts: keys.known_hosts(),
+                prepare_command: spec.command(true),
+                proxy_command: spec.command(false),
+                expires,
+            };
+            // An instance in several requests goes through the one that lasts longest.
+            let later = chosen.get(&instance).is_none_or(|e| e.expires < expires);
+            if later {
+                chosen.insert(instance, entry);
+            }
+        }
+    }
+    let entries: Vec<HostEntry> = chosen.into_values().collect();
+    if entries.is_empty() {
+        bail!("no instance to write an entry for ({})", skipped.join("; "));
+    }
+    let dir = cache_root()?
+        .join(path_component(&session.context))
+        .join(path_component(&session.namespace));
+    let path = match &args.name {
+        Some(name) => dir.join(path_component(name)).join("ssh_config"),
+        None => dir.join("ssh_config"),
+    };
+    if let Some(parent) = path.parent() {
+        private_dir(parent)?;
+    }
+    let header = format!(
+        "Written by kubectl passport ssh-config for namespace {} (context {}) at {}.\n\
+         Use: ssh -F {} <instance-id>; entries work while their AccessRequest is Active.",
+        session.namespace,
+        session.context,
+        output::timestamp(Timestamp::now()),
+        sshcmd::shell_quote(&path.to_string_lossy()),
+    );
+    write_atomic(&path, render(&header, &entries).as_bytes(), 0o600)?;
+    for note in &skipped {
+        eprintln!("kubectl-passport: skipped {note}");
+    }
+    let shown = serde_json::json!({ "path": path, "hosts": entries });
+    if !output::structured(format, &shown)? {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_pin_the_instance_and_proxy_through_the_plugin() {
+        let dir = PathBuf::from("/c/passport/ctx/team-a/db");
+        let entry = HostEntry {
+            instance: "i-0123456789abcdef0".into(),
+            request: "db".into(),
+            user: "rs-5f3a9c21".into(),
+            identity_file: dir.join("id_ed25519"),
+            certificate_file: dir.join("id_ed25519-cert.pub"),
+            known_hosts: dir.join("known_hosts"),
+            prepare_command: "/bin/kubectl-passport --context c -n team-a proxy --prepare db %h %p".into(),
+            proxy_command: "/bin/kubectl-passport --context c -n team-a proxy db %h %p".into(),
+            expires: Some("2025-03-02T13:00:00Z".parse().expect("ts")),
+        };
+        let text = render("header line\nsecond", &[entry]);
+        assert_eq!(
+            text,
+            "# header line\n# second\n\
+             \n# AccessRequest db, until 2025-03-02T13:00:00Z\n\
+             Match host i-0123456789abcdef0 exec \"/bin/kubectl-passport --context c -n team-a proxy --prepare db %h %p\"\n\
+             Host i-0123456789abcdef0\n\
+             \x20 HostName i-0123456789abcdef0\n\
+             \x20 User rs-5f3a9c21\n\
+             \x20 IdentityFile /c/passport/ctx/team-a/db/id_ed25519\n\
+             \x20 CertificateFile /c/passport/ctx/team-a/db/id_ed25519-cert.pub\n\
+             \x20 IdentitiesOnly yes\n\
+             \x20 UserKnownHostsFile /c/passport/ctx/team-a/db/known_hosts\n\
+             \x20 HostKeyAlias i-0123456789abcdef0\n\
+             \x20 StrictHostKeyChecking yes\n\
+             \x20 ProxyCommand /bin/kubectl-passport --context c -n team-a proxy db %h %p\n"
+        );
+    }
+}

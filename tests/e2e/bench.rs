@@ -1,0 +1,94 @@
+//! Lifecycle latency, measured on real parts; runs only with PASSPORT_BENCH=1 (it takes minutes and
+//! its numbers are reported, never asserted).
+//!
+//! 20 requests from 20 requesters (so 20 distinct OS users) to one instance, applied together:
+//! time from `kubectl apply` to Active, and from status.expiresAt to the revoke command reaching SSM
+//! (moto records each SendCommand's time).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use passport_crds::Phase;
+use passport_tests::{aws::Platform, instance::Instance};
+
+use crate::{TestFn, scenario::Scenario, test};
+
+const REQUESTS: usize = 20;
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    vec![test("lifecycle::bench_latency", |env| async move {
+        if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
+            return Ok(());
+        }
+        let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+        let instance = Instance::start().await?;
+        emulator
+            .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+            .await?;
+        let users: Vec<String> = (0..REQUESTS).map(|i| format!("user{i:02}")).collect();
+        let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        let s = Scenario::new(
+            plane,
+            emulator,
+            operator,
+            env.namespace("bench").await?,
+            &user_refs,
+            &[instance.id()],
+        )
+        .await?;
+        measure(&s, &instance, &users).await
+    })]
+}
+
+async fn measure(s: &Scenario<'_>, instance: &Instance, users: &[String]) -> Result<()> {
+    let mut applied = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        applied.push(Instant::now());
+        s.request(&format!("r{i:02}"), user, "1m", &[instance.id()])?;
+    }
+    let mut to_active = Vec::new();
+    let mut expiries = Vec::new();
+    for (i, start) in applied.iter().enumerate() {
+        let name = format!("r{i:02}");
+        let active = s
+            .wait_phase(&name, Phase::Active, Duration::from_secs(120))
+            .await?;
+        to_active.push(start.elapsed());
+        expiries.push((
+            name,
+            active
+                .status
+                .and_then(|st| st.expires_at)
+                .context("no expiresAt")?
+                .0,
+        ));
+    }
+    for (name, _) in &expiries {
+        s.wait_phase(name, Phase::Expired, Duration::from_secs(180))
+            .await?;
+    }
+    let commands = s.emulator.commands().await?;
+    let mut to_revoke = Vec::new();
+    for (name, expires) in &expiries {
+        let key = format!("passport revoke {}/{name}", s.namespace);
+        let sent = commands
+            .iter()
+            .find(|c| c.comment == key)
+            .context("no revoke command recorded")?;
+        let sent: jiff::Timestamp = sent.requested_date_time.parse()?;
+        to_revoke.push(Duration::try_from(sent.duration_since(*expires)).unwrap_or_default());
+    }
+    report("kubectl apply → Active", &mut to_active);
+    report("expiresAt → revoke command at SSM", &mut to_revoke);
+    Ok(())
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    let worst = samples[samples.len() - 1];
+    eprintln!(
+        "BENCH {what}: n={} median={median:?} worst={worst:?}",
+        samples.len()
+    );
+}
