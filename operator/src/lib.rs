@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod controller;
 pub mod credentials;
 pub mod http;
+pub mod leader;
 pub mod lifecycle;
 pub mod logbook;
 pub mod metrics;

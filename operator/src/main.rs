@@ -5,7 +5,9 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use passport_operator::{
-    aws::sdk::SdkFleet, ca_store, controller, credentials::parse_certificate_ttl, http, metrics::Metrics,
+    leader::{self, Leadership},
+    aws::sdk::SdkFleet,
+    ca_store, controller, credentials::parse_certificate_ttl, http, metrics::Metrics,
     preflight,
 };
 use tokio::sync::watch;
@@ -64,25 +66,42 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = tokio::spawn(http::serve(args.http_addr, registry, ready_rx, stopped()));
     let authority = ca_store::load_or_create(client.clone(), &args.namespace).await?;
     let fleet = SdkFleet::from_env().await;
-    let controllers = tokio::spawn(controller::run(
-        client,
-        args.namespace,
-        fleet,
-        authority,
-        metrics,
-        args.certificate_ttl,
-        stopped(),
-    ));
+    let mut leadership = Leadership::start(client.clone(), &args.namespace, &leader::identity()).await?;
+    // A standby is healthy and ready: it takes over as soon as the leader's lease lapses.
     ready_tx.send_replace(true);
-    tracing::info!("passport-operator ready");
-    shutdown_signal().await;
+    tracing::info!("passport-operator ready; waiting to lead");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let lost = tokio::select! {
+        () = &mut shutdown => false,
+        () = leadership.acquired() => {
+            tracing::info!("leading: reconciling");
+            let controllers = tokio::spawn(controller::run(
+                client,
+                args.namespace,
+                fleet,
+                authority,
+                metrics,
+                args.certificate_ttl,
+                stopped(),
+            ));
+            let lost = tokio::select! {
+                () = &mut shutdown => false,
+                () = leadership.lost() => true,
+            };
+            stop_tx.send_replace(true);
+            // In-flight reconciles get a moment to finish; all state is in status, so cutting one
+            // short loses nothing: the next leader picks it up.
+            if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
+                tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            }
+            lost
+        }
+    };
     stop_tx.send_replace(true);
-    // In-flight reconciles get a moment to finish; all state is in status, so cutting one short loses
-    // nothing: the next operator picks it up.
-    if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
-        tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
-    }
+    leadership.release().await;
     server.await??;
+    anyhow::ensure!(!lost, "lost the leader lease; exiting so that a fresh start competes for it");
     tracing::info!("passport-operator stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod admission;
 mod aws;
 mod bench;
+mod cli;
 mod credentials;
 mod env;
 mod instance;
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(admission::trials());
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
+    trials.extend(cli::trials());
     let trials = trials
         .into_iter()
         .map(|(name, test)| {

@@ -7,6 +7,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use passport_tests::{ControlPlane, binaries::workspace_binary, operator::OperatorProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -16,6 +18,9 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
         test("operator::refuses_to_start_without_crds", |_env| async move {
             refuses_to_start_without_crds().await
+        }),
+        test("operator::standby_takes_over_the_lease", |_env| async move {
+            standby_takes_over().await
         }),
         test("operator::serves_health_and_stops_on_sigterm", |env| async move {
             let plane = env.plane().await?;
@@ -99,4 +104,40 @@ async fn http_get(port: u16, path: &str) -> Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     Ok(response.trim_end().to_owned())
+}
+
+/// Two replicas: one holds the Lease; when it dies without releasing, the other takes over.
+async fn standby_takes_over() -> Result<()> {
+    let plane = ControlPlane::start().await?;
+    passport_tests::crds::install(&plane.admin_client().await?).await?;
+    let first = OperatorProcess::start(&plane, &[("POD_NAME", "replica-a".to_owned())])?;
+    let leases: Api<Lease> = Api::namespaced(plane.admin_client().await?, "passport-system");
+    let holder = || async {
+        let lease = leases.get_opt("passport-operator").await.ok().flatten();
+        lease.and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default()
+    };
+    wait_until(Duration::from_secs(30), || async { holder().await == "replica-a" }).await.context("replica-a never led")?;
+    let second = OperatorProcess::start(&plane, &[("POD_NAME", "replica-b".to_owned())])?;
+    wait_for_ok(second.http_port(), "/readyz").await?;
+    ensure!(holder().await == "replica-a", "the standby took the lease from a live leader");
+    first.kill();
+    let started = Instant::now();
+    wait_until(Duration::from_secs(40), || async { holder().await == "replica-b" })
+        .await
+        .with_context(|| format!("replica-b never took over:\n{}", second.log_tail()))?;
+    eprintln!("standby took over {:?} after the leader was killed", started.elapsed());
+    Ok(())
+}
+
+async fn wait_until<F, Fut>(timeout: Duration, check: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        ensure!(Instant::now() < deadline, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
