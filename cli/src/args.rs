@@ -261,7 +261,9 @@ impl FromStr for DirectEndpoint {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| format!("{text:?} is not INSTANCE=HOST:PORT ({why}), e.g. i-0123456789abcdef0=127.0.0.1:2222");
+        let bad = |why: &str| {
+            format!("{text:?} is not INSTANCE=HOST:PORT ({why}), e.g. i-0123456789abcdef0=127.0.0.1:2222")
+        };
         let (instance, address) = text.trim().split_once('=').ok_or_else(|| bad("no '='"))?;
         let (instance, address) = (instance.trim(), address.trim());
         if instance.is_empty() {
@@ -295,7 +297,11 @@ pub fn parse_direct_list(text: &str) -> Result<Vec<DirectEndpoint>, String> {
     text.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
-        .map(|entry| entry.parse().map_err(|err| format!("PASSPORT_DIRECT_ENDPOINTS: {err}")))
+        .map(|entry| {
+            entry
+                .parse()
+                .map_err(|err| format!("PASSPORT_DIRECT_ENDPOINTS: {err}"))
+        })
         .collect()
 }
 

@@ -35,7 +35,10 @@ fn global_flags_go_anywhere() {
     assert_eq!(cli.global.output, Output::Json);
     assert!(matches!(cli.command, Verb::List));
     let cli = parse(&["whoami", "--kubeconfig", "/tmp/k", "--output", "yaml"]);
-    assert_eq!(cli.global.kubeconfig.as_deref(), Some(std::path::Path::new("/tmp/k")));
+    assert_eq!(
+        cli.global.kubeconfig.as_deref(),
+        Some(std::path::Path::new("/tmp/k"))
+    );
     assert_eq!(cli.global.output, Output::Yaml);
     assert_eq!(parse(&["list"]).global.output, Output::Table);
     assert_eq!(error(&["list", "-o", "wide"]).kind(), ErrorKind::InvalidValue);
@@ -44,9 +47,25 @@ fn global_flags_go_anywhere() {
 #[test]
 fn request_flags() {
     let cli = parse(&[
-        "request", "db", "--instance", "i-0123456789abcdef0", "--instance", "i-0fedcba9876543210",
-        "--reason", "CPU alarm", "--ticket", "INC-1", "--duration", "2h", "--account", "prod",
-        "--source-cidr", "203.0.113.7/32", "--wait", "--timeout", "10m",
+        "request",
+        "db",
+        "--instance",
+        "i-0123456789abcdef0",
+        "--instance",
+        "i-0fedcba9876543210",
+        "--reason",
+        "CPU alarm",
+        "--ticket",
+        "INC-1",
+        "--duration",
+        "2h",
+        "--account",
+        "prod",
+        "--source-cidr",
+        "203.0.113.7/32",
+        "--wait",
+        "--timeout",
+        "10m",
     ]);
     let Verb::Request(args) = cli.command else {
         panic!("not request")
@@ -56,17 +75,38 @@ fn request_flags() {
     assert_eq!(args.duration.text, "2h");
     assert_eq!(args.timeout.value.as_secs(), 600);
     assert!(args.wait);
-    let Verb::Request(args) = parse(&["request", "--instance", "i-0123456789abcdef0", "--reason", "r"]).command
+    let Verb::Request(args) =
+        parse(&["request", "--instance", "i-0123456789abcdef0", "--reason", "r"]).command
     else {
         panic!("not request")
     };
-    assert_eq!((args.duration.text.as_str(), args.timeout.value.as_secs()), ("1h", 300));
+    assert_eq!(
+        (args.duration.text.as_str(), args.timeout.value.as_secs()),
+        ("1h", 300)
+    );
     assert!(!args.wait && args.name.is_none());
-    assert_eq!(error(&["request", "--reason", "r"]).kind(), ErrorKind::MissingRequiredArgument);
-    assert_eq!(error(&["request", "--instance", "i-0123456789abcdef0"]).kind(), ErrorKind::MissingRequiredArgument);
-    let bad = error(&["request", "--instance", "i-0123456789abcdef0", "--reason", "r", "--duration", "1d"]);
+    assert_eq!(
+        error(&["request", "--reason", "r"]).kind(),
+        ErrorKind::MissingRequiredArgument
+    );
+    assert_eq!(
+        error(&["request", "--instance", "i-0123456789abcdef0"]).kind(),
+        ErrorKind::MissingRequiredArgument
+    );
+    let bad = error(&[
+        "request",
+        "--instance",
+        "i-0123456789abcdef0",
+        "--reason",
+        "r",
+        "--duration",
+        "1d",
+    ]);
     assert_eq!(bad.kind(), ErrorKind::ValueValidation);
-    assert!(bad.to_string().contains("use Go syntax such as 30m, 1h or 1h30m"), "{bad}");
+    assert!(
+        bad.to_string().contains("use Go syntax such as 30m, 1h or 1h30m"),
+        "{bad}"
+    );
 }
 
 #[test]
@@ -80,8 +120,14 @@ fn review_and_change_verbs() {
         panic!("not extend")
     };
     assert_eq!(args.by.map(|d| d.value.as_secs()), Some(1800));
-    assert_eq!(error(&["extend", "db"]).kind(), ErrorKind::MissingRequiredArgument);
-    assert_eq!(error(&["extend", "db", "--by", "1m", "--to", "2h"]).kind(), ErrorKind::ArgumentConflict);
+    assert_eq!(
+        error(&["extend", "db"]).kind(),
+        ErrorKind::MissingRequiredArgument
+    );
+    assert_eq!(
+        error(&["extend", "db", "--by", "1m", "--to", "2h"]).kind(),
+        ErrorKind::ArgumentConflict
+    );
     assert!(matches!(parse(&["complete", "db"]).command, Verb::Complete(a) if a.name == "db"));
     assert!(matches!(parse(&["logbook", "db"]).command, Verb::Logbook(a) if a.name == "db"));
     assert!(matches!(parse(&["get", "db"]).command, Verb::Get(a) if a.name == "db"));
@@ -90,8 +136,17 @@ fn review_and_change_verbs() {
 #[test]
 fn connect_takes_an_instance_key_type_direct_endpoints_and_ssh_arguments() {
     let cli = parse(&[
-        "connect", "db", "i-0123456789abcdef0", "--key-type", "rsa", "--direct",
-        "i-0123456789abcdef0=127.0.0.1:2222", "--", "-L", "8080:localhost:80", "uptime",
+        "connect",
+        "db",
+        "i-0123456789abcdef0",
+        "--key-type",
+        "rsa",
+        "--direct",
+        "i-0123456789abcdef0=127.0.0.1:2222",
+        "--",
+        "-L",
+        "8080:localhost:80",
+        "uptime",
     ]);
     let Verb::Connect(args) = cli.command else {
         panic!("not connect")
@@ -103,7 +158,10 @@ fn connect_takes_an_instance_key_type_direct_endpoints_and_ssh_arguments() {
     let bad = error(&["connect", "db", "--key-type", "dsa"]);
     assert_eq!(bad.kind(), ErrorKind::InvalidValue);
     let line = crate::errors::clap_line(&bad.render().to_string());
-    assert!(line.contains("invalid value 'dsa'") && line.contains("ed25519, rsa"), "{line}");
+    assert!(
+        line.contains("invalid value 'dsa'") && line.contains("ed25519, rsa"),
+        "{line}"
+    );
     assert!(!line.contains('\n'));
 }
 
@@ -115,7 +173,17 @@ fn ssh_config_and_the_hidden_proxy() {
     assert!(args.name.is_none());
     assert_eq!(args.tunnel.key_type, KeyTypeArg::Ed25519);
     let cli = parse(&[
-        "--context", "c", "-n", "ns", "proxy", "--prepare", "db", "i-0123456789abcdef0", "22", "--key-type", "rsa",
+        "--context",
+        "c",
+        "-n",
+        "ns",
+        "proxy",
+        "--prepare",
+        "db",
+        "i-0123456789abcdef0",
+        "22",
+        "--key-type",
+        "rsa",
     ]);
     let Verb::Proxy(args) = cli.command else {
         panic!("not proxy")
@@ -125,8 +193,19 @@ fn ssh_config_and_the_hidden_proxy() {
     let help = Cli::command().render_help().to_string();
     assert!(!help.contains("proxy"), "proxy is hidden: {help}");
     for verb in [
-        "request", "list", "get", "approve", "deny", "extend", "complete", "connect", "ssh-config", "logbook",
-        "whoami", "version", "completion",
+        "request",
+        "list",
+        "get",
+        "approve",
+        "deny",
+        "extend",
+        "complete",
+        "connect",
+        "ssh-config",
+        "logbook",
+        "whoami",
+        "version",
+        "completion",
     ] {
         assert!(help.contains(verb), "{verb} missing from help");
     }
@@ -134,18 +213,32 @@ fn ssh_config_and_the_hidden_proxy() {
 
 #[test]
 fn completion_shells() {
-    assert!(matches!(parse(&["completion", "zsh"]).command, Verb::Completion(_)));
+    assert!(matches!(
+        parse(&["completion", "zsh"]).command,
+        Verb::Completion(_)
+    ));
     assert_eq!(error(&["completion", "tcsh"]).kind(), ErrorKind::InvalidValue);
 }
 
 #[test]
 fn direct_endpoints_parse() {
     let d: DirectEndpoint = "i-0123456789abcdef0=127.0.0.1:2222".parse().expect("ok");
-    assert_eq!((d.instance.as_str(), d.address.as_str()), ("i-0123456789abcdef0", "127.0.0.1:2222"));
+    assert_eq!(
+        (d.instance.as_str(), d.address.as_str()),
+        ("i-0123456789abcdef0", "127.0.0.1:2222")
+    );
     assert_eq!(d.to_string(), "i-0123456789abcdef0=127.0.0.1:2222");
     let v6: DirectEndpoint = "i-1=[::1]:22".parse().expect("ipv6");
     assert_eq!(v6.address, "[::1]:22");
-    for bad in ["i-1", "=h:22", "i-1=h", "i-1=:22", "i-1=h:0", "i-1=h:99999", "i-1=::1:22"] {
+    for bad in [
+        "i-1",
+        "=h:22",
+        "i-1=h",
+        "i-1=:22",
+        "i-1=h:0",
+        "i-1=h:99999",
+        "i-1=::1:22",
+    ] {
         assert!(bad.parse::<DirectEndpoint>().is_err(), "{bad} should not parse");
     }
     let list = parse_direct_list(" i-a=127.0.0.1:2222, i-b=10.0.0.5:22 ,").expect("list");
@@ -153,8 +246,15 @@ fn direct_endpoints_parse() {
     assert!(parse_direct_list("i-a=127.0.0.1").is_err_and(|e| e.starts_with("PASSPORT_DIRECT_ENDPOINTS: ")));
     let flags = vec!["i-a=127.0.0.1:1".parse().expect("flag")];
     let env = Some("i-a=127.0.0.1:2,i-b=127.0.0.1:3");
-    assert_eq!(direct_endpoint(&flags, env, "i-a"), Ok(Some("127.0.0.1:1".to_owned())), "flags win");
-    assert_eq!(direct_endpoint(&flags, env, "i-b"), Ok(Some("127.0.0.1:3".to_owned())));
+    assert_eq!(
+        direct_endpoint(&flags, env, "i-a"),
+        Ok(Some("127.0.0.1:1".to_owned())),
+        "flags win"
+    );
+    assert_eq!(
+        direct_endpoint(&flags, env, "i-b"),
+        Ok(Some("127.0.0.1:3".to_owned()))
+    );
     assert_eq!(direct_endpoint(&flags, env, "i-c"), Ok(None));
     assert_eq!(direct_endpoint(&[], None, "i-a"), Ok(None));
 }

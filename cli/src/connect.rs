@@ -13,9 +13,8 @@ use crate::{
     output,
     proxy::{self, Document, MIN_VALIDITY},
     session::Session,
-    ssm,
     sshcmd::{self, ProxySpec},
-    target, tunnel,
+    ssm, target, tunnel,
 };
 
 /// The RDP port on a Windows instance.
@@ -49,7 +48,13 @@ pub async fn run(session: &Session, args: &ConnectArgs, format: Output) -> Resul
         key_type,
         direct: &args.tunnel.direct,
     };
-    let ssh_args = sshcmd::connect_args(&keys, &instance, &issued.username, &spec.command(false), &args.ssh_args);
+    let ssh_args = sshcmd::connect_args(
+        &keys,
+        &instance,
+        &issued.username,
+        &spec.command(false),
+        &args.ssh_args,
+    );
     tracing::debug!(?ssh_args, "running ssh");
     let err = std::process::Command::new("ssh").args(&ssh_args).exec();
     bail!("cannot run ssh: {err}; install the OpenSSH client")
@@ -67,7 +72,10 @@ struct RdpDetails<'a> {
 
 fn print_rdp(details: &RdpDetails<'_>, format: Output) -> Result<()> {
     if !output::structured(format, details)? {
-        println!("Windows instance {}: point your RDP client at {}", details.instance, details.host);
+        println!(
+            "Windows instance {}: point your RDP client at {}",
+            details.instance, details.host
+        );
         println!("  Host:      {}", details.host);
         println!("  Username:  {}", details.username);
         println!("  Password:  {}", details.password);
@@ -80,9 +88,16 @@ fn print_rdp(details: &RdpDetails<'_>, format: Output) -> Result<()> {
 
 /// Unseals the instance's password, opens a local port forward to its RDP port and holds it until
 /// Ctrl-C.
-async fn rdp(keys: &KeyDir, issued: &Issued, instance: &str, direct: Option<String>, format: Output) -> Result<ExitCode> {
+async fn rdp(
+    keys: &KeyDir,
+    issued: &Issued,
+    instance: &str,
+    direct: Option<String>,
+    format: Output,
+) -> Result<ExitCode> {
     let password = credentials::unseal(keys, issued, WINDOWS_PASSWORD, Some(instance))?;
-    let password = String::from_utf8(password).map_err(|_| anyhow!("the sealed Windows password is not UTF-8"))?;
+    let password =
+        String::from_utf8(password).map_err(|_| anyhow!("the sealed Windows password is not UTF-8"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("opening a local port")?;
@@ -104,7 +119,14 @@ async fn rdp(keys: &KeyDir, issued: &Issued, instance: &str, direct: Option<Stri
         None => {
             // The plugin listens on the port itself.
             drop(listener);
-            let started = proxy::session_manager(keys, issued, instance, RDP_PORT, Document::PortForwarding { local: port }).await?;
+            let started = proxy::session_manager(
+                keys,
+                issued,
+                instance,
+                RDP_PORT,
+                Document::PortForwarding { local: port },
+            )
+            .await?;
             let plugin = ssm::find_plugin()?;
             let creds = credentials::aws_session(keys, issued)?;
             let mut command = tokio::process::Command::from(ssm::plugin_command(&plugin, &started, &creds));

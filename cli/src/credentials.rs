@@ -108,7 +108,12 @@ pub fn valid_between(certificate: &Certificate, now: i64, min: i64) -> bool {
 }
 
 /// Creates a CredentialRequest for the key and waits until it is issued.
-async fn obtain(session: &Session, request: &AccessRequest, keys: &KeyDir, public: &PublicKey) -> Result<Issued> {
+async fn obtain(
+    session: &Session,
+    request: &AccessRequest,
+    keys: &KeyDir,
+    public: &PublicKey,
+) -> Result<Issued> {
     let name = request.name_any();
     let me = session.whoami().await?;
     let identity = keys.new_sealing_identity()?;
@@ -201,7 +206,9 @@ pub fn issued_state(object: &CredentialRequest) -> Option<Result<(), String>> {
     let status = object.status.as_ref()?;
     let condition = status.conditions.iter().find(|c| c.type_ == ISSUED)?;
     if let Some(generation) = object.metadata.generation
-        && condition.observed_generation.is_some_and(|seen| seen < generation)
+        && condition
+            .observed_generation
+            .is_some_and(|seen| seen < generation)
     {
         return None;
     }
@@ -283,14 +290,22 @@ pub fn from_status(
 
 /// Writes the certificate, known_hosts and the record of what was issued.
 fn write_issued(keys: &KeyDir, request: &AccessRequest, issued: &Issued) -> Result<()> {
-    crate::keys::write_atomic(&keys.certificate(), format!("{}\n", issued.certificate).as_bytes(), 0o644)?;
+    crate::keys::write_atomic(
+        &keys.certificate(),
+        format!("{}\n", issued.certificate).as_bytes(),
+        0o644,
+    )?;
     write_known_hosts(keys, request, &issued.host_keys)?;
     let json = serde_json::to_vec_pretty(issued)?;
     crate::keys::write_atomic(&keys.issued(), &json, 0o600)
 }
 
 /// Writes known_hosts: `host_keys` when given, else the AccessRequest's own record of them.
-pub fn write_known_hosts(keys: &KeyDir, request: &AccessRequest, host_keys: &[InstanceHostKeys]) -> Result<()> {
+pub fn write_known_hosts(
+    keys: &KeyDir,
+    request: &AccessRequest,
+    host_keys: &[InstanceHostKeys],
+) -> Result<()> {
     let from_request: Vec<(String, Vec<String>)>;
     let entries: Vec<(&str, &[String])> = if host_keys.iter().any(|h| !h.host_keys.is_empty()) {
         host_keys
@@ -304,9 +319,16 @@ pub fn write_known_hosts(keys: &KeyDir, request: &AccessRequest, host_keys: &[In
             .flat_map(|s| s.targets.iter())
             .map(|t| (t.instance_id.clone(), t.host_keys.clone()))
             .collect();
-        from_request.iter().map(|(i, k)| (i.as_str(), k.as_slice())).collect()
+        from_request
+            .iter()
+            .map(|(i, k)| (i.as_str(), k.as_slice()))
+            .collect()
     };
-    crate::keys::write_atomic(&keys.known_hosts(), render_known_hosts(&entries).as_bytes(), 0o644)
+    crate::keys::write_atomic(
+        &keys.known_hosts(),
+        render_known_hosts(&entries).as_bytes(),
+        0o644,
+    )
 }
 
 /// known_hosts lines `<instance-id> <type> <base64>`, for ssh's `HostKeyAlias=<instance-id>`: host
@@ -320,8 +342,11 @@ pub fn render_known_hosts(entries: &[(&str, &[String])]) -> String {
             let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
                 continue;
             };
-            let plausible = (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
-                && blob.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
+            let plausible =
+                (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+                    && blob
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
             if plausible && !instance.is_empty() && !instance.contains(char::is_whitespace) {
                 out.push_str(&format!("{instance} {kind} {blob}\n"));
             }
@@ -344,8 +369,12 @@ pub fn unseal(keys: &KeyDir, issued: &Issued, kind: &str, instance: Option<&str>
             )
         })?;
     let identity = keys.read_sealing_identity()?;
-    age::decrypt(&identity, sealed.ciphertext.as_bytes())
-        .map_err(|err| anyhow!("cannot unseal the {kind} secret of CredentialRequest {}: {err}", issued.credential_request))
+    age::decrypt(&identity, sealed.ciphertext.as_bytes()).map_err(|err| {
+        anyhow!(
+            "cannot unseal the {kind} secret of CredentialRequest {}: {err}",
+            issued.credential_request
+        )
+    })
 }
 
 /// The sealed scoped AWS session, unsealed.

@@ -11,9 +11,13 @@ use ssh_key::{PrivateKey, certificate};
 use crate::keys::generate;
 
 fn certify(key: &PublicKey, ca: &PrivateKey, after: u64, before: u64) -> Certificate {
-    let mut builder =
-        certificate::Builder::new_with_random_nonce(&mut rand_core::OsRng, key.key_data().clone(), after, before)
-            .expect("builder");
+    let mut builder = certificate::Builder::new_with_random_nonce(
+        &mut rand_core::OsRng,
+        key.key_data().clone(),
+        after,
+        before,
+    )
+    .expect("builder");
     builder.valid_principal("rs-0a1b2c3d").expect("principal");
     builder.sign(ca).expect("sign")
 }
@@ -111,12 +115,18 @@ fn rsa_prefers_sha2_512_certificates() {
             certificate: "c".into(),
         },
     ];
-    assert_eq!(pick_certificate(&certs, KeyType::Rsa).map(|c| c.certificate.as_str()), Some("b"));
+    assert_eq!(
+        pick_certificate(&certs, KeyType::Rsa).map(|c| c.certificate.as_str()),
+        Some("b")
+    );
     let ed = vec![IssuedCertificate {
         algorithm: "ssh-ed25519".into(),
         certificate: "e".into(),
     }];
-    assert_eq!(pick_certificate(&ed, KeyType::Ed25519).map(|c| c.certificate.as_str()), Some("e"));
+    assert_eq!(
+        pick_certificate(&ed, KeyType::Ed25519).map(|c| c.certificate.as_str()),
+        Some("e")
+    );
     assert!(pick_certificate(&[], KeyType::Rsa).is_none());
 }
 
@@ -130,12 +140,18 @@ fn issued_condition_verdicts() {
     });
     assert_eq!(issued_state(&ok), Some(Ok(())));
     let refused = credential_request(CredentialRequestStatus {
-        conditions: vec![condition("False", "RequesterMismatch", "AccessRequest db belongs to alice")],
+        conditions: vec![condition(
+            "False",
+            "RequesterMismatch",
+            "AccessRequest db belongs to alice",
+        )],
         ..Default::default()
     });
     assert_eq!(
         issued_state(&refused),
-        Some(Err("RequesterMismatch: AccessRequest db belongs to alice".to_owned()))
+        Some(Err(
+            "RequesterMismatch: AccessRequest db belongs to alice".to_owned()
+        ))
     );
 }
 
@@ -156,11 +172,19 @@ fn issued_status_is_checked_against_the_key() -> anyhow::Result<()> {
         ..Default::default()
     });
     let issued = from_status(&object, &request(), KeyType::Ed25519, key.public_key())?;
-    assert_eq!(issued.username, "rs-0a1b2c3d", "falls back to the request's username");
-    assert_eq!(issued.valid_before, valid_before.as_second(), "the earlier end wins");
+    assert_eq!(
+        issued.username, "rs-0a1b2c3d",
+        "falls back to the request's username"
+    );
+    assert_eq!(
+        issued.valid_before,
+        valid_before.as_second(),
+        "the earlier end wins"
+    );
     assert_eq!(issued.access_request_uid, "uid-1");
     assert_eq!(issued.host_keys[0].instance_id, "i-0123456789abcdef0");
-    let err = from_status(&object, &request(), KeyType::Ed25519, stranger.public_key()).expect_err("other key");
+    let err =
+        from_status(&object, &request(), KeyType::Ed25519, stranger.public_key()).expect_err("other key");
     assert!(err.to_string().contains("another key"), "{err}");
     Ok(())
 }
@@ -171,9 +195,19 @@ fn certificate_validity_window() -> anyhow::Result<()> {
     let key = generate(KeyType::Ed25519, "me")?;
     let t = now();
     let now = i64::try_from(t)?;
-    assert!(valid_between(&certify(key.public_key(), &ca, t - 5, t + 600), now, 60));
-    assert!(!valid_between(&certify(key.public_key(), &ca, t - 5, t + 30), now, 60), "ends too soon");
-    assert!(!valid_between(&certify(key.public_key(), &ca, t + 600, t + 900), now, 60), "not started");
+    assert!(valid_between(
+        &certify(key.public_key(), &ca, t - 5, t + 600),
+        now,
+        60
+    ));
+    assert!(
+        !valid_between(&certify(key.public_key(), &ca, t - 5, t + 30), now, 60),
+        "ends too soon"
+    );
+    assert!(
+        !valid_between(&certify(key.public_key(), &ca, t + 600, t + 900), now, 60),
+        "not started"
+    );
     Ok(())
 }
 
@@ -203,10 +237,15 @@ fn secrets_unseal_with_the_stored_identity_only() -> anyhow::Result<()> {
     let plain = unseal(&keys, &issued, WINDOWS_PASSWORD, Some("i-0123456789abcdef0"))?;
     assert_eq!(plain, b"P@ssw0rd!");
     let missing = unseal(&keys, &issued, WINDOWS_PASSWORD, Some("i-0fedcba9876543210")).expect_err("other");
-    assert!(missing.to_string().contains("no windows-password secret for i-0fedcba9876543210"));
+    assert!(
+        missing
+            .to_string()
+            .contains("no windows-password secret for i-0fedcba9876543210")
+    );
     keys.new_sealing_identity()?;
     issued.sealed_secrets[0].instance_id = None;
-    let wrong = unseal(&keys, &issued, WINDOWS_PASSWORD, Some("i-0123456789abcdef0")).expect_err("new identity");
+    let wrong =
+        unseal(&keys, &issued, WINDOWS_PASSWORD, Some("i-0123456789abcdef0")).expect_err("new identity");
     assert!(wrong.to_string().contains("cannot unseal"), "{wrong}");
     Ok(())
 }

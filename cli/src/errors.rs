@@ -69,12 +69,17 @@ pub fn api(err: kube::Error, verb: &str, resource: &str, namespace: &str) -> any
                 404 if message.contains("the server could not find the requested resource") => anyhow!(
                     "the cluster does not serve {resource}.passport.dev: is passport installed? (kubectl get crd {resource}.passport.dev)"
                 ),
-                _ if message.is_empty() => anyhow!("{verb} {resource} failed: {} {}", status.code, status.reason),
+                _ if message.is_empty() => {
+                    anyhow!("{verb} {resource} failed: {} {}", status.code, status.reason)
+                }
                 _ => anyhow!("{message}"),
             }
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            anyhow!("cannot reach the Kubernetes API server: {}", fold(&err.to_string()))
+            anyhow!(
+                "cannot reach the Kubernetes API server: {}",
+                fold(&err.to_string())
+            )
         }
         other => anyhow!("{verb} {resource}: {}", fold(&other.to_string())),
     }
@@ -118,7 +123,11 @@ mod tests {
             api(err, "create", "accessrequests", "team-a").to_string(),
             "you may not create accessrequests in namespace team-a: ask an administrator to bind ClusterRole passport-requester"
         );
-        let err = api_error(403, "Forbidden", "User \"alice\" cannot create resource \"accessreviews\"");
+        let err = api_error(
+            403,
+            "Forbidden",
+            "User \"alice\" cannot create resource \"accessreviews\"",
+        );
         assert!(
             api(err, "create", "accessreviews", "y")
                 .to_string()
@@ -135,7 +144,10 @@ mod tests {
         );
         let line = api(err, "create", "accessrequests", "y").to_string();
         assert!(line.starts_with("refused: "), "{line}");
-        assert!(line.contains("spec.requester must be your own username (bob)"), "{line}");
+        assert!(
+            line.contains("spec.requester must be your own username (bob)"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -146,7 +158,10 @@ mod tests {
             "AccessRequest.passport.dev \"r\" is invalid: spec.duration: Invalid value: \"string\": spec.duration may only grow\n(extend the request); it cannot be shortened",
         );
         let line = api(err, "patch", "accessrequests", "y").to_string();
-        assert!(line.contains("spec.duration may only grow (extend the request)"), "{line}");
+        assert!(
+            line.contains("spec.duration may only grow (extend the request)"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
     }
 
@@ -156,7 +171,10 @@ mod tests {
             request_not_found("x", "y").to_string(),
             "AccessRequest x not found in namespace y; list yours with kubectl passport list"
         );
-        assert_eq!(NO_KUBECONFIG, "no kubeconfig: set KUBECONFIG or pass --kubeconfig");
+        assert_eq!(
+            NO_KUBECONFIG,
+            "no kubeconfig: set KUBECONFIG or pass --kubeconfig"
+        );
     }
 
     #[test]

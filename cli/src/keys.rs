@@ -136,7 +136,8 @@ impl KeyDir {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
         Ok(DirLock { _file: file })
     }
 
@@ -150,7 +151,9 @@ impl KeyDir {
             }
         }
         let key = generate(self.key_type, comment)?;
-        let private = key.to_openssh(LineEnding::LF).context("encoding the private key")?;
+        let private = key
+            .to_openssh(LineEnding::LF)
+            .context("encoding the private key")?;
         let public = key.public_key().to_openssh().context("encoding the public key")?;
         write_atomic(&path, private.as_bytes(), 0o600)?;
         write_atomic(&self.public_key(), format!("{public}\n").as_bytes(), 0o644)?;

@@ -61,7 +61,10 @@ pub fn status_entries(request: &AccessRequest) -> Vec<Entry> {
     push(
         request.creation_timestamp().map(|t| t.0),
         "Created",
-        format!("by {} for {}: {}{ticket}", request.spec.requester, request.spec.duration, request.spec.reason),
+        format!(
+            "by {} for {}: {}{ticket}",
+            request.spec.requester, request.spec.duration, request.spec.reason
+        ),
     );
     push(status.approved_at.map(|t| t.0), "Approved", String::new());
     push(
@@ -75,7 +78,11 @@ pub fn status_entries(request: &AccessRequest) -> Vec<Entry> {
             &format!("{:?}", status.phase),
             errors::fold(&status.message),
         ),
-        None => push(status.expires_at.map(|t| t.0), "Expires", "(scheduled)".to_owned()),
+        None => push(
+            status.expires_at.map(|t| t.0),
+            "Expires",
+            "(scheduled)".to_owned(),
+        ),
     }
     entries
 }
@@ -98,8 +105,15 @@ pub fn event_entry(event: &Event) -> Option<Entry> {
     Some(Entry {
         time,
         source: "event",
-        what: event.reason.clone().or_else(|| event.action.clone()).unwrap_or_default(),
-        detail: format!("{kind}{}{count}", errors::fold(event.note.as_deref().unwrap_or_default())),
+        what: event
+            .reason
+            .clone()
+            .or_else(|| event.action.clone())
+            .unwrap_or_default(),
+        detail: format!(
+            "{kind}{}{count}",
+            errors::fold(event.note.as_deref().unwrap_or_default())
+        ),
     })
 }
 
@@ -122,13 +136,21 @@ pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCo
         .map_err(|err| errors::api(err, "list", "events", &session.namespace))?
         .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()).is_none_or(|k| k == "AccessRequest"))
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .and_then(|r| r.kind.as_deref())
+                .is_none_or(|k| k == "AccessRequest")
+        })
         .collect();
     if request.is_none() && events.is_empty() {
         return Err(errors::request_not_found(name, &session.namespace));
     }
     let entries = merge(request.as_ref().map(status_entries).unwrap_or_default(), &events);
-    if output::structured(format, &serde_json::json!({ "accessRequest": name, "entries": entries }))? {
+    if output::structured(
+        format,
+        &serde_json::json!({ "accessRequest": name, "entries": entries }),
+    )? {
         return Ok(ExitCode::SUCCESS);
     }
     if request.is_none() {
@@ -136,7 +158,14 @@ pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCo
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
-        .map(|e| vec![output::timestamp(e.time), e.source.to_owned(), e.what.clone(), e.detail.clone()])
+        .map(|e| {
+            vec![
+                output::timestamp(e.time),
+                e.source.to_owned(),
+                e.what.clone(),
+                e.detail.clone(),
+            ]
+        })
         .collect();
     print!("{}", output::table(&["TIME", "SOURCE", "WHAT", "DETAIL"], &rows));
     Ok(ExitCode::SUCCESS)
@@ -194,7 +223,12 @@ mod tests {
         });
         let events = vec![
             event("2025-03-02T12:29:59Z", "Completed", "completed by alice", false),
-            event("2025-03-02T12:00:01Z", "Approved", "auto-approved by policy e2e", false),
+            event(
+                "2025-03-02T12:00:01Z",
+                "Approved",
+                "auto-approved by policy e2e",
+                false,
+            ),
             event("2025-03-02T12:00:03Z", "Failed", "retrying\nSSM", true),
         ];
         let entries = merge(status_entries(&request), &events);

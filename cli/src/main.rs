@@ -46,7 +46,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Err(err) => {
-            eprintln!("{}{}", errors::PREFIX, errors::clap_line(&err.render().to_string()));
+            eprintln!(
+                "{}{}",
+                errors::PREFIX,
+                errors::clap_line(&err.render().to_string())
+            );
             return ExitCode::from(2);
         }
     };
@@ -98,10 +102,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::List => show::list(&session().await?, format).await,
         Verb::Get(args) => show::get(&session().await?, &args.name, format).await,
         Verb::Approve(args) => {
-            review::run(&session().await?, &args.name, Decision::Approve, args.comment, format).await
+            review::run(
+                &session().await?,
+                &args.name,
+                Decision::Approve,
+                args.comment,
+                format,
+            )
+            .await
         }
         Verb::Deny(args) => {
-            review::run(&session().await?, &args.name, Decision::Deny, Some(args.comment), format).await
+            review::run(
+                &session().await?,
+                &args.name,
+                Decision::Deny,
+                Some(args.comment),
+                format,
+            )
+            .await
         }
         Verb::Extend(args) => modify::extend(&session().await?, &args, format).await,
         Verb::Complete(args) => modify::complete(&session().await?, &args.name, format).await,

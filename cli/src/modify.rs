@@ -69,7 +69,10 @@ pub async fn extend(session: &Session, args: &ExtendArgs, format: Output) -> Res
                     .and_then(|d| jiff::SignedDuration::try_from(d).ok())
                     .and_then(|d| activated.0.checked_add(d).ok());
                 if let Some(end) = end {
-                    println!("It now expires at {}", output::timestamp_relative(end, Timestamp::now()));
+                    println!(
+                        "It now expires at {}",
+                        output::timestamp_relative(end, Timestamp::now())
+                    );
                 }
             }
             None => println!("The clock starts when it becomes Active."),

@@ -114,7 +114,10 @@ mod tests {
     #[test]
     fn path_components_are_safe() {
         assert_eq!(path_component("alice@passport-local"), "alice@passport-local");
-        assert_eq!(path_component("arn:aws:eks:eu-west-1:1:cluster/prod"), "arn_aws_eks_eu-west-1_1_cluster_prod");
+        assert_eq!(
+            path_component("arn:aws:eks:eu-west-1:1:cluster/prod"),
+            "arn_aws_eks_eu-west-1_1_cluster_prod"
+        );
         assert_eq!(path_component(".."), "_..");
         assert_eq!(path_component(""), "_");
     }

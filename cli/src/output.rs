@@ -85,7 +85,10 @@ pub fn human_duration(seconds: i64) -> String {
 
 /// How long ago `then` was, as an age.
 pub fn age(then: Option<Timestamp>, now: Timestamp) -> String {
-    then.map_or_else(|| "<unknown>".to_owned(), |t| human_duration(now.as_second() - t.as_second()))
+    then.map_or_else(
+        || "<unknown>".to_owned(),
+        |t| human_duration(now.as_second() - t.as_second()),
+    )
 }
 
 /// `in 42m` for the future, `5m ago` for the past.

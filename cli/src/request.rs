@@ -27,9 +27,16 @@ use crate::{
 pub const REQUESTER_GROUPS_ANNOTATION: &str = "passport.dev/requester-groups";
 
 /// The AccessRequest `request` creates.
-pub fn build(args: &RequestArgs, name: &str, namespace: &str, user: &str, groups: &[String]) -> AccessRequest {
+pub fn build(
+    args: &RequestArgs,
+    name: &str,
+    namespace: &str,
+    user: &str,
+    groups: &[String],
+) -> AccessRequest {
     let claimed = claimed_groups(groups);
-    let annotations = (!claimed.is_empty()).then(|| [(REQUESTER_GROUPS_ANNOTATION.to_owned(), claimed.join(","))].into());
+    let annotations =
+        (!claimed.is_empty()).then(|| [(REQUESTER_GROUPS_ANNOTATION.to_owned(), claimed.join(","))].into());
     AccessRequest {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -75,7 +82,10 @@ pub async fn run(session: &Session, args: &RequestArgs, format: Output) -> Resul
     if !args.wait {
         if !output::structured(format, &created)? {
             println!("accessrequest.passport.dev/{name} created");
-            println!("Follow it with: kubectl passport get {name} -n {}", session.namespace);
+            println!(
+                "Follow it with: kubectl passport get {name} -n {}",
+                session.namespace
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -94,7 +104,10 @@ pub async fn run(session: &Session, args: &RequestArgs, format: Output) -> Resul
         if let Some(user) = status.username {
             println!("User {user} on {}", args.instances.join(", "));
         }
-        println!("Connect with: kubectl passport connect {name} -n {}", session.namespace);
+        println!(
+            "Connect with: kubectl passport connect {name} -n {}",
+            session.namespace
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -150,7 +163,12 @@ pub async fn wait_active(session: &Session, name: &str, timeout: Duration) -> Re
         };
         let request = match event {
             None => bail!("the watch on AccessRequest {name} ended"),
-            Some(Err(err)) => return Err(anyhow!("watching AccessRequest {name}: {}", errors::fold(&err.to_string()))),
+            Some(Err(err)) => {
+                return Err(anyhow!(
+                    "watching AccessRequest {name}: {}",
+                    errors::fold(&err.to_string())
+                ));
+            }
             Some(Ok(None)) => bail!("AccessRequest {name} was deleted"),
             Some(Ok(Some(request))) => request,
         };
@@ -169,7 +187,11 @@ pub async fn wait_active(session: &Session, name: &str, timeout: Duration) -> Re
                 bail!(
                     "AccessRequest {} is {phase:?}{}",
                     request.name_any(),
-                    if message.is_empty() { String::new() } else { format!(": {message}") }
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
                 )
             }
             _ => {}
@@ -197,21 +219,48 @@ mod tests {
     #[test]
     fn the_request_names_me_and_claims_my_groups() {
         let args = parse(&[
-            "--instance", "i-0123456789abcdef0", "--instance", "i-0fedcba9876543210", "--reason", "CPU alarm",
-            "--ticket", "INC-1", "--duration", "90m", "--source-cidr", "203.0.113.7/32",
+            "--instance",
+            "i-0123456789abcdef0",
+            "--instance",
+            "i-0fedcba9876543210",
+            "--reason",
+            "CPU alarm",
+            "--ticket",
+            "INC-1",
+            "--duration",
+            "90m",
+            "--source-cidr",
+            "203.0.113.7/32",
         ]);
-        let groups = vec!["developers".to_owned(), "system:authenticated".to_owned(), "sre".to_owned()];
+        let groups = vec![
+            "developers".to_owned(),
+            "system:authenticated".to_owned(),
+            "sre".to_owned(),
+        ];
         let object = build(&args, "db", "team-a", "alice", &groups);
         let annotations = object.metadata.annotations.clone().unwrap_or_default();
-        assert_eq!(annotations.get(REQUESTER_GROUPS_ANNOTATION).map(String::as_str), Some("developers,sre"));
+        assert_eq!(
+            annotations.get(REQUESTER_GROUPS_ANNOTATION).map(String::as_str),
+            Some("developers,sre")
+        );
         assert_eq!(object.spec.requester, "alice");
         assert_eq!(object.spec.duration, "90m");
         assert_eq!(object.spec.ticket.as_deref(), Some("INC-1"));
         assert_eq!(object.spec.source_cidrs, Some(vec!["203.0.113.7/32".to_owned()]));
         assert_eq!(object.spec.targets.len(), 2);
-        let lone = build(&args, "db", "team-a", "alice", &["system:authenticated".to_owned()]);
+        let lone = build(
+            &args,
+            "db",
+            "team-a",
+            "alice",
+            &["system:authenticated".to_owned()],
+        );
         assert!(lone.metadata.annotations.is_none(), "no empty annotation");
-        assert!(parse(&["--instance", "i-0123456789abcdef0", "--reason", "r"]).source_cidrs.is_empty());
+        assert!(
+            parse(&["--instance", "i-0123456789abcdef0", "--reason", "r"])
+                .source_cidrs
+                .is_empty()
+        );
     }
 
     #[test]

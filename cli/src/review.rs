@@ -12,7 +12,13 @@ use passport_crds::{AccessReview, AccessReviewSpec, Decision};
 use crate::{args::Output, errors, names, output, session::Session, target};
 
 /// The AccessReview `approve`/`deny` creates.
-pub fn build(request: &str, namespace: &str, reviewer: &str, decision: Decision, comment: Option<String>) -> AccessReview {
+pub fn build(
+    request: &str,
+    namespace: &str,
+    reviewer: &str,
+    decision: Decision,
+    comment: Option<String>,
+) -> AccessReview {
     let what = match decision {
         Decision::Approve => "approve",
         Decision::Deny => "deny",
@@ -65,7 +71,10 @@ pub async fn run(
             created.name_any(),
             request.spec.requester
         );
-        println!("See its state with: kubectl passport get {name} -n {}", session.namespace);
+        println!(
+            "See its state with: kubectl passport get {name} -n {}",
+            session.namespace
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -76,7 +85,13 @@ mod tests {
 
     #[test]
     fn reviews_name_the_request_and_the_reviewer() {
-        let review = build("db", "team-a", "carol", Decision::Deny, Some("not during the freeze".into()));
+        let review = build(
+            "db",
+            "team-a",
+            "carol",
+            Decision::Deny,
+            Some("not during the freeze".into()),
+        );
         assert_eq!(review.metadata.generate_name.as_deref(), Some("db-deny-"));
         assert_eq!(review.spec.access_request, "db");
         assert_eq!(review.spec.reviewer, "carol");

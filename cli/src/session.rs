@@ -36,8 +36,13 @@ pub struct Session {
 /// Where the kubeconfig comes from and the file to pass on, if it is one file.
 fn load_kubeconfig(flag: Option<&Path>) -> Result<(Kubeconfig, Option<PathBuf>)> {
     if let Some(path) = flag {
-        let config = Kubeconfig::read_from(path)
-            .map_err(|err| anyhow!("cannot read kubeconfig {}: {}", path.display(), errors::fold(&err.to_string())))?;
+        let config = Kubeconfig::read_from(path).map_err(|err| {
+            anyhow!(
+                "cannot read kubeconfig {}: {}",
+                path.display(),
+                errors::fold(&err.to_string())
+            )
+        })?;
         return Ok((config, Some(absolute(path))));
     }
     if let Some(value) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
@@ -54,7 +59,11 @@ fn load_kubeconfig(flag: Option<&Path>) -> Result<(Kubeconfig, Option<PathBuf>)>
         let mut merged = Kubeconfig::default();
         for path in &existing {
             let next = Kubeconfig::read_from(path).map_err(|err| {
-                anyhow!("cannot read kubeconfig {}: {}", path.display(), errors::fold(&err.to_string()))
+                anyhow!(
+                    "cannot read kubeconfig {}: {}",
+                    path.display(),
+                    errors::fold(&err.to_string())
+                )
             })?;
             merged = merged.merge(next)?;
         }
@@ -65,7 +74,11 @@ fn load_kubeconfig(flag: Option<&Path>) -> Result<(Kubeconfig, Option<PathBuf>)>
     match home.map(|h| h.join(".kube/config")).filter(|p| p.exists()) {
         Some(path) => {
             let config = Kubeconfig::read_from(&path).map_err(|err| {
-                anyhow!("cannot read kubeconfig {}: {}", path.display(), errors::fold(&err.to_string()))
+                anyhow!(
+                    "cannot read kubeconfig {}: {}",
+                    path.display(),
+                    errors::fold(&err.to_string())
+                )
             })?;
             Ok((config, None))
         }
@@ -90,7 +103,11 @@ impl std::fmt::Debug for Session {
 impl Session {
     pub async fn connect(global: &Global) -> Result<Self> {
         let (kubeconfig, file) = load_kubeconfig(global.kubeconfig.as_deref())?;
-        let context = match global.context.clone().or_else(|| kubeconfig.current_context.clone()) {
+        let context = match global
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+        {
             Some(context) => context,
             None => bail!("the kubeconfig has no current context: pass --context"),
         };
@@ -98,7 +115,11 @@ impl Session {
             let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
             bail!(
                 "context {context:?} is not in the kubeconfig (it has: {})",
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             );
         }
         let options = KubeConfigOptions {
@@ -163,7 +184,9 @@ impl Session {
     pub async fn request(&self, name: &str) -> Result<AccessRequest> {
         match self.requests().get(name).await {
             Ok(request) => Ok(request),
-            Err(err) if errors::code(&err) == Some(404) => Err(errors::request_not_found(name, &self.namespace)),
+            Err(err) if errors::code(&err) == Some(404) => {
+                Err(errors::request_not_found(name, &self.namespace))
+            }
             Err(err) => Err(errors::api(err, "get", "accessrequests", &self.namespace)),
         }
     }

@@ -14,7 +14,12 @@ pub const LIST_HEADERS: [&str; 6] = ["NAME", "REQUESTER", "PHASE", "TARGETS", "E
 /// One row of `list`.
 pub fn list_row(request: &AccessRequest, now: Timestamp) -> Vec<String> {
     let status = request.status.clone().unwrap_or_default();
-    let targets: Vec<&str> = request.spec.targets.iter().map(|t| t.instance_id.as_str()).collect();
+    let targets: Vec<&str> = request
+        .spec
+        .targets
+        .iter()
+        .map(|t| t.instance_id.as_str())
+        .collect();
     let expires = match (&status.expires_at, status.phase.is_terminal()) {
         (_, true) => "-".to_owned(),
         (Some(t), false) => output::relative(t.0, now),
@@ -67,7 +72,10 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
     field("Ticket", request.spec.ticket.clone().unwrap_or_default());
     field("Account", request.spec.account.clone().unwrap_or_default());
     field("Duration", request.spec.duration.clone());
-    field("Sources", request.spec.source_cidrs.clone().unwrap_or_default().join(", "));
+    field(
+        "Sources",
+        request.spec.source_cidrs.clone().unwrap_or_default().join(", "),
+    );
     field("Phase", format!("{:?}", status.phase));
     field("Message", errors::fold(&status.message));
     field("Username", status.username.clone().unwrap_or_default());
@@ -86,7 +94,14 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
         let rows: Vec<Vec<String>> = status
             .conditions
             .iter()
-            .map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), errors::fold(&c.message)])
+            .map(|c| {
+                vec![
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    errors::fold(&c.message),
+                ]
+            })
             .collect();
         for line in output::table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows).lines() {
             out.push_str(&format!("  {line}\n"));
@@ -105,8 +120,12 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
                     .and_then(|s| s.platform)
                     .map(|p| format!("{p:?}"))
                     .unwrap_or_else(|| "-".into()),
-                state.map(|s| format!("{:?}", s.state)).unwrap_or_else(|| "Pending".into()),
-                state.and_then(|s| s.command_id.clone()).unwrap_or_else(|| "-".into()),
+                state
+                    .map(|s| format!("{:?}", s.state))
+                    .unwrap_or_else(|| "Pending".into()),
+                state
+                    .and_then(|s| s.command_id.clone())
+                    .unwrap_or_else(|| "-".into()),
                 state.map(|s| errors::fold(&s.message)).unwrap_or_default(),
             ]
         })
@@ -179,7 +198,14 @@ mod tests {
         let row = list_row(&sample(now), now);
         assert_eq!(
             row,
-            vec!["db", "alice", "Active", "i-0123456789abcdef0,i-0fedcba9876543210", "in 42m", "5m"]
+            vec![
+                "db",
+                "alice",
+                "Active",
+                "i-0123456789abcdef0,i-0fedcba9876543210",
+                "in 42m",
+                "5m"
+            ]
         );
         assert_eq!(row.len(), LIST_HEADERS.len());
     }
@@ -190,7 +216,13 @@ mod tests {
         let text = describe(&sample(now), now);
         assert!(text.contains("Requester: alice\n"), "{text}");
         assert!(text.contains("Username:  rs-5f3a9c21\n"), "{text}");
-        assert!(text.contains("i-0123456789abcdef0   Linux      Ready     cmd-1"), "{text}");
-        assert!(text.contains("i-0fedcba9876543210   -          Pending   -"), "{text}");
+        assert!(
+            text.contains("i-0123456789abcdef0   Linux      Ready     cmd-1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("i-0fedcba9876543210   -          Pending   -"),
+            "{text}"
+        );
     }
 }

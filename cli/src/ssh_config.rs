@@ -15,7 +15,8 @@ use crate::{
     credentials, errors,
     keys::{KeyDir, cache_root, private_dir, write_atomic},
     names::path_component,
-    output, session::Session,
+    output,
+    session::Session,
     sshcmd::{self, ProxySpec, config_path, match_exec_arg},
     target,
 };
@@ -131,7 +132,9 @@ pub async fn run(session: &Session, args: &SshConfigArgs, format: Output) -> Res
                 .iter()
                 .any(|t| t.instance_id == instance && t.platform == Some(Platform::Windows));
             if windows {
-                skipped.push(format!("{instance}: Windows (use kubectl passport connect {name} {instance})"));
+                skipped.push(format!(
+                    "{instance}: Windows (use kubectl passport connect {name} {instance})"
+                ));
                 continue;
             }
             let entry = HostEntry {

@@ -80,7 +80,13 @@ pub fn match_exec_arg(command: &str) -> String {
 
 /// ssh's arguments for `connect`: key, certificate, pinned host keys under the instance id, the
 /// ProxyCommand, then `user@instance` and whatever the user added after `--`.
-pub fn connect_args(keys: &KeyDir, instance: &str, username: &str, proxy: &str, extra: &[String]) -> Vec<String> {
+pub fn connect_args(
+    keys: &KeyDir,
+    instance: &str,
+    username: &str,
+    proxy: &str,
+    extra: &[String],
+) -> Vec<String> {
     let option = |name: &str, value: String| ["-o".to_owned(), format!("{name}={value}")];
     let mut args = vec!["-i".to_owned(), keys.private_key().to_string_lossy().into_owned()];
     args.extend(option("CertificateFile", config_path(&keys.certificate())));
@@ -151,7 +157,13 @@ mod tests {
             dir: PathBuf::from("/c/passport/ctx/ns/db"),
             key_type: KeyType::Rsa,
         };
-        let args = connect_args(&keys, "i-0123456789abcdef0", "rs-1", "proxy %h %p", &["-N".into(), "true".into()]);
+        let args = connect_args(
+            &keys,
+            "i-0123456789abcdef0",
+            "rs-1",
+            "proxy %h %p",
+            &["-N".into(), "true".into()],
+        );
         assert_eq!(
             args,
             vec![

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Result, anyhow};
 use aws_sdk_ssm::{
     config::{BehaviorVersion, Credentials, Region},
-    error::DisplayErrorContext,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
 };
 use passport_crds::sealed::AwsSession;
 use serde_json::json;
@@ -105,7 +105,7 @@ pub async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started
         anyhow!(
             "Session Manager refused a session to {}: {}",
             target.instance,
-            DisplayErrorContext(&err)
+            describe(&err)
         )
     })?;
     let response = json!({
@@ -120,6 +120,29 @@ pub async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started
         region: target.region.clone(),
         endpoint: endpoint(&target.region),
     })
+}
+
+/// An SDK failure in one short line: the service's code and message, or what went wrong on the way.
+fn describe<E>(err: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => DisplayErrorContext(inner).to_string(),
+            }
+        }
+        SdkError::ResponseError(response) => format!(
+            "unexpected HTTP {} answer from {}",
+            response.raw().status().as_u16(),
+            endpoint("?")
+        ),
+        other => DisplayErrorContext(other).to_string(),
+    }
 }
 
 /// The plugin invocation for a started session, with the scoped credentials in its environment.
@@ -175,7 +198,10 @@ mod tests {
             region: "eu-west-1".into(),
         };
         let command = plugin_command(Path::new("/usr/bin/session-manager-plugin"), &started, &creds);
-        let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             args,
             vec![
@@ -189,7 +215,12 @@ mod tests {
         );
         let envs: BTreeMap<String, Option<String>> = command
             .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
             .collect();
         assert_eq!(envs.get("AWS_SESSION_TOKEN"), Some(&Some("token".to_owned())));
         assert_eq!(envs.get("AWS_PROFILE"), Some(&None));
@@ -197,7 +228,10 @@ mod tests {
 
     #[test]
     fn missing_plugin_is_one_line_with_the_way_out() {
-        assert_eq!(find_on_path(PLUGIN, Some(std::ffi::OsStr::new("/nonexistent"))), None);
+        assert_eq!(
+            find_on_path(PLUGIN, Some(std::ffi::OsStr::new("/nonexistent"))),
+            None
+        );
         let line = missing_plugin().to_string();
         assert!(!line.contains('\n'));
         assert!(line.contains("--direct"), "{line}");

@@ -34,7 +34,11 @@ pub fn not_active(request: &AccessRequest) -> Option<String> {
     );
     let said = |fallback: &str| {
         let message = status.message.trim();
-        if message.is_empty() { fallback.to_owned() } else { message.to_owned() }
+        if message.is_empty() {
+            fallback.to_owned()
+        } else {
+            message.to_owned()
+        }
     };
     let why = match status.phase {
         Phase::Active => return None,
@@ -69,7 +73,12 @@ pub fn ensure_active(request: &AccessRequest) -> Result<()> {
 /// The instance the user means: `wanted` if the request has it; else the only one.
 pub fn resolve_instance(request: &AccessRequest, wanted: Option<&str>) -> Result<String> {
     let name = request.name_any();
-    let ids: Vec<&str> = request.spec.targets.iter().map(|t| t.instance_id.as_str()).collect();
+    let ids: Vec<&str> = request
+        .spec
+        .targets
+        .iter()
+        .map(|t| t.instance_id.as_str())
+        .collect();
     match (wanted, ids.as_slice()) {
         (Some(wanted), _) if ids.contains(&wanted) => Ok(wanted.to_owned()),
         (Some(wanted), _) => bail!(
@@ -144,11 +153,14 @@ mod tests {
                 "AccessRequest db is Completed: access has ended; request access again with kubectl passport request --instance i-0123456789abcdef0 --reason …"
             )
         );
-        let denied = request(&["i-0123456789abcdef0"], Phase::Denied, "denied by carol: not now");
-        assert!(
-            not_active(&denied)
-                .is_some_and(|m| m.starts_with("AccessRequest db is Denied: denied by carol: not now; request access again"))
+        let denied = request(
+            &["i-0123456789abcdef0"],
+            Phase::Denied,
+            "denied by carol: not now",
         );
+        assert!(not_active(&denied).is_some_and(|m| {
+            m.starts_with("AccessRequest db is Denied: denied by carol: not now; request access again")
+        }));
         let pending = request(&["i-0123456789abcdef0"], Phase::Pending, "");
         assert!(not_active(&pending).is_some_and(|m| m.contains("is Pending: it is not approved yet")));
         assert!(not_active(&request(&["i-0123456789abcdef0"], Phase::Active, "")).is_none());
@@ -157,20 +169,27 @@ mod tests {
     #[test]
     fn instances_resolve_or_are_listed() {
         let one = request(&["i-0123456789abcdef0"], Phase::Active, "");
-        assert_eq!(resolve_instance(&one, None).ok().as_deref(), Some("i-0123456789abcdef0"));
+        assert_eq!(
+            resolve_instance(&one, None).ok().as_deref(),
+            Some("i-0123456789abcdef0")
+        );
         let two = request(&["i-0123456789abcdef0", "i-0fedcba9876543210"], Phase::Active, "");
         let err = resolve_instance(&two, None).expect_err("ambiguous").to_string();
         assert_eq!(
             err,
             "AccessRequest db has 2 instances; name one: kubectl passport connect db INSTANCE (one of i-0123456789abcdef0, i-0fedcba9876543210)"
         );
-        let err = resolve_instance(&two, Some("i-00000000")).expect_err("absent").to_string();
+        let err = resolve_instance(&two, Some("i-00000000"))
+            .expect_err("absent")
+            .to_string();
         assert_eq!(
             err,
             "instance i-00000000 is not in AccessRequest db; its instances: i-0123456789abcdef0, i-0fedcba9876543210"
         );
         assert_eq!(
-            resolve_instance(&two, Some("i-0fedcba9876543210")).ok().as_deref(),
+            resolve_instance(&two, Some("i-0fedcba9876543210"))
+                .ok()
+                .as_deref(),
             Some("i-0fedcba9876543210")
         );
     }

@@ -118,7 +118,10 @@ mod tests {
             .map(|a| a.port())
             .expect("port");
         let err = connect(&format!("127.0.0.1:{port}")).expect_err("nothing listens");
-        assert!(format!("{err:#}").contains(&format!("cannot connect to 127.0.0.1:{port}")), "{err:#}");
+        assert!(
+            format!("{err:#}").contains(&format!("cannot connect to 127.0.0.1:{port}")),
+            "{err:#}"
+        );
     }
 
     #[test]

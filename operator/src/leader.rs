@@ -52,7 +52,10 @@ impl Leadership {
     /// Gives the lease up, so a standby takes over at once instead of after it lapses.
     pub async fn release(self) {
         drop(self.state);
-        if tokio::time::timeout(Duration::from_secs(5), self.watcher).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.watcher)
+            .await
+            .is_err()
+        {
             tracing::warn!("could not release the leader lease in time; it lapses in {LEASE_SECONDS}s");
         }
     }

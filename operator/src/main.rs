@@ -5,9 +5,12 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use passport_operator::{
-    leader::{self, Leadership},
     aws::sdk::SdkFleet,
-    ca_store, controller, credentials::parse_certificate_ttl, http, metrics::Metrics,
+    ca_store, controller,
+    credentials::parse_certificate_ttl,
+    http,
+    leader::{self, Leadership},
+    metrics::Metrics,
     preflight,
 };
 use tokio::sync::watch;
@@ -101,7 +104,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     stop_tx.send_replace(true);
     leadership.release().await;
     server.await??;
-    anyhow::ensure!(!lost, "lost the leader lease; exiting so that a fresh start competes for it");
+    anyhow::ensure!(
+        !lost,
+        "lost the leader lease; exiting so that a fresh start competes for it"
+    );
     tracing::info!("passport-operator stopped");
     Ok(())
 }

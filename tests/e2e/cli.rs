@@ -21,18 +21,23 @@ const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
-        test("cli::journey_request_ssh_scp_forward_complete", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                .await?;
-            let ns = env.namespace("cli").await?;
-            let s = Scenario::new(plane, emulator, operator, ns, &["alice"], &[instance.id()]).await?;
-            journey(&s, &instance).await
-        }),
+        test(
+            "cli::journey_request_ssh_scp_forward_complete",
+            |env| async move {
+                let (plane, emulator, operator) =
+                    (env.plane().await?, env.emulator().await?, env.operator().await?);
+                let instance = Instance::start().await?;
+                emulator
+                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                    .await?;
+                let ns = env.namespace("cli").await?;
+                let s = Scenario::new(plane, emulator, operator, ns, &["alice"], &[instance.id()]).await?;
+                journey(&s, &instance).await
+            },
+        ),
         test("cli::bad_input_is_one_line", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let ns = env.namespace("clibad").await?;
             let s = Scenario::new(plane, emulator, operator, ns, &["dave"], &["i-0ddddddddddddddd4"]).await?;
             bad_input(&s).await
@@ -41,7 +46,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
             if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
                 return Ok(());
             }
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let instance = Instance::start().await?;
             emulator
                 .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
@@ -60,10 +66,24 @@ fn plugin_for(s: &Scenario<'_>, user: &str, instance: &Instance) -> Result<Plugi
 
 /// `request --wait` as alice; returns the generated request name.
 async fn request_active(s: &Scenario<'_>, alice: &Plugin, instance: &Instance) -> Result<String> {
-    bind(&s.plane.admin_kubeconfig(), &s.namespace, "passport-requester", "Group", "developers")?;
+    bind(
+        &s.plane.admin_kubeconfig(),
+        &s.namespace,
+        "passport-requester",
+        "Group",
+        "developers",
+    )?;
     let args = [
-        "request", "--instance", instance.id(), "--reason", "e2e: the CLI journey", "--duration", "1h", "--wait",
-        "--account", &s.account,
+        "request",
+        "--instance",
+        instance.id(),
+        "--reason",
+        "e2e: the CLI journey",
+        "--duration",
+        "1h",
+        "--wait",
+        "--account",
+        &s.account,
     ];
     until_allowed(alice, &["list"]).await?;
     let run = alice.run(&args).await?.ok("request --wait")?;
@@ -82,7 +102,10 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     let id = instance.id();
     let me = alice.run(&["whoami", "-o", "json"]).await?.ok("whoami")?;
     let me: serde_json::Value = serde_json::from_str(&me.stdout)?;
-    ensure!(me["username"] == "alice" && me["groups"].to_string().contains("developers"), "{me}");
+    ensure!(
+        me["username"] == "alice" && me["groups"].to_string().contains("developers"),
+        "{me}"
+    );
 
     let name = request_active(s, &alice, instance).await?;
     let request = s.requests.get(&name).await?;
@@ -93,41 +116,93 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     );
     let user = crate::scenario::username(&request)?;
     let list = alice.run(&["list"]).await?.ok("list")?;
-    ensure!(list.stdout.contains(&name) && list.stdout.contains("Active"), "{}", list.stdout);
+    ensure!(
+        list.stdout.contains(&name) && list.stdout.contains("Active"),
+        "{}",
+        list.stdout
+    );
     let get = alice.run(&["get", &name]).await?.ok("get")?;
-    ensure!(get.stdout.contains(&user) && get.stdout.contains("Ready"), "{}", get.stdout);
+    ensure!(
+        get.stdout.contains(&user) && get.stdout.contains("Ready"),
+        "{}",
+        get.stdout
+    );
 
     // ssh, scp and ssh -L by instance id through the generated config.
-    let config = alice.run(&["ssh-config"]).await?.ok("ssh-config")?.stdout.trim().to_owned();
-    let whoami = output(alice.tool("ssh", &["-F", &config, "-o", "BatchMode=yes", id, "whoami"]), 60).await?;
+    let config = alice
+        .run(&["ssh-config"])
+        .await?
+        .ok("ssh-config")?
+        .stdout
+        .trim()
+        .to_owned();
+    let whoami = output(
+        alice.tool("ssh", &["-F", &config, "-o", "BatchMode=yes", id, "whoami"]),
+        60,
+    )
+    .await?;
     let whoami = whoami.ok("ssh -F config whoami")?;
-    ensure!(whoami.stdout.trim() == user, "ssh says {:?}, not {user}", whoami.stdout);
+    ensure!(
+        whoami.stdout.trim() == user,
+        "ssh says {:?}, not {user}",
+        whoami.stdout
+    );
     scp_round_trip(&alice, &config, id).await?;
     port_forward(&alice, &config, instance).await?;
 
     // connect, with both key types.
     for key_type in ["ed25519", "rsa"] {
         let run = alice
-            .run(&["connect", &name, "--key-type", key_type, "--", "-o", "BatchMode=yes", "whoami"])
+            .run(&[
+                "connect",
+                &name,
+                "--key-type",
+                key_type,
+                "--",
+                "-o",
+                "BatchMode=yes",
+                "whoami",
+            ])
             .await?
             .ok(&format!("connect --key-type {key_type}"))?;
-        ensure!(run.stdout.trim() == user, "connect ({key_type}) logged in as {:?}", run.stdout);
+        ensure!(
+            run.stdout.trim() == user,
+            "connect ({key_type}) logged in as {:?}",
+            run.stdout
+        );
     }
     let other = alice.run(&["connect", &name, "i-0aaaaaaaaaaaaaaa1"]).await?;
-    other.one_error_line(&format!("instance i-0aaaaaaaaaaaaaaa1 is not in AccessRequest {name}; its instances: {id}"))?;
+    other.one_error_line(&format!(
+        "instance i-0aaaaaaaaaaaaaaa1 is not in AccessRequest {name}; its instances: {id}"
+    ))?;
 
     // extend: growing works, shrinking shows the apiserver's refusal.
-    alice.run(&["extend", &name, "--by", "30m"]).await?.ok("extend --by")?;
-    ensure!(s.requests.get(&name).await?.spec.duration == "1h30m", "not extended");
+    alice
+        .run(&["extend", &name, "--by", "30m"])
+        .await?
+        .ok("extend --by")?;
+    ensure!(
+        s.requests.get(&name).await?.spec.duration == "1h30m",
+        "not extended"
+    );
     let shrink = alice.run(&["extend", &name, "--to", "30m"]).await?;
     shrink.one_error_line("may only grow")?;
     let logbook = alice.run(&["logbook", &name]).await?.ok("logbook")?;
-    ensure!(logbook.stdout.contains("Created") && logbook.stdout.contains("Activated"), "{}", logbook.stdout);
+    ensure!(
+        logbook.stdout.contains("Created") && logbook.stdout.contains("Activated"),
+        "{}",
+        logbook.stdout
+    );
 
     // bob cannot get credentials for alice's request.
     let bob = plugin_for(s, "bob", instance)?;
-    let refused = bob.run(&["connect", &name, "--", "-o", "BatchMode=yes", "whoami"]).await?;
-    ensure!(refused.code != Some(0) && refused.stdout.trim() != user, "bob connected: {refused:?}");
+    let refused = bob
+        .run(&["connect", &name, "--", "-o", "BatchMode=yes", "whoami"])
+        .await?;
+    ensure!(
+        refused.code != Some(0) && refused.stdout.trim() != user,
+        "bob connected: {refused:?}"
+    );
     ensure!(
         refused.stderr.contains("RequesterMismatch") || refused.stderr.contains("you may not"),
         "bob's refusal: {}",
@@ -141,14 +216,26 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     // complete: access ends, and ssh says why.
     alice.run(&["complete", &name]).await?.ok("complete")?;
     s.wait_phase(&name, Phase::Completed, PROVISION_TIMEOUT).await?;
-    let after = output(alice.tool("ssh", &["-F", &config, "-o", "BatchMode=yes", id, "whoami"]), 60).await?;
-    ensure!(after.code != Some(0), "ssh still works after completion: {after:?}");
+    let after = output(
+        alice.tool("ssh", &["-F", &config, "-o", "BatchMode=yes", id, "whoami"]),
+        60,
+    )
+    .await?;
     ensure!(
-        after.stderr.contains(&format!("AccessRequest {name} is Completed: access has ended")),
+        after.code != Some(0),
+        "ssh still works after completion: {after:?}"
+    );
+    ensure!(
+        after
+            .stderr
+            .contains(&format!("AccessRequest {name} is Completed: access has ended")),
         "ssh's stderr: {}",
         after.stderr
     );
-    alice.run(&["connect", &name]).await?.one_error_line("is Completed: access has ended")?;
+    alice
+        .run(&["connect", &name])
+        .await?
+        .one_error_line("is Completed: access has ended")?;
     Ok(())
 }
 
@@ -159,13 +246,22 @@ async fn scp_round_trip(alice: &Plugin, config: &str, id: &str) -> Result<()> {
     std::fs::write(&local, &content)?;
     let remote = format!("{id}:/tmp/passport-cli-e2e.txt");
     let (local_s, back_s) = (local.to_string_lossy(), back.to_string_lossy());
-    output(alice.tool("scp", &["-F", config, "-o", "BatchMode=yes", &local_s, &remote]), 60)
-        .await?
-        .ok("scp to the instance")?;
-    output(alice.tool("scp", &["-F", config, "-o", "BatchMode=yes", &remote, &back_s]), 60)
-        .await?
-        .ok("scp from the instance")?;
-    ensure!(std::fs::read_to_string(&back)? == content, "scp round trip changed the file");
+    output(
+        alice.tool("scp", &["-F", config, "-o", "BatchMode=yes", &local_s, &remote]),
+        60,
+    )
+    .await?
+    .ok("scp to the instance")?;
+    output(
+        alice.tool("scp", &["-F", config, "-o", "BatchMode=yes", &remote, &back_s]),
+        60,
+    )
+    .await?
+    .ok("scp from the instance")?;
+    ensure!(
+        std::fs::read_to_string(&back)? == content,
+        "scp round trip changed the file"
+    );
     Ok(())
 }
 
@@ -174,8 +270,25 @@ async fn scp_round_trip(alice: &Plugin, config: &str, id: &str) -> Result<()> {
 async fn port_forward(alice: &Plugin, config: &str, instance: &Instance) -> Result<()> {
     let (port, id) = (free_port()?, instance.id());
     let forward = format!("{port}:127.0.0.1:{}", instance.ssh_port());
-    let mut ssh = alice.tool("ssh", &["-F", config, "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-N", "-L", &forward, id]);
-    let mut child = ssh.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn()?;
+    let mut ssh = alice.tool(
+        "ssh",
+        &[
+            "-F",
+            config,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-N",
+            "-L",
+            &forward,
+            id,
+        ],
+    );
+    let mut child = ssh
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
         if let Ok(text) = banner(port).await
@@ -187,7 +300,9 @@ async fn port_forward(alice: &Plugin, config: &str, instance: &Instance) -> Resu
             break Err(anyhow::anyhow!("ssh -L exited with {status}"));
         }
         if Instant::now() > deadline {
-            break Err(anyhow::anyhow!("no SSH banner through the forward on port {port}"));
+            break Err(anyhow::anyhow!(
+                "no SSH banner through the forward on port {port}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -200,8 +315,12 @@ async fn port_forward(alice: &Plugin, config: &str, instance: &Instance) -> Resu
 /// StartSession on the emulator (moto has no StartSession, so either refusal or the plugin is fine).
 async fn session_manager_path(s: &Scenario<'_>, alice: &Plugin, name: &str, id: &str) -> Result<()> {
     let mut missing = alice.command(&["proxy", name, id, "22"]);
-    missing.env("PASSPORT_DIRECT_ENDPOINTS", "").env("PATH", "/usr/bin:/bin");
-    output(missing, 60).await?.one_error_line("session-manager-plugin is not on PATH")?;
+    missing
+        .env("PASSPORT_DIRECT_ENDPOINTS", "")
+        .env("PATH", "/usr/bin:/bin");
+    output(missing, 60)
+        .await?
+        .one_error_line("session-manager-plugin is not on PATH")?;
 
     let bin = alice.cache_dir().join("fake-bin");
     std::fs::create_dir_all(&bin)?;
@@ -218,7 +337,10 @@ async fn session_manager_path(s: &Scenario<'_>, alice: &Plugin, name: &str, id: 
     let run = output(ssm, 60).await?;
     if run.code == Some(0) {
         let args = std::fs::read_to_string(&record)?;
-        ensure!(args.contains("StartSession") && args.contains(id), "plugin arguments: {args}");
+        ensure!(
+            args.contains("StartSession") && args.contains(id),
+            "plugin arguments: {args}"
+        );
         eprintln!("cli: StartSession succeeded; the plugin got: {args}");
     } else {
         run.one_error_line(&format!("Session Manager refused a session to {id}"))?;
@@ -243,26 +365,47 @@ async fn valid_before_within_expiry(s: &Scenario<'_>, name: &str) -> Result<()> 
         .into_iter()
         .filter(|c| c.spec.access_request == name && c.spec.requester == "alice")
         .collect();
-    ensure!(issued.len() >= 2, "expected CredentialRequests for both key types, got {}", issued.len());
+    ensure!(
+        issued.len() >= 2,
+        "expected CredentialRequests for both key types, got {}",
+        issued.len()
+    );
     for cr in issued {
         let before = cr.status.and_then(|st| st.valid_before).map(|t| t.0);
-        ensure!(before.is_some_and(|b| b <= expires), "validBefore {before:?} past expiresAt {expires}");
+        ensure!(
+            before.is_some_and(|b| b <= expires),
+            "validBefore {before:?} past expiresAt {expires}"
+        );
     }
     Ok(())
 }
 
 async fn bad_input(s: &Scenario<'_>) -> Result<()> {
-    bind(&s.plane.admin_kubeconfig(), &s.namespace, "passport-requester", "Group", "developers")?;
+    bind(
+        &s.plane.admin_kubeconfig(),
+        &s.namespace,
+        "passport-requester",
+        "Group",
+        "developers",
+    )?;
     let alice = Plugin::new(s.plane.user_kubeconfig("alice"), &s.namespace, String::new())?;
     until_allowed(&alice, &["list"]).await?;
     let ns = &s.namespace;
+    alice.run(&["get", "nope"]).await?.one_error_line(&format!(
+        "AccessRequest nope not found in namespace {ns}; list yours with kubectl passport list"
+    ))?;
     alice
-        .run(&["get", "nope"])
+        .run(&["connect", "nope"])
         .await?
-        .one_error_line(&format!("AccessRequest nope not found in namespace {ns}; list yours with kubectl passport list"))?;
-    alice.run(&["connect", "nope"]).await?.one_error_line("AccessRequest nope not found")?;
-    alice.run(&["connect", "nope", "--key-type", "dsa"]).await?.one_error_line("invalid value 'dsa'")?;
-    alice.run(&["request", "--reason", "r"]).await?.one_error_line("--instance")?;
+        .one_error_line("AccessRequest nope not found")?;
+    alice
+        .run(&["connect", "nope", "--key-type", "dsa"])
+        .await?
+        .one_error_line("invalid value 'dsa'")?;
+    alice
+        .run(&["request", "--reason", "r"])
+        .await?
+        .one_error_line("--instance")?;
     let carol = Plugin::new(s.plane.user_kubeconfig("carol"), ns, String::new())?;
     carol.run(&["list"]).await?.one_error_line(&format!(
         "you may not list accessrequests in namespace {ns}: ask an administrator to bind ClusterRole passport-requester"
@@ -275,19 +418,48 @@ async fn bad_input(s: &Scenario<'_>) -> Result<()> {
 
     // Not auto-approved here: --wait times out saying what it waits for; nobody approves their own.
     let run = alice
-        .run(&["request", "pending", "--instance", "i-0ddddddddddddddd4", "--reason", "r", "--wait", "--timeout", "3s"])
+        .run(&[
+            "request",
+            "pending",
+            "--instance",
+            "i-0ddddddddddddddd4",
+            "--reason",
+            "r",
+            "--wait",
+            "--timeout",
+            "3s",
+        ])
         .await?;
     let last = run.stderr.lines().last().unwrap_or_default();
     ensure!(
         run.code == Some(1)
-            && last.starts_with("kubectl-passport: error: timed out after 3s waiting for AccessRequest pending")
+            && last
+                .starts_with("kubectl-passport: error: timed out after 3s waiting for AccessRequest pending")
             && last.contains("still Pending"),
         "{run:?}"
     );
-    alice.run(&["connect", "pending"]).await?.one_error_line("AccessRequest pending is Pending")?;
-    alice.run(&["approve", "pending"]).await?.one_error_line("you cannot approve your own AccessRequest pending")?;
-    alice.run(&["request", "pending", "--instance", "i-0ddddddddddddddd4", "--reason", "r"]).await?.one_error_line("already exists")?;
-    let bad = alice.run(&["request", "--instance", "not-an-instance", "--reason", "r"]).await?;
+    alice
+        .run(&["connect", "pending"])
+        .await?
+        .one_error_line("AccessRequest pending is Pending")?;
+    alice
+        .run(&["approve", "pending"])
+        .await?
+        .one_error_line("you cannot approve your own AccessRequest pending")?;
+    alice
+        .run(&[
+            "request",
+            "pending",
+            "--instance",
+            "i-0ddddddddddddddd4",
+            "--reason",
+            "r",
+        ])
+        .await?
+        .one_error_line("already exists")?;
+    let bad = alice
+        .run(&["request", "--instance", "not-an-instance", "--reason", "r"])
+        .await?;
     bad.one_error_line("instanceId must be an EC2 instance id")?;
     Ok(())
 }
@@ -301,14 +473,23 @@ async fn bench(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     for _ in 0..10 {
         let fresh = plugin_for(s, "alice", instance)?;
         let start = Instant::now();
-        fresh.run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"]).await?.ok("connect (cold)")?;
+        fresh
+            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
+            .await?
+            .ok("connect (cold)")?;
         cold.push(start.elapsed());
     }
-    alice.run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"]).await?.ok("connect")?;
+    alice
+        .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
+        .await?
+        .ok("connect")?;
     let mut warm = Vec::new();
     for _ in 0..10 {
         let start = Instant::now();
-        alice.run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"]).await?.ok("connect (warm)")?;
+        alice
+            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
+            .await?
+            .ok("connect (warm)")?;
         warm.push(start.elapsed());
     }
     let (cold_median, cold_worst) = median_and_worst(cold);

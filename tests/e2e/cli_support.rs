@@ -42,7 +42,9 @@ impl Run {
             self.stdout
         );
         ensure!(
-            lines.len() == 1 && lines[0].starts_with("kubectl-passport: error: ") && lines[0].contains(needle),
+            lines.len() == 1
+                && lines[0].starts_with("kubectl-passport: error: ")
+                && lines[0].contains(needle),
             "expected one error line with {needle:?}, got:\n{}",
             self.stderr
         );

@@ -36,25 +36,30 @@ const BENCH_REQUESTS: usize = 50;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
-        test("credentials::issued_credentials_work_and_are_scoped", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+        test(
+            "credentials::issued_credentials_work_and_are_scoped",
+            |env| async move {
+                let (plane, emulator, operator) =
+                    (env.plane().await?, env.emulator().await?, env.operator().await?);
+                let instance = Instance::start().await?;
+                emulator
+                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+                    .await?;
+                let s = Scenario::new(
+                    plane,
+                    emulator,
+                    operator,
+                    env.namespace("creds").await?,
+                    &["alice"],
+                    &[instance.id()],
+                )
                 .await?;
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("creds").await?,
-                &["alice"],
-                &[instance.id()],
-            )
-            .await?;
-            issued_credentials(&s, &instance).await
-        }),
+                issued_credentials(&s, &instance).await
+            },
+        ),
         test("credentials::refusals_say_why", |env| async move {
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             // Nobody is auto-approved: alice's requests stay Pending.
             let s = Scenario::new(
                 plane,
@@ -71,7 +76,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
             if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
                 return Ok(());
             }
-            let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+            let (plane, emulator, operator) =
+                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let instance = Instance::start().await?;
             emulator
                 .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
@@ -113,7 +119,11 @@ impl Workstation {
             .output()
             .await
             .context("running ssh-keygen (openssh-client)")?;
-        ensure!(output.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&output.stderr));
+        ensure!(
+            output.status.success(),
+            "ssh-keygen: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         Ok(Self {
             dir,
             key,
@@ -122,10 +132,17 @@ impl Workstation {
     }
 
     fn public_key(&self) -> Result<String> {
-        Ok(std::fs::read_to_string(self.key.with_extension("pub"))?.trim().to_owned())
+        Ok(std::fs::read_to_string(self.key.with_extension("pub"))?
+            .trim()
+            .to_owned())
     }
 
-    fn spec(&self, access_request: &str, requester: &str, key_type: KeyType) -> Result<CredentialRequestSpec> {
+    fn spec(
+        &self,
+        access_request: &str,
+        requester: &str,
+        key_type: KeyType,
+    ) -> Result<CredentialRequestSpec> {
         Ok(CredentialRequestSpec {
             access_request: access_request.into(),
             requester: requester.into(),
@@ -136,11 +153,18 @@ impl Workstation {
     }
 
     fn unseal(&self, ciphertext: &str) -> Result<Vec<u8>> {
-        age::decrypt(&self.identity, ciphertext.as_bytes()).context("unsealing with the workstation's identity")
+        age::decrypt(&self.identity, ciphertext.as_bytes())
+            .context("unsealing with the workstation's identity")
     }
 
     /// Writes `certificate` next to the key and logs in with it, host keys pinned from `host_keys`.
-    async fn ssh(&self, instance: &Instance, user: &str, certificate: &str, host_keys: &[String]) -> Result<String> {
+    async fn ssh(
+        &self,
+        instance: &Instance,
+        user: &str,
+        certificate: &str,
+        host_keys: &[String],
+    ) -> Result<String> {
         let cert = self.dir.path().join(format!(
             "{}-cert-{}.pub",
             self.key.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
@@ -163,7 +187,14 @@ impl Workstation {
             .arg(format!("CertificateFile={}", cert.display()))
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
             .args(["-o", "ConnectTimeout=5", "-p", &instance.ssh_port().to_string()])
             .arg(format!("{user}@127.0.0.1"))
             .arg("whoami")
@@ -192,7 +223,11 @@ impl Workstation {
             .arg(&path)
             .output()
             .await?;
-        ensure!(output.status.success(), "ssh-keygen -L: {}", String::from_utf8_lossy(&output.stderr));
+        ensure!(
+            output.status.success(),
+            "ssh-keygen -L: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
@@ -211,7 +246,9 @@ fn bind_requesters(s: &Scenario<'_>) -> Result<()> {
          subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}}\n",
         s.namespace
     );
-    kubectl::apply(&s.plane.admin_kubeconfig(), &binding)?.ok().map(drop)
+    kubectl::apply(&s.plane.admin_kubeconfig(), &binding)?
+        .ok()
+        .map(drop)
 }
 
 async fn create(api: &Api<CredentialRequest>, name: &str, spec: CredentialRequestSpec) -> Result<()> {
@@ -238,7 +275,11 @@ fn issued_condition(request: &CredentialRequest) -> Option<(String, String, Stri
 }
 
 /// Watches until the operator has decided (Issued True or False).
-async fn wait_decided(s: &Scenario<'_>, api: &Api<CredentialRequest>, name: &str) -> Result<CredentialRequest> {
+async fn wait_decided(
+    s: &Scenario<'_>,
+    api: &Api<CredentialRequest>,
+    name: &str,
+) -> Result<CredentialRequest> {
     let decided = |r: Option<&CredentialRequest>| r.is_some_and(|r| issued_condition(r).is_some());
     match tokio::time::timeout(ISSUE_TIMEOUT, await_condition(api.clone(), name, decided)).await {
         Ok(Ok(Some(request))) => Ok(request),
@@ -265,8 +306,7 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     let username = ar_status.username.clone().context("no username")?;
     let expires_at = ar_status.expires_at.clone().context("no expiresAt")?.0;
     bind_requesters(s)?;
-    let alice: Api<CredentialRequest> =
-        Api::namespaced(s.plane.user_client("alice").await?, &s.namespace);
+    let alice: Api<CredentialRequest> = Api::namespaced(s.plane.user_client("alice").await?, &s.namespace);
 
     // Ed25519.
     let workstation = Workstation::new(KeyType::Ed25519).await?;
@@ -283,11 +323,17 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     created?;
     let issued = wait_decided(s, &alice, "alice-ed25519").await?;
     let status = issued_status(&issued)?;
-    ensure!(status.username.as_deref() == Some(username.as_str()), "{status:?}");
+    ensure!(
+        status.username.as_deref() == Some(username.as_str()),
+        "{status:?}"
+    );
     let algorithms: Vec<&str> = status.certificates.iter().map(|c| c.algorithm.as_str()).collect();
     ensure!(algorithms == ["ssh-ed25519"], "{algorithms:?}");
     let valid_before = status.valid_before.clone().context("no validBefore")?.0;
-    ensure!(valid_before <= expires_at, "validBefore {valid_before} past expiresAt {expires_at}");
+    ensure!(
+        valid_before <= expires_at,
+        "validBefore {valid_before} past expiresAt {expires_at}"
+    );
     let tunnel = status.tunnel.clone().context("no tunnel")?;
     ensure!(
         tunnel.region == "us-east-1"
@@ -295,7 +341,10 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
             && tunnel.port_forwarding_document == "AWS-StartPortForwardingSession",
         "{tunnel:?}"
     );
-    ensure!(status.host_keys.len() == 1 && status.host_keys[0].instance_id == instance.id(), "{status:?}");
+    ensure!(
+        status.host_keys.len() == 1 && status.host_keys[0].instance_id == instance.id(),
+        "{status:?}"
+    );
     let host_keys = status.host_keys[0].host_keys.clone();
     let expected: BTreeSet<String> = instance
         .host_keys()
@@ -306,38 +355,63 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
         .iter()
         .map(|k| k.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
         .collect();
-    ensure!(expected == reported, "host keys {reported:?}, instance has {expected:?}");
+    ensure!(
+        expected == reported,
+        "host keys {reported:?}, instance has {expected:?}"
+    );
 
     let whoami = workstation
-        .ssh(instance, &username, &status.certificates[0].certificate, &host_keys)
+        .ssh(
+            instance,
+            &username,
+            &status.certificates[0].certificate,
+            &host_keys,
+        )
         .await?;
     ensure!(whoami == username, "logged in as {whoami}, not {username}");
 
     let described = workstation.describe(&status.certificates[0].certificate).await?;
     let principals = principals(&described);
-    ensure!(principals == [username.as_str()], "principals {principals:?}:\n{described}");
+    ensure!(
+        principals == [username.as_str()],
+        "principals {principals:?}:\n{described}"
+    );
     let until = valid_to(&described)?;
     ensure!(
         until <= expires_at && until == valid_before,
         "certificate valid to {until}, validBefore {valid_before}, expiresAt {expires_at}"
     );
-    ensure!(described.contains(&format!("Key ID: \"{}/alice-ed25519#", s.namespace)), "{described}");
+    ensure!(
+        described.contains(&format!("Key ID: \"{}/alice-ed25519#", s.namespace)),
+        "{described}"
+    );
     let serial: u64 = field(&described, "Serial:")
         .context("no serial")?
         .parse()
         .context("serial")?;
 
     // The sealed AWS session: only the workstation can read it, and it is the scoped one.
-    let sealed: Vec<_> = status.sealed_secrets.iter().filter(|s| s.kind == AWS_SESSION).collect();
+    let sealed: Vec<_> = status
+        .sealed_secrets
+        .iter()
+        .filter(|s| s.kind == AWS_SESSION)
+        .collect();
     ensure!(sealed.len() == 1, "{:?}", status.sealed_secrets);
     ensure!(
-        age::decrypt(&age::x25519::Identity::generate(), sealed[0].ciphertext.as_bytes()).is_err(),
+        age::decrypt(
+            &age::x25519::Identity::generate(),
+            sealed[0].ciphertext.as_bytes()
+        )
+        .is_err(),
         "another identity unsealed the session"
     );
     let session: AwsSession = serde_json::from_slice(&workstation.unseal(&sealed[0].ciphertext)?)?;
     ensure!(session.region == "us-east-1", "{session:?}");
     let expiration: Timestamp = session.expiration.parse()?;
-    ensure!(expiration <= expires_at, "session expires {expiration}, after {expires_at}");
+    ensure!(
+        expiration <= expires_at,
+        "session expires {expiration}, after {expires_at}"
+    );
     let session_name = format!("passport-{username}-{:08x}", serial >> 32);
     let caller = caller_arn(s, &session).await?;
     ensure!(
@@ -360,20 +434,31 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
             "{}: {described}",
             certificate.algorithm
         );
-        let whoami = rsa.ssh(instance, &username, &certificate.certificate, &host_keys).await?;
-        ensure!(whoami == username, "{}: logged in as {whoami}", certificate.algorithm);
+        let whoami = rsa
+            .ssh(instance, &username, &certificate.certificate, &host_keys)
+            .await?;
+        ensure!(
+            whoami == username,
+            "{}: logged in as {whoami}",
+            certificate.algorithm
+        );
     }
 
     // Decided once: nothing rewrites a decided status.
     let before = alice.get("alice-ed25519").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = alice.get("alice-ed25519").await?;
-    ensure!(before.status == after.status, "the status of a decided request changed");
+    ensure!(
+        before.status == after.status,
+        "the status of a decided request changed"
+    );
     Ok(())
 }
 
 fn principals(described: &str) -> Vec<&str> {
-    let mut lines = described.lines().skip_while(|l| !l.trim_start().starts_with("Principals:"));
+    let mut lines = described
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Principals:"));
     lines.next();
     lines
         .take_while(|l| !l.trim_start().starts_with("Critical Options:"))
@@ -411,7 +496,10 @@ async fn caller_arn(s: &Scenario<'_>, session: &AwsSession) -> Result<String> {
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build();
-    let identity = aws_sdk_sts::Client::new(&config).get_caller_identity().send().await?;
+    let identity = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await?;
     Ok(identity.arn().unwrap_or_default().to_owned())
 }
 
@@ -465,7 +553,12 @@ async fn check_recorded_policy(
 }
 
 /// The logbook Event on the AccessRequest names the serial and session, and no secret.
-async fn check_logbook(s: &Scenario<'_>, session_name: &str, serial: u64, session: &AwsSession) -> Result<()> {
+async fn check_logbook(
+    s: &Scenario<'_>,
+    session_name: &str,
+    serial: u64,
+    session: &AwsSession,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let events = kubectl::run(
@@ -482,7 +575,10 @@ async fn check_logbook(s: &Scenario<'_>, session_name: &str, serial: u64, sessio
             .flatten()
             .filter(|e| e["reason"] == "CredentialIssued" && e["regarding"]["name"] == "r")
             .collect();
-        if let Some(event) = issued.iter().find(|e| e["note"].as_str().is_some_and(|n| n.contains(session_name))) {
+        if let Some(event) = issued
+            .iter()
+            .find(|e| e["note"].as_str().is_some_and(|n| n.contains(session_name)))
+        {
             ensure!(event["action"] == "credential_issued", "{event}");
             let note = event["note"].as_str().unwrap_or_default();
             ensure!(note.contains(&serial.to_string()), "{note}");
@@ -498,7 +594,10 @@ async fn check_logbook(s: &Scenario<'_>, session_name: &str, serial: u64, sessio
             );
             return Ok(());
         }
-        ensure!(Instant::now() < deadline, "no credential_issued Event: {issued:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "no credential_issued Event: {issued:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -518,18 +617,50 @@ async fn refusals(s: &Scenario<'_>) -> Result<()> {
 
     // The admission policy is not installed on the shared plane: the admin creates bob's in his name.
     let cases = [
-        ("bob-for-alice", "pending", "bob", "RequesterMismatch", "spec.requester bob is not the requester of AccessRequest pending"),
-        ("while-pending", "pending", "alice", "RequestNotActive", "AccessRequest pending is Pending: wait for approval"),
-        ("after-completion", "done", "alice", "RequestNotActive", "AccessRequest done is Completed: create a new AccessRequest"),
-        ("no-such", "nope", "alice", "RequestNotFound", "spec.accessRequest nope does not exist"),
+        (
+            "bob-for-alice",
+            "pending",
+            "bob",
+            "RequesterMismatch",
+            "spec.requester bob is not the requester of AccessRequest pending",
+        ),
+        (
+            "while-pending",
+            "pending",
+            "alice",
+            "RequestNotActive",
+            "AccessRequest pending is Pending: wait for approval",
+        ),
+        (
+            "after-completion",
+            "done",
+            "alice",
+            "RequestNotActive",
+            "AccessRequest done is Completed: create a new AccessRequest",
+        ),
+        (
+            "no-such",
+            "nope",
+            "alice",
+            "RequestNotFound",
+            "spec.accessRequest nope does not exist",
+        ),
     ];
     for (name, access_request, requester, _, _) in cases {
-        create(&admin, name, workstation.spec(access_request, requester, KeyType::Ed25519)?).await?;
+        create(
+            &admin,
+            name,
+            workstation.spec(access_request, requester, KeyType::Ed25519)?,
+        )
+        .await?;
     }
     for (name, _, _, reason, message) in cases {
         let decided = wait_decided(s, &admin, name).await?;
         let (status, got_reason, got_message) = issued_condition(&decided).context("undecided")?;
-        ensure!(status == "False" && got_reason == reason, "{name}: {status} {got_reason}: {got_message}");
+        ensure!(
+            status == "False" && got_reason == reason,
+            "{name}: {status} {got_reason}: {got_message}"
+        );
         ensure!(got_message.starts_with(message), "{name}: {got_message}");
         let st = decided.status.unwrap_or_default();
         ensure!(

@@ -61,6 +61,13 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
                 restart_past_expiry(&s, &instance, &plane, emulator).await
             },
         ),
+        test(
+            "lifecycle::aws_account_ready_once_role_assumed",
+            |env| async move {
+                let (_instance, s) = with_instance(&env, "account").await?;
+                account_ready(&s).await
+            },
+        ),
         test("lifecycle::missing_account_fails_and_says_so", |env| async move {
             let (plane, emulator, operator) =
                 (env.plane().await?, env.emulator().await?, env.operator().await?);
@@ -185,6 +192,7 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     match ending {
         Ending::Expiry => {}
         Ending::Completion => {
+            extend_moves_expiry(s, &active).await?;
             let patch = serde_json::json!({ "spec": { "completed": true } });
             s.requests
                 .patch("r", &PatchParams::default(), &Patch::Merge(&patch))
@@ -295,6 +303,70 @@ async fn throttling(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     ensure!(
         s.emulator.throttled_count().await? >= 8,
         "fewer throttles served than injected"
+    );
+    Ok(())
+}
+
+/// Growing spec.duration moves expiresAt by as much, and the logbook says so.
+async fn extend_moves_expiry(s: &Scenario<'_>, active: &passport_crds::AccessRequest) -> Result<()> {
+    let before = active
+        .status
+        .as_ref()
+        .and_then(|st| st.expires_at.clone())
+        .map(|t| t.0);
+    let patch = serde_json::json!({ "spec": { "duration": "2h" } });
+    s.requests
+        .patch("r", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let moved = s
+        .wait_for("r", "extended", Duration::from_secs(30), |r| {
+            r.status
+                .as_ref()
+                .and_then(|st| st.expires_at.clone())
+                .map(|t| t.0)
+                != before
+        })
+        .await?;
+    let after = moved.status.and_then(|st| st.expires_at).map(|t| t.0);
+    let (Some(before), Some(after)) = (before, after) else {
+        anyhow::bail!("no expiresAt")
+    };
+    ensure!(
+        after.duration_since(before) == jiff::SignedDuration::from_hours(1),
+        "{before} → {after}"
+    );
+    Ok(())
+}
+
+/// The AwsAccount is Ready once its role was assumed, with the external id its trust policy wants.
+async fn account_ready(s: &Scenario<'_>) -> Result<()> {
+    let accounts: kube::Api<passport_crds::AwsAccount> = kube::Api::all(s.admin.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let account = accounts.get(&s.account).await?;
+        let ready = account
+            .status
+            .iter()
+            .flat_map(|st| &st.conditions)
+            .find(|c| c.type_ == "Ready");
+        if ready.is_some_and(|c| c.status == "True") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "AwsAccount {} not Ready: {ready:?}",
+            s.account
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let roles = s.emulator.assumed_roles().await?;
+    let external_id = format!("e2e-{}", s.namespace);
+    ensure!(
+        roles
+            .iter()
+            .any(|r| r["RoleArn"] == "arn:aws:iam::123456789012:role/passport-e2e"
+                && r["ExternalId"] == external_id.as_str()),
+        "no AssumeRole with ExternalId {external_id}: {roles:?}"
     );
     Ok(())
 }

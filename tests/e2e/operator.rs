@@ -114,18 +114,33 @@ async fn standby_takes_over() -> Result<()> {
     let leases: Api<Lease> = Api::namespaced(plane.admin_client().await?, "passport-system");
     let holder = || async {
         let lease = leases.get_opt("passport-operator").await.ok().flatten();
-        lease.and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default()
+        lease
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default()
     };
-    wait_until(Duration::from_secs(30), || async { holder().await == "replica-a" }).await.context("replica-a never led")?;
+    wait_until(Duration::from_secs(30), || async {
+        holder().await == "replica-a"
+    })
+    .await
+    .context("replica-a never led")?;
     let second = OperatorProcess::start(&plane, &[("POD_NAME", "replica-b".to_owned())])?;
     wait_for_ok(second.http_port(), "/readyz").await?;
-    ensure!(holder().await == "replica-a", "the standby took the lease from a live leader");
+    ensure!(
+        holder().await == "replica-a",
+        "the standby took the lease from a live leader"
+    );
     first.kill();
     let started = Instant::now();
-    wait_until(Duration::from_secs(40), || async { holder().await == "replica-b" })
-        .await
-        .with_context(|| format!("replica-b never took over:\n{}", second.log_tail()))?;
-    eprintln!("standby took over {:?} after the leader was killed", started.elapsed());
+    wait_until(Duration::from_secs(40), || async {
+        holder().await == "replica-b"
+    })
+    .await
+    .with_context(|| format!("replica-b never took over:\n{}", second.log_tail()))?;
+    eprintln!(
+        "standby took over {:?} after the leader was killed",
+        started.elapsed()
+    );
     Ok(())
 }
 

@@ -219,7 +219,9 @@ fn activate(input: &Inputs<'_>, d: &mut Decision) {
     d.status.phase = Phase::Active;
     // Kubernetes stores times to the second: truncate now, so the deadline kept in memory is exactly
     // the expiresAt everyone reads back.
-    let whole_second = jiff::TimestampRound::new().smallest(jiff::Unit::Second).mode(jiff::RoundMode::Trunc);
+    let whole_second = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
     d.status.activated_at = Some(Time(input.now.round(whole_second).unwrap_or(input.now)));
     let count = d.status.targets.len();
     event(

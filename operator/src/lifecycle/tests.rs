@@ -279,7 +279,11 @@ fn approval_provisions_each_platform_with_its_own_command() {
 fn all_targets_ready_activates_and_starts_the_clock() {
     let mut w = World::new(&[A]);
     w.activate();
-    assert_eq!(w.status.activated_at, Some(Time(at(10))), "truncated to the second");
+    assert_eq!(
+        w.status.activated_at,
+        Some(Time(at(10))),
+        "truncated to the second"
+    );
     assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
     assert_eq!(
         w.target(A).host_keys,
