@@ -105,7 +105,7 @@ pub async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started
         anyhow!(
             "Session Manager refused a session to {}: {}",
             target.instance,
-            describe(&err)
+            describe(&err, &endpoint(&target.region))
         )
     })?;
     let response = json!({
@@ -123,7 +123,7 @@ pub async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started
 }
 
 /// An SDK failure in one short line: the service's code and message, or what went wrong on the way.
-fn describe<E>(err: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>) -> String
+fn describe<E>(err: &SdkError<E, aws_sdk_ssm::config::http::HttpResponse>, endpoint: &str) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -137,9 +137,8 @@ where
             }
         }
         SdkError::ResponseError(response) => format!(
-            "unexpected HTTP {} answer from {}",
+            "unexpected HTTP {} answer from {endpoint}",
             response.raw().status().as_u16(),
-            endpoint("?")
         ),
         other => DisplayErrorContext(other).to_string(),
     }

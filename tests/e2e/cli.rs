@@ -4,6 +4,8 @@
 //! input answered with one line each. Tunnels are direct (PASSPORT_DIRECT_ENDPOINTS to the instance's
 //! loopback sshd); the Session Manager path is exercised up to StartSession.
 
+#[path = "cli_checks.rs"]
+mod checks;
 #[path = "cli_support.rs"]
 mod support;
 
@@ -11,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use kube::{Api, api::ListParams};
-use passport_crds::{AccessRequest, CredentialRequest, Phase};
+use passport_crds::{CredentialRequest, Phase};
 use passport_tests::{aws::Platform, instance::Instance};
 
 use crate::{TestFn, scenario::Scenario, test};
-use support::{Plugin, banner, bind, free_port, median_and_worst, output, until_allowed};
+use checks::{bad_input, bench, session_manager_path, valid_before_within_expiry};
+use support::{Plugin, banner, bind, free_port, output, until_allowed};
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -59,13 +62,13 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
     ]
 }
 
-fn plugin_for(s: &Scenario<'_>, user: &str, instance: &Instance) -> Result<Plugin> {
+pub(crate) fn plugin_for(s: &Scenario<'_>, user: &str, instance: &Instance) -> Result<Plugin> {
     let direct = format!("{}=127.0.0.1:{}", instance.id(), instance.ssh_port());
     Plugin::new(s.plane.user_kubeconfig(user), &s.namespace, direct)
 }
 
 /// `request --wait` as alice; returns the generated request name.
-async fn request_active(s: &Scenario<'_>, alice: &Plugin, instance: &Instance) -> Result<String> {
+pub(crate) async fn request_active(s: &Scenario<'_>, alice: &Plugin, instance: &Instance) -> Result<String> {
     bind(
         &s.plane.admin_kubeconfig(),
         &s.namespace,
@@ -147,6 +150,7 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         "ssh says {:?}, not {user}",
         whoami.stdout
     );
+    renews_an_expiring_certificate(s, &alice, &config, &name, id, &user).await?;
     scp_round_trip(&alice, &config, id).await?;
     port_forward(&alice, &config, instance).await?;
 
@@ -239,6 +243,42 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     Ok(())
 }
 
+/// A certificate about to expire (its record says 30s left) is replaced before ssh reads it: one
+/// more CredentialRequest, and the login still works.
+async fn renews_an_expiring_certificate(
+    s: &Scenario<'_>,
+    alice: &Plugin,
+    config: &str,
+    name: &str,
+    id: &str,
+    user: &str,
+) -> Result<()> {
+    let api: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
+    let count = || async { Ok::<_, anyhow::Error>(api.list(&ListParams::default()).await?.items.len()) };
+    let before = count().await?;
+    let record = alice.cache_dir().join(format!(
+        "passport/alice@passport-local/{}/{name}/id_ed25519.issued.json",
+        s.namespace
+    ));
+    let mut issued: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record)?)?;
+    issued["validBefore"] = (jiff::Timestamp::now().as_second() + 30).into();
+    std::fs::write(&record, issued.to_string())?;
+    let again = output(
+        alice.tool("ssh", &["-F", config, "-o", "BatchMode=yes", id, "whoami"]),
+        60,
+    )
+    .await?;
+    ensure!(
+        again.ok("ssh after renewal")?.stdout.trim() == user,
+        "wrong user after renewal"
+    );
+    ensure!(
+        count().await? == before + 1,
+        "the expiring certificate was not renewed once"
+    );
+    Ok(())
+}
+
 async fn scp_round_trip(alice: &Plugin, config: &str, id: &str) -> Result<()> {
     let local = alice.cache_dir().join("scp-out.txt");
     let back = alice.cache_dir().join("scp-back.txt");
@@ -308,195 +348,4 @@ async fn port_forward(alice: &Plugin, config: &str, instance: &Instance) -> Resu
     };
     let _ = child.kill().await;
     result
-}
-
-/// Without a direct endpoint the proxy goes to Session Manager: it says how to get the plugin when it
-/// is missing; with a (stand-in) plugin on PATH it unseals the scoped AWS session and calls
-/// StartSession on the emulator (moto has no StartSession, so either refusal or the plugin is fine).
-async fn session_manager_path(s: &Scenario<'_>, alice: &Plugin, name: &str, id: &str) -> Result<()> {
-    let mut missing = alice.command(&["proxy", name, id, "22"]);
-    missing
-        .env("PASSPORT_DIRECT_ENDPOINTS", "")
-        .env("PATH", "/usr/bin:/bin");
-    output(missing, 60)
-        .await?
-        .one_error_line("session-manager-plugin is not on PATH")?;
-
-    let bin = alice.cache_dir().join("fake-bin");
-    std::fs::create_dir_all(&bin)?;
-    let record = alice.cache_dir().join("plugin-args");
-    let script = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", record.display());
-    let plugin = bin.join("session-manager-plugin");
-    std::fs::write(&plugin, script)?;
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let mut ssm = alice.command(&["proxy", name, id, "22"]);
-    ssm.env("PASSPORT_DIRECT_ENDPOINTS", "")
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("AWS_ENDPOINT_URL", s.emulator.endpoint())
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    let run = output(ssm, 60).await?;
-    if run.code == Some(0) {
-        let args = std::fs::read_to_string(&record)?;
-        ensure!(
-            args.contains("StartSession") && args.contains(id),
-            "plugin arguments: {args}"
-        );
-        eprintln!("cli: StartSession succeeded; the plugin got: {args}");
-    } else {
-        run.one_error_line(&format!("Session Manager refused a session to {id}"))?;
-        eprintln!("cli: the proxy reached StartSession: {}", run.stderr.trim());
-    }
-    Ok(())
-}
-
-/// Every CredentialRequest the journey made ends no later than the request.
-async fn valid_before_within_expiry(s: &Scenario<'_>, name: &str) -> Result<()> {
-    let request: AccessRequest = s.requests.get(name).await?;
-    let expires = request
-        .status
-        .and_then(|st| st.expires_at)
-        .context("no expiresAt")?
-        .0;
-    let api: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
-    let issued: Vec<CredentialRequest> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|c| c.spec.access_request == name && c.spec.requester == "alice")
-        .collect();
-    ensure!(
-        issued.len() >= 2,
-        "expected CredentialRequests for both key types, got {}",
-        issued.len()
-    );
-    for cr in issued {
-        let before = cr.status.and_then(|st| st.valid_before).map(|t| t.0);
-        ensure!(
-            before.is_some_and(|b| b <= expires),
-            "validBefore {before:?} past expiresAt {expires}"
-        );
-    }
-    Ok(())
-}
-
-async fn bad_input(s: &Scenario<'_>) -> Result<()> {
-    bind(
-        &s.plane.admin_kubeconfig(),
-        &s.namespace,
-        "passport-requester",
-        "Group",
-        "developers",
-    )?;
-    let alice = Plugin::new(s.plane.user_kubeconfig("alice"), &s.namespace, String::new())?;
-    until_allowed(&alice, &["list"]).await?;
-    let ns = &s.namespace;
-    alice.run(&["get", "nope"]).await?.one_error_line(&format!(
-        "AccessRequest nope not found in namespace {ns}; list yours with kubectl passport list"
-    ))?;
-    alice
-        .run(&["connect", "nope"])
-        .await?
-        .one_error_line("AccessRequest nope not found")?;
-    alice
-        .run(&["connect", "nope", "--key-type", "dsa"])
-        .await?
-        .one_error_line("invalid value 'dsa'")?;
-    alice
-        .run(&["request", "--reason", "r"])
-        .await?
-        .one_error_line("--instance")?;
-    let carol = Plugin::new(s.plane.user_kubeconfig("carol"), ns, String::new())?;
-    carol.run(&["list"]).await?.one_error_line(&format!(
-        "you may not list accessrequests in namespace {ns}: ask an administrator to bind ClusterRole passport-requester"
-    ))?;
-    let mut nothing = alice.command(&["list"]);
-    nothing.env_remove("KUBECONFIG").env("HOME", alice.cache_dir());
-    output(nothing, 30)
-        .await?
-        .one_error_line("no kubeconfig: set KUBECONFIG or pass --kubeconfig")?;
-
-    // Not auto-approved here: --wait times out saying what it waits for; nobody approves their own.
-    let run = alice
-        .run(&[
-            "request",
-            "pending",
-            "--instance",
-            "i-0ddddddddddddddd4",
-            "--reason",
-            "r",
-            "--wait",
-            "--timeout",
-            "3s",
-        ])
-        .await?;
-    let last = run.stderr.lines().last().unwrap_or_default();
-    ensure!(
-        run.code == Some(1)
-            && last
-                .starts_with("kubectl-passport: error: timed out after 3s waiting for AccessRequest pending")
-            && last.contains("still Pending"),
-        "{run:?}"
-    );
-    alice
-        .run(&["connect", "pending"])
-        .await?
-        .one_error_line("AccessRequest pending is Pending")?;
-    alice
-        .run(&["approve", "pending"])
-        .await?
-        .one_error_line("you cannot approve your own AccessRequest pending")?;
-    alice
-        .run(&[
-            "request",
-            "pending",
-            "--instance",
-            "i-0ddddddddddddddd4",
-            "--reason",
-            "r",
-        ])
-        .await?
-        .one_error_line("already exists")?;
-    let bad = alice
-        .run(&["request", "--instance", "not-an-instance", "--reason", "r"])
-        .await?;
-    bad.one_error_line("instanceId must be an EC2 instance id")?;
-    Ok(())
-}
-
-/// Time from `connect NAME -- true` to the remote command's end, cold (fresh key and credentials each
-/// time) and warm (credentials reused). Reported, not asserted.
-async fn bench(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
-    let alice = plugin_for(s, "alice", instance)?;
-    let name = request_active(s, &alice, instance).await?;
-    let mut cold = Vec::new();
-    for _ in 0..10 {
-        let fresh = plugin_for(s, "alice", instance)?;
-        let start = Instant::now();
-        fresh
-            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-            .await?
-            .ok("connect (cold)")?;
-        cold.push(start.elapsed());
-    }
-    alice
-        .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-        .await?
-        .ok("connect")?;
-    let mut warm = Vec::new();
-    for _ in 0..10 {
-        let start = Instant::now();
-        alice
-            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-            .await?
-            .ok("connect (warm)")?;
-        warm.push(start.elapsed());
-    }
-    let (cold_median, cold_worst) = median_and_worst(cold);
-    let (warm_median, warm_worst) = median_and_worst(warm);
-    eprintln!(
-        "connect -- true, direct mode: cold (new key + CredentialRequest) median {cold_median:?} worst {cold_worst:?}; \
-         warm (certificate reused) median {warm_median:?} worst {warm_worst:?}"
-    );
-    Ok(())
 }

@@ -3,36 +3,34 @@
 //! policy) to an age key only the test holds, and refuses requests for someone else's or an inactive
 //! AccessRequest with its reason.
 
-use std::{
-    collections::BTreeSet,
-    path::PathBuf,
-    process::Stdio,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+mod bench;
+mod support;
+mod workstation;
 
-use anyhow::{Context, Result, bail, ensure};
-use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
+use std::{collections::BTreeSet, time::Duration};
+
+use anyhow::{Context, Result, ensure};
 use jiff::Timestamp;
 use kube::{
     Api,
-    api::{ObjectMeta, PostParams},
-    runtime::wait::await_condition,
+    api::{Patch, PatchParams},
 };
 use passport_crds::{
-    CredentialRequest, CredentialRequestSpec, KeyType, Phase,
-    credential_request::CredentialRequestStatus,
+    CredentialRequest, KeyType, Phase,
     sealed::{AWS_SESSION, AwsSession},
 };
 use passport_tests::{aws::Platform, instance::Instance, kubectl};
-use serde_json::Value;
 
 use crate::{TestFn, scenario::Scenario, test};
+use support::{
+    bind_requesters, caller_arn, check_logbook, check_recorded_policy, create, issued_condition,
+    issued_status, wait_decided,
+};
+use workstation::{Workstation, field, principals, valid_to};
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(30);
 const ROLE: &str = "arn:aws:iam::123456789012:role/passport-e2e";
-const BENCH_REQUESTS: usize = 50;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -91,212 +89,9 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
                 &[instance.id()],
             )
             .await?;
-            bench_issuance(&s, &instance).await
+            bench::bench_issuance(&s, &instance).await
         }),
     ]
-}
-
-/// A workstation: a key pair made by `ssh-keygen`, and an age identity to unseal with.
-struct Workstation {
-    dir: tempfile::TempDir,
-    key: PathBuf,
-    identity: age::x25519::Identity,
-}
-
-impl Workstation {
-    async fn new(key_type: KeyType) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("passport-creds-").tempdir()?;
-        let (file, args): (&str, &[&str]) = match key_type {
-            KeyType::Ed25519 => ("id_ed25519", &["-t", "ed25519"]),
-            KeyType::Rsa => ("id_rsa", &["-t", "rsa", "-b", "3072"]),
-        };
-        let key = dir.path().join(file);
-        let output = tokio::process::Command::new("ssh-keygen")
-            .args(["-q", "-N", "", "-C", "e2e@workstation"])
-            .args(args)
-            .arg("-f")
-            .arg(&key)
-            .output()
-            .await
-            .context("running ssh-keygen (openssh-client)")?;
-        ensure!(
-            output.status.success(),
-            "ssh-keygen: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(Self {
-            dir,
-            key,
-            identity: age::x25519::Identity::generate(),
-        })
-    }
-
-    fn public_key(&self) -> Result<String> {
-        Ok(std::fs::read_to_string(self.key.with_extension("pub"))?
-            .trim()
-            .to_owned())
-    }
-
-    fn spec(
-        &self,
-        access_request: &str,
-        requester: &str,
-        key_type: KeyType,
-    ) -> Result<CredentialRequestSpec> {
-        Ok(CredentialRequestSpec {
-            access_request: access_request.into(),
-            requester: requester.into(),
-            public_key: self.public_key()?,
-            key_type,
-            sealing_key: self.identity.to_public().to_string(),
-        })
-    }
-
-    fn unseal(&self, ciphertext: &str) -> Result<Vec<u8>> {
-        age::decrypt(&self.identity, ciphertext.as_bytes())
-            .context("unsealing with the workstation's identity")
-    }
-
-    /// Writes `certificate` next to the key and logs in with it, host keys pinned from `host_keys`.
-    async fn ssh(
-        &self,
-        instance: &Instance,
-        user: &str,
-        certificate: &str,
-        host_keys: &[String],
-    ) -> Result<String> {
-        let cert = self.dir.path().join(format!(
-            "{}-cert-{}.pub",
-            self.key.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
-            rand_suffix()
-        ));
-        std::fs::write(&cert, format!("{certificate}\n"))?;
-        let known_hosts = self.dir.path().join("known_hosts");
-        let lines: String = host_keys
-            .iter()
-            .map(|key| {
-                let key: Vec<&str> = key.split_whitespace().take(2).collect();
-                format!("[127.0.0.1]:{} {}\n", instance.ssh_port(), key.join(" "))
-            })
-            .collect();
-        std::fs::write(&known_hosts, lines)?;
-        let output = tokio::process::Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(&self.key)
-            .arg("-o")
-            .arg(format!("CertificateFile={}", cert.display()))
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args(["-o", "ConnectTimeout=5", "-p", &instance.ssh_port().to_string()])
-            .arg(format!("{user}@127.0.0.1"))
-            .arg("whoami")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running ssh")?;
-        ensure!(
-            output.status.success(),
-            "ssh with the issued certificate failed: {}\nsshd log:\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            instance.log_tail()
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    }
-
-    /// `ssh-keygen -L` of a certificate, in UTC.
-    async fn describe(&self, certificate: &str) -> Result<String> {
-        let path = self.dir.path().join(format!("describe-{}.pub", rand_suffix()));
-        std::fs::write(&path, format!("{certificate}\n"))?;
-        let output = tokio::process::Command::new("ssh-keygen")
-            .env("TZ", "UTC")
-            .arg("-L")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .await?;
-        ensure!(
-            output.status.success(),
-            "ssh-keygen -L: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-}
-
-/// A fresh file name suffix.
-fn rand_suffix() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
-}
-
-/// Lets the test users create CredentialRequests in the scenario's namespace, as passport-requester.
-fn bind_requesters(s: &Scenario<'_>) -> Result<()> {
-    let binding = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: requesters\n  namespace: {}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: passport-requester}}\n\
-         subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}}\n",
-        s.namespace
-    );
-    kubectl::apply(&s.plane.admin_kubeconfig(), &binding)?
-        .ok()
-        .map(drop)
-}
-
-async fn create(api: &Api<CredentialRequest>, name: &str, spec: CredentialRequestSpec) -> Result<()> {
-    let request = CredentialRequest {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        spec,
-        status: None,
-    };
-    api.create(&PostParams::default(), &request).await?;
-    Ok(())
-}
-
-fn issued_condition(request: &CredentialRequest) -> Option<(String, String, String)> {
-    request
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Issued" && (c.status == "True" || c.status == "False"))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// Watches until the operator has decided (Issued True or False).
-async fn wait_decided(
-    s: &Scenario<'_>,
-    api: &Api<CredentialRequest>,
-    name: &str,
-) -> Result<CredentialRequest> {
-    let decided = |r: Option<&CredentialRequest>| r.is_some_and(|r| issued_condition(r).is_some());
-    match tokio::time::timeout(ISSUE_TIMEOUT, await_condition(api.clone(), name, decided)).await {
-        Ok(Ok(Some(request))) => Ok(request),
-        Ok(Ok(None)) => bail!("CredentialRequest {name} is gone"),
-        Ok(Err(err)) => bail!("watching CredentialRequest {name}: {err}"),
-        Err(_) => bail!(
-            "CredentialRequest {name} not decided after {ISSUE_TIMEOUT:?}: {:?}\n--- operator log ---\n{}",
-            api.get_opt(name).await?.and_then(|r| r.status),
-            s.operator.log_tail()
-        ),
-    }
-}
-
-fn issued_status(request: &CredentialRequest) -> Result<CredentialRequestStatus> {
-    let (status, reason, message) = issued_condition(request).context("undecided")?;
-    ensure!(status == "True", "refused: {reason}: {message}");
-    request.status.clone().context("no status")
 }
 
 async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
@@ -452,154 +247,30 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
         before.status == after.status,
         "the status of a decided request changed"
     );
-    Ok(())
-}
-
-fn principals(described: &str) -> Vec<&str> {
-    let mut lines = described
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("Principals:"));
-    lines.next();
-    lines
-        .take_while(|l| !l.trim_start().starts_with("Critical Options:"))
-        .map(str::trim)
-        .collect()
-}
-
-fn field<'a>(described: &'a str, name: &str) -> Option<&'a str> {
-    described
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix(name))
-        .map(str::trim)
-}
-
-/// The end of `Valid: from X to Y` (UTC, since `describe` runs with TZ=UTC).
-fn valid_to(described: &str) -> Result<Timestamp> {
-    let valid = field(described, "Valid:").context("no Valid: line")?;
-    let to = valid.rsplit(" to ").next().context("no end of validity")?;
-    let civil: jiff::civil::DateTime = to.parse()?;
-    Ok(civil.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
-}
-
-/// STS GetCallerIdentity with the unsealed credentials, against the emulator.
-async fn caller_arn(s: &Scenario<'_>, session: &AwsSession) -> Result<String> {
-    let credentials = Credentials::new(
-        session.access_key_id.clone(),
-        session.secret_access_key.clone(),
-        Some(session.session_token.clone()),
-        None,
-        "unsealed",
-    );
-    let config = s
-        .emulator
-        .sdk_config()
-        .to_builder()
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build();
-    let identity = aws_sdk_sts::Client::new(&config)
-        .get_caller_identity()
-        .send()
+    // What makes it so even with a stale cache: the operator's status write carries the
+    // resourceVersion it decided on, and the apiserver refuses it once the object has moved on.
+    let stale = after
+        .metadata
+        .resource_version
+        .clone()
+        .context("no resourceVersion")?;
+    let admin: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
+    let label = serde_json::json!({ "metadata": { "labels": { "touched": "yes" } } });
+    admin
+        .patch("alice-ed25519", &PatchParams::default(), &Patch::Merge(&label))
         .await?;
-    Ok(identity.arn().unwrap_or_default().to_owned())
-}
-
-/// The AssumeRole moto recorded for the session: exactly the request's instance and the two
-/// documents, every statement conditioned on the request's expiry.
-async fn check_recorded_policy(
-    s: &Scenario<'_>,
-    instance: &Instance,
-    session_name: &str,
-    expires_at: Timestamp,
-    session: &AwsSession,
-) -> Result<()> {
-    let calls = s.emulator.assumed_roles().await?;
-    let call = calls
-        .iter()
-        .find(|c| c["RoleSessionName"] == session_name)
-        .with_context(|| format!("no AssumeRole with session name {session_name}: {calls:#?}"))?;
-    ensure!(call["RoleArn"] == ROLE, "{call}");
-    ensure!(call["ExternalId"] == format!("e2e-{}", s.namespace), "{call}");
-    ensure!(call["AccessKeyId"] == session.access_key_id.as_str(), "{call}");
-    let duration = call["DurationSeconds"].as_i64().unwrap_or_default();
-    ensure!((900..=3600).contains(&duration), "DurationSeconds {duration}");
-    let policy: Value = serde_json::from_str(call["Policy"].as_str().context("no Policy")?)?;
-    let statements = policy["Statement"].as_array().context("no statements")?;
-    let start = statements
-        .iter()
-        .find(|st| st["Action"] == serde_json::json!(["ssm:StartSession"]))
-        .context("no StartSession statement")?;
-    let resources: BTreeSet<&str> = start["Resource"]
-        .as_array()
-        .context("no resources")?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let instance_arn = format!("arn:aws:ec2:us-east-1:123456789012:instance/{}", instance.id());
-    let expected: BTreeSet<&str> = [
-        instance_arn.as_str(),
-        "arn:aws:ssm:us-east-1::document/AWS-StartSSHSession",
-        "arn:aws:ssm:us-east-1::document/AWS-StartPortForwardingSession",
-    ]
-    .into();
-    ensure!(resources == expected, "StartSession resources {resources:?}");
-    let deadline = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    for statement in statements {
-        ensure!(
-            statement["Condition"]["DateLessThan"]["aws:CurrentTime"] == deadline.as_str(),
-            "statement without the expiry condition: {statement}"
-        );
-    }
+    let rewrite = serde_json::json!({
+        "metadata": { "resourceVersion": stale },
+        "status": { "username": "someone-else" },
+    });
+    let refused = admin
+        .patch_status("alice-ed25519", &PatchParams::default(), &Patch::Merge(&rewrite))
+        .await;
+    ensure!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 409),
+        "a status write with a stale resourceVersion was not refused: {refused:?}"
+    );
     Ok(())
-}
-
-/// The logbook Event on the AccessRequest names the serial and session, and no secret.
-async fn check_logbook(
-    s: &Scenario<'_>,
-    session_name: &str,
-    serial: u64,
-    session: &AwsSession,
-) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = kubectl::run(
-            &s.plane.admin_kubeconfig(),
-            &["get", "events.events.k8s.io", "-n", &s.namespace, "-o", "json"],
-            None,
-        )?
-        .ok()?
-        .stdout;
-        let events: Value = serde_json::from_str(&events)?;
-        let issued: Vec<&Value> = events["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["reason"] == "CredentialIssued" && e["regarding"]["name"] == "r")
-            .collect();
-        if let Some(event) = issued
-            .iter()
-            .find(|e| e["note"].as_str().is_some_and(|n| n.contains(session_name)))
-        {
-            ensure!(event["action"] == "credential_issued", "{event}");
-            let note = event["note"].as_str().unwrap_or_default();
-            ensure!(note.contains(&serial.to_string()), "{note}");
-            let text = events.to_string();
-            ensure!(
-                !text.contains(&session.secret_access_key) && !text.contains(&session.session_token),
-                "an Event carries a secret"
-            );
-            let log = s.operator.log_tail();
-            ensure!(
-                !log.contains(&session.secret_access_key) && !log.contains(&session.session_token),
-                "the operator log carries a secret"
-            );
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "no credential_issued Event: {issued:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn refusals(s: &Scenario<'_>) -> Result<()> {
@@ -668,31 +339,5 @@ async fn refusals(s: &Scenario<'_>) -> Result<()> {
             "{name}: a refusal carries credentials"
         );
     }
-    Ok(())
-}
-
-/// Issuance latency as the CLI sees it: create → Issued observed through a watch, one at a time.
-async fn bench_issuance(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
-    s.request("r", "alice", "1h", &[instance.id()])?;
-    s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;
-    let api: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
-    let workstation = Workstation::new(KeyType::Ed25519).await?;
-    let mut latencies = Vec::new();
-    for i in 0..BENCH_REQUESTS {
-        let name = format!("bench-{i:02}");
-        let started = Instant::now();
-        create(&api, &name, workstation.spec("r", "alice", KeyType::Ed25519)?).await?;
-        issued_status(&wait_decided(s, &api, &name).await?)?;
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    let worst = latencies[latencies.len() - 1];
-    let p90 = latencies[latencies.len() * 9 / 10];
-    eprintln!(
-        "credentials bench: {BENCH_REQUESTS} CredentialRequests, create → Issued: median {median:?}, p90 {p90:?}, \
-         worst {worst:?}, best {:?}",
-        latencies[0]
-    );
     Ok(())
 }

@@ -66,17 +66,17 @@ pub async fn reconcile<F: Fleet>(
         now,
     };
     let generation = request.metadata.generation;
-    let decided = match (credentials::plan(&inputs), access_request.as_ref()) {
-        (Ok(plan), Some(access_request)) => match issue(&ctx, &request, access_request, &plan, now).await? {
-            Issue::Issued(status) => Decided::Issued(plan, status),
+    let access_request_uid = access_request.as_ref().and_then(|r| r.metadata.uid.as_deref());
+    let decided = match credentials::plan(&inputs) {
+        Ok(plan) => match issue(&ctx, &request, access_request_uid, &plan, now).await? {
+            Issue::Issued(status) => Decided::Issued(Box::new(plan), status),
             Issue::Refused(refusal) => Decided::Refused(refusal),
             Issue::Retry(status) => return retry_aws(&api, &request, &status).await,
         },
-        (Err(refusal), _) => Decided::Refused(refusal),
-        (Ok(_), None) => unreachable!("a plan needs the AccessRequest"),
+        Err(refusal) => Decided::Refused(refusal),
     };
     let status = match &decided {
-        Decided::Issued(_, status) => status.clone(),
+        Decided::Issued(_, status) => (**status).clone(),
         Decided::Refused(refusal) => status::refused(refusal, generation, now),
     };
     if !write_once(&api, &request, &status).await? {
@@ -128,26 +128,27 @@ pub async fn reconcile<F: Fleet>(
 }
 
 enum Decided {
-    Issued(Plan, CredentialRequestStatus),
+    Issued(Box<Plan>, Box<CredentialRequestStatus>),
     Refused(Refusal),
 }
 
 enum Issue {
-    Issued(CredentialRequestStatus),
+    Issued(Box<CredentialRequestStatus>),
     Refused(Refusal),
     /// AWS failed; the status says so while the request keeps retrying.
-    Retry(CredentialRequestStatus),
+    Retry(Box<CredentialRequestStatus>),
 }
 
 /// Signs, obtains the scoped AWS session and seals every secret.
 async fn issue<F: Fleet>(
     ctx: &Arc<Context<F>>,
     request: &CredentialRequest,
-    access_request: &AccessRequest,
+    access_request_uid: Option<&str>,
     plan: &Plan,
     now: Timestamp,
 ) -> Result<Issue, Error> {
     let generation = request.metadata.generation;
+    let started = std::time::Instant::now();
     let certificates = {
         let (ctx, plan, public_key) = (ctx.clone(), plan.clone(), request.spec.public_key.clone());
         let ttl = ctx.certificate_ttl;
@@ -177,6 +178,7 @@ async fn issue<F: Fleet>(
         policy: &plan.session.policy,
         duration: plan.session.duration,
     };
+    let signed = started.elapsed();
     let aws = match ctx.fleet.assume_scoped(&plan.account, session).await {
         Ok(aws) => aws,
         Err(err) => {
@@ -198,20 +200,17 @@ async fn issue<F: Fleet>(
                 generation,
                 now,
             );
-            return Ok(Issue::Retry(status));
+            return Ok(Issue::Retry(Box::new(status)));
         }
     };
 
+    let assumed = started.elapsed();
     let mut sealed: Vec<SealedSecret> = vec![seal::aws_session(
         &plan.recipient,
         &status::aws_session(plan, &aws),
     )?];
     if !plan.windows_instances.is_empty() {
-        let uid = access_request
-            .metadata
-            .uid
-            .as_deref()
-            .ok_or(Error::MissingMetadata("uid"))?;
+        let uid = access_request_uid.ok_or(Error::MissingMetadata("uid"))?;
         let password = secrets::stored_windows_password(ctx.client.clone(), &ctx.namespace, uid)
             .await?
             .ok_or(Error::WindowsPasswordMissing)?;
@@ -219,13 +218,20 @@ async fn issue<F: Fleet>(
             sealed.push(seal::windows_password(&plan.recipient, instance_id, &password)?);
         }
     }
-    Ok(Issue::Issued(status::issued(
+    tracing::debug!(
+        name = %request.name_any(),
+        sign = ?signed,
+        assume_role = ?assumed - signed,
+        seal = ?started.elapsed() - assumed,
+        "issue timings"
+    );
+    Ok(Issue::Issued(Box::new(status::issued(
         plan,
         &certificates,
         sealed,
         generation,
         now,
-    )))
+    ))))
 }
 
 /// Says (once) that AWS is failing, then lets the error policy retry with its backoff.

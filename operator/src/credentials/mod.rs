@@ -23,6 +23,10 @@ pub mod status;
 
 #[cfg(test)]
 mod decide_tests;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod status_tests;
 
 use std::time::Duration;
 
