@@ -1,7 +1,7 @@
 use super::*;
 use passport_crds::{
     AccessRequestSpec,
-    access_request::{AccessRequestStatus, Target, TargetStatus},
+    access_request::{AccessRequestStatus, TargetStatus},
     common::{Condition, Time},
     credential_request::CredentialRequestStatus,
     sealed::WINDOWS_PASSWORD,
@@ -29,18 +29,7 @@ fn now() -> u64 {
 fn request() -> AccessRequest {
     let mut request = AccessRequest::new(
         "db",
-        AccessRequestSpec {
-            requester: "alice".into(),
-            reason: "test".into(),
-            ticket: None,
-            duration: "1h".into(),
-            account: None,
-            source_cidrs: None,
-            targets: vec![Target {
-                instance_id: "i-0123456789abcdef0".into(),
-            }],
-            completed: false,
-        },
+        AccessRequestSpec::new("alice", "test", ["i-0123456789abcdef0"]),
     );
     request.metadata.uid = Some("uid-1".into());
     request.status = Some(AccessRequestStatus {

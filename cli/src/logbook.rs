@@ -175,11 +175,7 @@ pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCo
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-    use passport_crds::{
-        AccessRequestSpec, Phase,
-        access_request::{AccessRequestStatus, Target},
-        common::Time,
-    };
+    use passport_crds::{AccessRequestSpec, Phase, access_request::AccessRequestStatus, common::Time};
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("timestamp")
@@ -200,16 +196,9 @@ mod tests {
         let mut request = AccessRequest::new(
             "db",
             AccessRequestSpec {
-                requester: "alice".into(),
-                reason: "CPU alarm".into(),
                 ticket: Some("INC-1".into()),
-                duration: "1h".into(),
-                account: None,
-                source_cidrs: None,
-                targets: vec![Target {
-                    instance_id: "i-0123456789abcdef0".into(),
-                }],
                 completed: true,
+                ..AccessRequestSpec::new("alice", "CPU alarm", ["i-0123456789abcdef0"])
             },
         );
         request.metadata.creation_timestamp = Some(Time(at("2025-03-02T12:00:00Z")));

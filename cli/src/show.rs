@@ -149,7 +149,7 @@ mod tests {
     use super::*;
     use passport_crds::{
         AccessRequestSpec, Phase,
-        access_request::{AccessRequestStatus, Platform, Target, TargetState, TargetStatus},
+        access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
         common::Time,
     };
 
@@ -157,21 +157,12 @@ mod tests {
         let mut request = AccessRequest::new(
             "db",
             AccessRequestSpec {
-                requester: "alice".into(),
-                reason: "CPU alarm".into(),
                 ticket: Some("INC-1".into()),
-                duration: "1h".into(),
-                account: None,
-                source_cidrs: None,
-                targets: vec![
-                    Target {
-                        instance_id: "i-0123456789abcdef0".into(),
-                    },
-                    Target {
-                        instance_id: "i-0fedcba9876543210".into(),
-                    },
-                ],
-                completed: false,
+                ..AccessRequestSpec::new(
+                    "alice",
+                    "CPU alarm",
+                    ["i-0123456789abcdef0", "i-0fedcba9876543210"],
+                )
             },
         );
         request.metadata.namespace = Some("team-a".into());

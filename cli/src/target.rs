@@ -112,30 +112,10 @@ pub fn is_windows(request: &AccessRequest, instance: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use passport_crds::{
-        AccessRequestSpec,
-        access_request::{AccessRequestStatus, Target},
-    };
+    use passport_crds::{AccessRequestSpec, access_request::AccessRequestStatus};
 
     fn request(ids: &[&str], phase: Phase, message: &str) -> AccessRequest {
-        let mut request = AccessRequest::new(
-            "db",
-            AccessRequestSpec {
-                requester: "alice".into(),
-                reason: "r".into(),
-                ticket: None,
-                duration: "1h".into(),
-                account: None,
-                source_cidrs: None,
-                targets: ids
-                    .iter()
-                    .map(|id| Target {
-                        instance_id: (*id).into(),
-                    })
-                    .collect(),
-                completed: false,
-            },
-        );
+        let mut request = AccessRequest::new("db", AccessRequestSpec::new("alice", "r", ids.iter().copied()));
         request.status = Some(AccessRequestStatus {
             phase,
             message: message.into(),

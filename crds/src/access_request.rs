@@ -93,6 +93,32 @@ pub struct AccessRequestSpec {
     pub completed: bool,
 }
 
+impl AccessRequestSpec {
+    /// A request with the defaults a user gets when they say no more: 1h, no ticket, no account
+    /// (the namespace default applies), any source address, not completed.
+    pub fn new(
+        requester: &str,
+        reason: &str,
+        instance_ids: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            requester: requester.to_owned(),
+            reason: reason.to_owned(),
+            ticket: None,
+            duration: default_duration(),
+            account: None,
+            source_cidrs: None,
+            targets: instance_ids
+                .into_iter()
+                .map(|id| Target {
+                    instance_id: id.into(),
+                })
+                .collect(),
+            completed: false,
+        }
+    }
+}
+
 fn default_duration() -> String {
     DEFAULT_ACCESS.to_owned()
 }

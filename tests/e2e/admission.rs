@@ -58,8 +58,25 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     }
     first.ok()?;
 
-    let for_bob = kubectl::apply(&alice, &request("for-bob", "bob", None))?;
-    ensure!(!for_bob.success, "alice created a request for bob");
+    // A new policy is enforced once the apiserver has compiled it; until then creates slip through.
+    let mut for_bob = kubectl::apply(&alice, &request("for-bob", "bob", None))?;
+    for attempt in 0..100 {
+        if !for_bob.success {
+            break;
+        }
+        kubectl::run(
+            &alice,
+            &["delete", "ar", "-n", "team-a", &format!("for-bob-{attempt}")],
+            None,
+        )
+        .ok();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for_bob = kubectl::apply(&alice, &request(&format!("for-bob-{}", attempt + 1), "bob", None))?;
+    }
+    ensure!(
+        !for_bob.success,
+        "alice created a request for bob (the policy was never enforced)"
+    );
     ensure!(
         for_bob
             .stderr

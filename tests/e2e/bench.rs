@@ -11,7 +11,11 @@ use anyhow::{Context, Result};
 use passport_crds::Phase;
 use passport_tests::{aws::Platform, instance::Instance};
 
-use crate::{TestFn, scenario::Scenario, test};
+use crate::{
+    TestFn,
+    scenario::{Scenario, on_shared_stack},
+    test,
+};
 
 const REQUESTS: usize = 20;
 
@@ -20,22 +24,14 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
             return Ok(());
         }
-        let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
         let instance = Instance::start().await?;
+        let emulator = env.emulator().await?;
         emulator
             .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
             .await?;
         let users: Vec<String> = (0..REQUESTS).map(|i| format!("user{i:02}")).collect();
         let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
-        let s = Scenario::new(
-            plane,
-            emulator,
-            operator,
-            env.namespace("bench").await?,
-            &user_refs,
-            &[instance.id()],
-        )
-        .await?;
+        let s = on_shared_stack(&env, "bench", &user_refs, &[instance.id()]).await?;
         measure(&s, &instance, &users).await
     })]
 }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use kube::{Api, api::ListParams};
 use passport_crds::{CredentialRequest, Phase};
-use passport_tests::{aws::Platform, instance::Instance};
+use passport_tests::instance::Instance;
 
+use crate::scenario::{on_shared_stack, with_instance};
 use crate::{TestFn, scenario::Scenario, test};
 use checks::{bad_input, bench, session_manager_path, valid_before_within_expiry};
 use support::{Plugin, banner, bind, free_port, output, until_allowed};
@@ -27,36 +28,19 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         test(
             "cli::journey_request_ssh_scp_forward_complete",
             |env| async move {
-                let (plane, emulator, operator) =
-                    (env.plane().await?, env.emulator().await?, env.operator().await?);
-                let instance = Instance::start().await?;
-                emulator
-                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                    .await?;
-                let ns = env.namespace("cli").await?;
-                let s = Scenario::new(plane, emulator, operator, ns, &["alice"], &[instance.id()]).await?;
+                let (instance, s) = with_instance(&env, "cli").await?;
                 journey(&s, &instance).await
             },
         ),
         test("cli::bad_input_is_one_line", |env| async move {
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let ns = env.namespace("clibad").await?;
-            let s = Scenario::new(plane, emulator, operator, ns, &["dave"], &["i-0ddddddddddddddd4"]).await?;
+            let s = on_shared_stack(&env, "clibad", &["dave"], &["i-0ddddddddddddddd4"]).await?;
             bad_input(&s).await
         }),
         test("cli::bench_connect", |env| async move {
             if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
                 return Ok(());
             }
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                .await?;
-            let ns = env.namespace("clibench").await?;
-            let s = Scenario::new(plane, emulator, operator, ns, &["alice"], &[instance.id()]).await?;
+            let (instance, s) = with_instance(&env, "clibench").await?;
             bench(&s, &instance).await
         }),
     ]

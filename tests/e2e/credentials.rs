@@ -19,8 +19,9 @@ use passport_crds::{
     CredentialRequest, KeyType, Phase,
     sealed::{AWS_SESSION, AwsSession},
 };
-use passport_tests::{aws::Platform, instance::Instance, kubectl};
+use passport_tests::{instance::Instance, kubectl};
 
+use crate::scenario::{on_shared_stack, with_instance};
 use crate::{TestFn, scenario::Scenario, test};
 use support::{
     bind_requesters, caller_arn, check_logbook, check_recorded_policy, create, issued_condition,
@@ -37,58 +38,20 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         test(
             "credentials::issued_credentials_work_and_are_scoped",
             |env| async move {
-                let (plane, emulator, operator) =
-                    (env.plane().await?, env.emulator().await?, env.operator().await?);
-                let instance = Instance::start().await?;
-                emulator
-                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                    .await?;
-                let s = Scenario::new(
-                    plane,
-                    emulator,
-                    operator,
-                    env.namespace("creds").await?,
-                    &["alice"],
-                    &[instance.id()],
-                )
-                .await?;
+                let (instance, s) = with_instance(&env, "creds").await?;
                 issued_credentials(&s, &instance).await
             },
         ),
         test("credentials::refusals_say_why", |env| async move {
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
             // Nobody is auto-approved: alice's requests stay Pending.
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("refuse").await?,
-                &["dave"],
-                &["i-0ccccccccccccccc3"],
-            )
-            .await?;
+            let s = on_shared_stack(&env, "refuse", &["dave"], &["i-0ccccccccccccccc3"]).await?;
             refusals(&s).await
         }),
         test("credentials::bench_issuance", |env| async move {
             if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
                 return Ok(());
             }
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
-            let instance = Instance::start().await?;
-            emulator
-                .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                .await?;
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("credbench").await?,
-                &["alice"],
-                &[instance.id()],
-            )
-            .await?;
+            let (instance, s) = with_instance(&env, "credbench").await?;
             bench::bench_issuance(&s, &instance).await
         }),
     ]

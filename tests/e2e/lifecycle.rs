@@ -7,13 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use passport_crds::{Phase, access_request::TargetState};
-use passport_tests::{
-    ControlPlane, aws::Platform, instance::Instance, operator::OperatorProcess, ssh::SshClient,
-};
+use passport_tests::{instance::Instance, operator::OperatorProcess, ssh::SshClient};
 
 use crate::{
-    Env, TestFn,
-    scenario::{Scenario, target_message, username},
+    TestFn,
+    scenario::{OwnStack, Scenario, on_shared_stack, target_message, username, with_instance},
     test,
 };
 
@@ -39,26 +37,11 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         ),
         test(
             "lifecycle::restarted_operator_revokes_past_expiry",
-            |env| async move {
-                // Its own control plane and operator: this test kills the operator.
-                let emulator = env.emulator().await?;
-                let plane = ControlPlane::start().await?;
-                passport_tests::crds::install(&plane.admin_client().await?).await?;
-                let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
-                let instance = Instance::start().await?;
-                emulator
-                    .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-                    .await?;
-                let s = Scenario::new(
-                    &plane,
-                    emulator,
-                    &operator,
-                    "restart".into(),
-                    &["alice"],
-                    &[instance.id()],
-                )
-                .await?;
-                restart_past_expiry(&s, &instance, &plane, emulator).await
+            |_env| async move {
+                // A stack of its own: this test kills the operator.
+                let stack = OwnStack::start().await?;
+                let (instance, s) = stack.with_instance("restart").await?;
+                restart_past_expiry(&s, &instance).await
             },
         ),
         test(
@@ -69,24 +52,14 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
             },
         ),
         test("lifecycle::missing_account_fails_and_says_so", |env| async move {
-            let (plane, emulator, operator) =
-                (env.plane().await?, env.emulator().await?, env.operator().await?);
             let id = "i-0aaaaaaaaaaaaaaa1";
-            let s = Scenario::new(
-                plane,
-                emulator,
-                operator,
-                env.namespace("noacct").await?,
-                &["alice"],
-                &[id],
-            )
-            .await?;
+            let s = on_shared_stack(&env, "noacct", &["alice"], &[id]).await?;
             let manifest = format!(
                 "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: r\n  namespace: {}\n\
                  spec:\n  requester: alice\n  reason: e2e\n  account: nope\n  targets:\n  - instanceId: {id}\n",
                 s.namespace
             );
-            passport_tests::kubectl::apply(&plane.admin_kubeconfig(), &manifest)?.ok()?;
+            passport_tests::kubectl::apply(&s.plane.admin_kubeconfig(), &manifest)?.ok()?;
             let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
             let message = failed.status.map(|st| st.message).unwrap_or_default();
             ensure!(
@@ -94,7 +67,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
                 "status.message: {message}"
             );
             let notes = passport_tests::kubectl::run(
-                &plane.admin_kubeconfig(),
+                &s.plane.admin_kubeconfig(),
                 &[
                     "get",
                     "events.events.k8s.io",
@@ -116,18 +89,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         test(
             "lifecycle::unmanaged_instance_fails_and_says_so",
             |env| async move {
-                let (plane, emulator, operator) =
-                    (env.plane().await?, env.emulator().await?, env.operator().await?);
                 let id = "i-0bbbbbbbbbbbbbbb2"; // no SSM agent registered for it
-                let s = Scenario::new(
-                    plane,
-                    emulator,
-                    operator,
-                    env.namespace("unmanaged").await?,
-                    &["alice"],
-                    &[id],
-                )
-                .await?;
+                let s = on_shared_stack(&env, "unmanaged", &["alice"], &[id]).await?;
                 s.request("r", "alice", "1h", &[id])?;
                 let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
                 let message = target_message(&failed);
@@ -137,24 +100,14 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         ),
         test(
             "lifecycle::throttling_is_retried_and_reported",
-            |env| async move {
-                let (instance, s) = with_instance(&env, "throttle").await?;
+            |_env| async move {
+                // A stack of its own: injected throttles would hit other tests' commands too.
+                let stack = OwnStack::start().await?;
+                let (instance, s) = stack.with_instance("throttle").await?;
                 throttling(&s, &instance).await
             },
         ),
     ]
-}
-
-/// An instance with an online SSM agent, and a scenario auto-approving alice on it.
-async fn with_instance<'a>(env: &'a Env, prefix: &str) -> Result<(Instance, Scenario<'a>)> {
-    let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
-    let instance = Instance::start().await?;
-    emulator
-        .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-        .await?;
-    let namespace = env.namespace(prefix).await?;
-    let scenario = Scenario::new(plane, emulator, operator, namespace, &["alice"], &[instance.id()]).await?;
-    Ok((instance, scenario))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,12 +197,7 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     Ok(())
 }
 
-async fn restart_past_expiry(
-    s: &Scenario<'_>,
-    instance: &Instance,
-    plane: &ControlPlane,
-    emulator: &passport_tests::aws::AwsEmulator,
-) -> Result<()> {
+async fn restart_past_expiry(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     s.request("r", "alice", "1m", &[instance.id()])?;
     let active = s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;
     let user = username(&active)?;
@@ -267,7 +215,7 @@ async fn restart_past_expiry(
         "the user went while the operator was down"
     );
 
-    let restarted = OperatorProcess::start(plane, &emulator.env_vars())?;
+    let restarted = OperatorProcess::start(s.plane, &s.emulator.env_vars())?;
     let started = Instant::now();
     let expired = s
         .with_operator(&restarted)

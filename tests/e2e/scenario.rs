@@ -7,7 +7,16 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use passport_crds::{AccessRequest, Phase};
-use passport_tests::{ControlPlane, aws::AwsEmulator, kubectl, operator::OperatorProcess, requests};
+use passport_tests::{
+    ControlPlane,
+    aws::{AwsEmulator, Platform},
+    instance::Instance,
+    kubectl,
+    operator::OperatorProcess,
+    requests,
+};
+
+use crate::Env;
 
 pub struct Scenario<'a> {
     pub plane: &'a ControlPlane,
@@ -148,4 +157,74 @@ pub fn target_message(request: &AccessRequest) -> String {
                 .join("; ")
         })
         .unwrap_or_default()
+}
+
+/// An instance with an online SSM agent, and a scenario on the shared stack auto-approving alice on it.
+pub async fn with_instance<'a>(env: &'a Env, prefix: &str) -> Result<(Instance, Scenario<'a>)> {
+    let emulator = env.emulator().await?;
+    let instance = Instance::start().await?;
+    emulator
+        .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+        .await?;
+    let scenario = on_shared_stack(env, prefix, &["alice"], &[instance.id()]).await?;
+    Ok((instance, scenario))
+}
+
+/// A scenario on the shared control plane, emulator and operator, in a fresh namespace.
+pub async fn on_shared_stack<'a>(
+    env: &'a Env,
+    prefix: &str,
+    requesters: &[&str],
+    instance_ids: &[&str],
+) -> Result<Scenario<'a>> {
+    let (plane, emulator, operator) = (env.plane().await?, env.emulator().await?, env.operator().await?);
+    Scenario::new(
+        plane,
+        emulator,
+        operator,
+        env.namespace(prefix).await?,
+        requesters,
+        instance_ids,
+    )
+    .await
+}
+
+/// A control plane, emulator and operator of a test's own, for tests that kill the operator or
+/// inject faults that would disturb others.
+pub struct OwnStack {
+    pub emulator: AwsEmulator,
+    pub plane: ControlPlane,
+    pub operator: OperatorProcess,
+}
+
+impl OwnStack {
+    pub async fn start() -> Result<Self> {
+        let emulator = AwsEmulator::start().await?;
+        let plane = ControlPlane::start().await?;
+        passport_tests::crds::install(&plane.admin_client().await?).await?;
+        let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
+        Ok(Self {
+            emulator,
+            plane,
+            operator,
+        })
+    }
+
+    /// An instance with an online SSM agent, and a scenario auto-approving alice on it.
+    pub async fn with_instance(&self, namespace: &str) -> Result<(Instance, Scenario<'_>)> {
+        let instance = Instance::start().await?;
+        self.emulator
+            .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
+            .await?;
+        let s = Scenario::new(
+            &self.plane,
+            &self.emulator,
+            &self.operator,
+            namespace.into(),
+            &["alice"],
+            &[instance.id()],
+        )
+        .await?;
+        Ok((instance, s))
+    }
 }

@@ -35,18 +35,7 @@ fn request(requester: &str, groups: Option<&str>) -> AccessRequest {
     }
     AccessRequest {
         metadata,
-        spec: AccessRequestSpec {
-            requester: requester.into(),
-            reason: "incident".into(),
-            ticket: None,
-            duration: "1h".into(),
-            account: None,
-            source_cidrs: None,
-            targets: vec![Target {
-                instance_id: TARGET.into(),
-            }],
-            completed: false,
-        },
+        spec: AccessRequestSpec::new(requester, "incident", [TARGET]),
         status: None,
     }
 }

@@ -6,7 +6,7 @@ use age::x25519::Identity;
 use jiff::Timestamp;
 use passport_crds::{
     AccessRequest, AccessRequestSpec, CredentialRequestSpec, KeyType, Phase,
-    access_request::{AccessRequestStatus, Platform, Target, TargetState, TargetStatus},
+    access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
     common::Time,
 };
 use rand_core::OsRng;
@@ -60,19 +60,8 @@ pub(super) fn active() -> AccessRequest {
     let mut request = AccessRequest::new(
         "r",
         AccessRequestSpec {
-            requester: "alice".into(),
-            reason: "disk full".into(),
-            ticket: None,
-            duration: "1h".into(),
             account: Some("prod".into()),
-            source_cidrs: None,
-            targets: [A, B, W]
-                .iter()
-                .map(|id| Target {
-                    instance_id: (*id).into(),
-                })
-                .collect(),
-            completed: false,
+            ..AccessRequestSpec::new("alice", "disk full", [A, B, W].iter().copied())
         },
     );
     request.metadata.namespace = Some("team-a".into());

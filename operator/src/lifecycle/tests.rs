@@ -5,7 +5,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::{
     AccessRequestSpec, Phase,
-    access_request::{AccessRequestStatus, Platform, Target, TargetState},
+    access_request::{AccessRequestStatus, Platform, TargetState},
     common::{Time, condition_types},
 };
 
@@ -20,19 +20,8 @@ fn at(seconds: i64) -> Timestamp {
 
 fn spec(targets: &[&str]) -> AccessRequestSpec {
     AccessRequestSpec {
-        requester: "alice".into(),
-        reason: "disk full".into(),
-        ticket: None,
-        duration: "1h".into(),
         account: Some("prod".into()),
-        source_cidrs: None,
-        targets: targets
-            .iter()
-            .map(|id| Target {
-                instance_id: (*id).into(),
-            })
-            .collect(),
-        completed: false,
+        ..AccessRequestSpec::new("alice", "disk full", targets.iter().copied())
     }
 }
 
