@@ -43,7 +43,9 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     step("starting kube-apiserver and etcd on loopback");
+    let started = std::time::Instant::now();
     let plane = ControlPlane::start().await?;
+    println!("    kube-apiserver ready in {:.1?}", started.elapsed());
     crds::install(&plane.admin_client().await?).await?;
     let admin = plane.admin_kubeconfig();
     for file in ["deploy/rbac.yaml", "deploy/admission.yaml"] {
