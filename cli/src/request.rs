@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The annotation the operator reads groups from (admission checks them against the creator's).
-pub const REQUESTER_GROUPS_ANNOTATION: &str = "passport.dev/requester-groups";
+pub const REQUESTER_GROUPS_ANNOTATION: &str = passport_crds::common::annotations::REQUESTER_GROUPS;
 
 /// The AccessRequest `request` creates.
 pub fn build(

@@ -7,18 +7,27 @@ use kube::{
     ResourceExt,
     api::{ObjectMeta, PostParams},
 };
-use passport_crds::{AccessReview, AccessReviewSpec, Decision};
+use passport_crds::{AccessReview, AccessReviewSpec, Decision, common::annotations};
 
-use crate::{args::Output, errors, names, output, session::Session, target};
+use crate::{
+    args::Output,
+    errors, names, output,
+    session::{Session, claimed_groups},
+    target,
+};
 
 /// The AccessReview `approve`/`deny` creates.
 pub fn build(
     request: &str,
     namespace: &str,
     reviewer: &str,
+    groups: &[String],
     decision: Decision,
     comment: Option<String>,
 ) -> AccessReview {
+    let claimed = claimed_groups(groups);
+    let annotations =
+        (!claimed.is_empty()).then(|| [(annotations::REVIEWER_GROUPS.to_owned(), claimed.join(","))].into());
     let what = match decision {
         Decision::Approve => "approve",
         Decision::Deny => "deny",
@@ -27,6 +36,7 @@ pub fn build(
         metadata: ObjectMeta {
             generate_name: Some(names::generate_name(request, what)),
             namespace: Some(namespace.to_owned()),
+            annotations,
             ..ObjectMeta::default()
         },
         spec: AccessReviewSpec {
@@ -55,7 +65,14 @@ pub async fn run(
     if phase.is_terminal() {
         bail!("AccessRequest {name} is already {phase:?}: there is nothing to review");
     }
-    let review = build(name, &session.namespace, &me.username, decision, comment);
+    let review = build(
+        name,
+        &session.namespace,
+        &me.username,
+        &me.groups,
+        decision,
+        comment,
+    );
     let created = session
         .api::<AccessReview>()
         .create(&PostParams::default(), &review)
@@ -89,15 +106,21 @@ mod tests {
             "db",
             "team-a",
             "carol",
+            &["sre".to_owned(), "system:authenticated".to_owned()],
             Decision::Deny,
             Some("not during the freeze".into()),
+        );
+        let annotations = review.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.get(annotations::REVIEWER_GROUPS).map(String::as_str),
+            Some("sre")
         );
         assert_eq!(review.metadata.generate_name.as_deref(), Some("db-deny-"));
         assert_eq!(review.spec.access_request, "db");
         assert_eq!(review.spec.reviewer, "carol");
         assert_eq!(review.spec.decision, Decision::Deny);
         assert_eq!(review.spec.comment.as_deref(), Some("not during the freeze"));
-        let blank = build("db", "team-a", "carol", Decision::Approve, Some("  ".into()));
+        let blank = build("db", "team-a", "carol", &[], Decision::Approve, Some("  ".into()));
         assert_eq!(blank.spec.comment, None);
     }
 }

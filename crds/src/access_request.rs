@@ -186,6 +186,17 @@ pub struct AccessRequestStatus {
     /// When the request was approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<Time>,
+    /// The AwsAccount the request was approved for (spec.account, or the namespace default then);
+    /// later changes to the default do not move it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The duration the approval covers. An extension (a larger spec.duration) is approved like a
+    /// request; until it is, expiresAt stays where this puts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_duration: Option<String>,
+    /// When the last extension was approved; reviews made after it count for the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_at: Option<Time>,
     /// When every target became ready; the duration is counted from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated_at: Option<Time>,

@@ -95,3 +95,11 @@ pub mod condition_types {
     pub const ISSUED: &str = "Issued";
     pub const ACCEPTED: &str = "Accepted";
 }
+
+/// Annotations passport reads, each checked at admission by deploy/admission.yaml.
+pub mod annotations {
+    /// On an AccessRequest: the requester's groups (comma-separated), for approval by group.
+    pub const REQUESTER_GROUPS: &str = "passport.dev/requester-groups";
+    /// On an AccessReview: the reviewer's groups, for approvers named by group.
+    pub const REVIEWER_GROUPS: &str = "passport.dev/reviewer-groups";
+}

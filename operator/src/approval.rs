@@ -18,15 +18,22 @@ pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The annotation carrying the requester's groups, set by `kubectl passport request` and checked at
 /// admission against the creating user's real groups.
-pub const REQUESTER_GROUPS_ANNOTATION: &str = "passport.dev/requester-groups";
+pub const REQUESTER_GROUPS_ANNOTATION: &str = passport_crds::common::annotations::REQUESTER_GROUPS;
+
+/// The annotation carrying a reviewer's groups, set by `kubectl passport approve|deny` and checked at
+/// admission the same way.
+pub const REVIEWER_GROUPS_ANNOTATION: &str = passport_crds::common::annotations::REVIEWER_GROUPS;
 
 /// The requester's groups, as admission verified them.
 pub fn requester_groups(request: &AccessRequest) -> Vec<String> {
-    request
-        .metadata
+    annotated_groups(&request.metadata, REQUESTER_GROUPS_ANNOTATION)
+}
+
+fn annotated_groups(metadata: &kube::api::ObjectMeta, annotation: &str) -> Vec<String> {
+    metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(REQUESTER_GROUPS_ANNOTATION))
+        .and_then(|a| a.get(annotation))
         .map(|groups| {
             groups
                 .split(',')
@@ -38,10 +45,14 @@ pub fn requester_groups(request: &AccessRequest) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether the request, as its spec now stands, is approved. Only reviews made since `reviews_since`
+/// count: the request's creation for a new request (a review of an older request of the same name
+/// never carries over), the last approval for an extension.
 pub fn evaluate(
     request: &AccessRequest,
     policies: &[AccessPolicy],
     reviews: &[AccessReview],
+    reviews_since: Timestamp,
     now: Timestamp,
 ) -> Approval {
     let spec = &request.spec;
@@ -85,10 +96,21 @@ pub fn evaluate(
         .iter()
         .filter(|r| Some(r.spec.access_request.as_str()) == request.metadata.name.as_deref())
         .filter(|r| r.spec.reviewer != spec.requester)
+        .filter(|r| {
+            r.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| t.0 >= reviews_since)
+        })
         .collect();
     for policy in &covering {
         let approvers = &policy.spec.approval.approvers;
-        let may_review = |r: &&&AccessReview| approvers.users.contains(&r.spec.reviewer);
+        let may_review = |r: &&&AccessReview| {
+            approvers.matches(
+                &r.spec.reviewer,
+                &annotated_groups(&r.metadata, REVIEWER_GROUPS_ANNOTATION),
+            )
+        };
         if let Some(denial) = reviews
             .iter()
             .filter(may_review)

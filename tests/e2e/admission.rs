@@ -105,6 +105,69 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         as_carol.stderr
     );
 
+    // Only the requester changes a request: bob, a developer too, may not extend or end alice's.
+    let bob_extends = kubectl::run(
+        &plane.user_kubeconfig("bob"),
+        &[
+            "-n",
+            "team-a",
+            "patch",
+            "ar",
+            "mine",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"duration":"12h"}}"#,
+        ],
+        None,
+    )?;
+    ensure!(!bob_extends.success, "bob extended alice's request");
+    ensure!(
+        bob_extends
+            .stderr
+            .contains("only alice (the requester) may change"),
+        "{}",
+        bob_extends.stderr
+    );
+    let alice_extends = kubectl::run(
+        &alice,
+        &[
+            "-n",
+            "team-a",
+            "patch",
+            "ar",
+            "mine",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"duration":"2h"}}"#,
+        ],
+        None,
+    )?;
+    alice_extends.ok()?;
+
+    // Reviewers may claim only their own groups.
+    let grouped_review = |groups: &str| {
+        format!(
+            "apiVersion: passport.dev/v1alpha1\nkind: AccessReview\nmetadata:\n  generateName: r-\n  namespace: team-a\n  \
+             annotations:\n    passport.dev/reviewer-groups: \"{groups}\"\n\
+             spec:\n  accessRequest: mine\n  decision: Approve\n  reviewer: carol\n"
+        )
+    };
+    let carol = plane.user_kubeconfig("carol");
+    kubectl::run(&carol, &["create", "-f", "-"], Some(&grouped_review("sre")))?.ok()?;
+    let claimed = kubectl::run(
+        &carol,
+        &["create", "-f", "-"],
+        Some(&grouped_review("sre,admins")),
+    )?;
+    ensure!(!claimed.success, "carol claimed group admins");
+    ensure!(
+        claimed
+            .stderr
+            .contains("passport.dev/reviewer-groups may only list groups you belong to"),
+        "{}",
+        claimed.stderr
+    );
+
     // A trusted GitOps applier may request on someone's behalf; nobody else may.
     let argocd = plane.kubeconfig_for("argocd", &[])?;
     let refused = kubectl::apply(&argocd, &request("gitops", "alice", None))?;

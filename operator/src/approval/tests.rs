@@ -79,8 +79,10 @@ fn policy(auto: Option<Subjects>) -> AccessPolicy {
 }
 
 fn review(reviewer: &str, decision: Decision) -> AccessReview {
+    let mut metadata = meta(&format!("{reviewer}-review"));
+    metadata.creation_timestamp = Some(Time(at(1)));
     AccessReview {
-        metadata: meta(&format!("{reviewer}-review")),
+        metadata,
         spec: AccessReviewSpec {
             access_request: "req".into(),
             decision,
@@ -93,7 +95,7 @@ fn review(reviewer: &str, decision: Decision) -> AccessReview {
 
 #[test]
 fn no_policy_waits_with_the_default_deadline_and_says_why() {
-    match evaluate(&request("alice", None), &[], &[], at(5)) {
+    match evaluate(&request("alice", None), &[], &[], at(0), at(5)) {
         Approval::Waiting {
             reason,
             message,
@@ -114,18 +116,18 @@ fn no_policy_waits_with_the_default_deadline_and_says_why() {
 fn auto_approval_by_user_or_verified_group() {
     let by_user = policy(Some(subjects(&["alice"], &[])));
     assert!(matches!(
-        evaluate(&request("alice", None), &[by_user], &[], at(1)),
+        evaluate(&request("alice", None), &[by_user], &[], at(0), at(1)),
         Approval::Approved { .. }
     ));
     let by_group = policy(Some(subjects(&[], &["developers"])));
     let bob = request("bob", Some("developers,system:authenticated"));
     assert!(matches!(
-        evaluate(&bob, std::slice::from_ref(&by_group), &[], at(1)),
+        evaluate(&bob, std::slice::from_ref(&by_group), &[], at(0), at(1)),
         Approval::Approved { .. }
     ));
     let bob_without_groups = request("bob", None);
     assert!(matches!(
-        evaluate(&bob_without_groups, &[by_group], &[], at(1)),
+        evaluate(&bob_without_groups, &[by_group], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
 }
@@ -138,19 +140,19 @@ fn a_policy_must_cover_targets_duration_and_ticket() {
         instance_id: "i-0fedcba9876543210".into(),
     }];
     assert!(matches!(
-        evaluate(&other_target, &[policy(auto.clone())], &[], at(1)),
+        evaluate(&other_target, &[policy(auto.clone())], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let mut too_long = request("alice", None);
     too_long.spec.duration = "5h".into();
     assert!(matches!(
-        evaluate(&too_long, &[policy(auto.clone())], &[], at(1)),
+        evaluate(&too_long, &[policy(auto.clone())], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let mut needs_ticket = policy(auto);
     needs_ticket.spec.require_ticket = true;
     assert!(matches!(
-        evaluate(&request("alice", None), &[needs_ticket], &[], at(1)),
+        evaluate(&request("alice", None), &[needs_ticket], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
 }
@@ -163,7 +165,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("carol", Decision::Approve),
         review("alice", Decision::Approve),
     ];
-    match evaluate(&req, std::slice::from_ref(&p), &one, at(1)) {
+    match evaluate(&req, std::slice::from_ref(&p), &one, at(0), at(1)) {
         Approval::Waiting { reason, deadline, .. } => {
             assert_eq!(reason, "AwaitingApproval");
             assert_eq!(deadline, at(1800));
@@ -175,7 +177,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("dave", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(&req, std::slice::from_ref(&p), &two, at(1)),
+        evaluate(&req, std::slice::from_ref(&p), &two, at(0), at(1)),
         Approval::Approved { .. }
     ));
     let outsider = [
@@ -183,9 +185,65 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("mallory", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(&req, std::slice::from_ref(&p), &outsider, at(1)),
+        evaluate(&req, std::slice::from_ref(&p), &outsider, at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let denied = [review("carol", Decision::Approve), review("dave", Decision::Deny)];
-    assert!(matches!(evaluate(&req, &[p], &denied, at(1)), Approval::Denied { by, .. } if by == "dave"));
+    assert!(
+        matches!(evaluate(&req, &[p], &denied, at(0), at(1)), Approval::Denied { by, .. } if by == "dave")
+    );
+}
+
+#[test]
+fn reviews_older_than_the_request_or_last_approval_do_not_count() {
+    let p = policy(None);
+    let req = request("alice", None);
+    let mut stale = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    for r in &mut stale {
+        r.metadata.creation_timestamp = Some(Time(at(-60)));
+    }
+    assert!(matches!(
+        evaluate(&req, std::slice::from_ref(&p), &stale, at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+    let fresh = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, std::slice::from_ref(&p), &fresh, at(2), at(3)),
+        Approval::Waiting { .. }
+    ));
+    assert!(matches!(
+        evaluate(&req, &[p], &fresh, at(1), at(3)),
+        Approval::Approved { .. }
+    ));
+}
+
+#[test]
+fn approvers_by_verified_group() {
+    let mut p = policy(None);
+    p.spec.approval.approvers = subjects(&[], &["sre"]);
+    let req = request("alice", None);
+    let mut by_group = [
+        review("carol", Decision::Approve),
+        review("erin", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, std::slice::from_ref(&p), &by_group, at(0), at(2)),
+        Approval::Waiting { .. }
+    ));
+    for r in &mut by_group {
+        r.metadata.annotations = Some(BTreeMap::from([(
+            REVIEWER_GROUPS_ANNOTATION.to_owned(),
+            "sre".to_owned(),
+        )]));
+    }
+    assert!(matches!(
+        evaluate(&req, &[p], &by_group, at(0), at(2)),
+        Approval::Approved { .. }
+    ));
 }

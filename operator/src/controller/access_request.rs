@@ -11,6 +11,7 @@ use kube::{
 use passport_crds::{
     AccessPolicy, AccessRequest, AccessReview, Phase,
     access_request::{AccessRequestStatus, TargetState},
+    duration::parse_go_duration,
 };
 
 use super::{Context, Error, FINALIZER, execute, in_namespace, write_status};
@@ -48,11 +49,12 @@ async fn drive<F: Fleet>(
     let name = request.name_any();
     let status = request.status.clone().unwrap_or_default();
     let policies: Vec<AccessPolicy> = in_namespace(ctx.policies.state(), &namespace);
-    let approval = if status.phase == Phase::Pending {
-        let reviews: Vec<AccessReview> = in_namespace(ctx.reviews.state(), &namespace);
-        approval::evaluate(request, &policies, &reviews, now)
-    } else {
-        Approval::Approved { by: String::new() }
+    let approval = match approval_question(request, &status) {
+        Some(reviews_since) => {
+            let reviews: Vec<AccessReview> = in_namespace(ctx.reviews.state(), &namespace);
+            approval::evaluate(request, &policies, &reviews, reviews_since, now)
+        }
+        None => Approval::Approved { by: String::new() },
     };
     let (access, account) = resolve_account(ctx, request, &policies, &namespace);
     let username = masked_username(&request.spec.requester, &ctx.authority.username_key);
@@ -85,11 +87,23 @@ async fn drive<F: Fleet>(
         username: &username,
         account: account.as_ref(),
     };
+    // Outcomes are recorded as they come: a command sent must be in status even if a later one fails.
+    let mut failure = None;
     for action in &decision.actions {
-        apply_outcome(&mut next, &execute::send(ctx, &target, action).await?);
+        match execute::send(ctx, &target, action).await {
+            Ok(outcome) => apply_outcome(&mut next, &outcome),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
     }
+
     if request.status.as_ref() != Some(&next) {
-        write_status(api, &name, &next).await?;
+        write_status(api, &name, request.metadata.resource_version.as_deref(), &next).await?;
+    }
+    if let Some(err) = failure {
+        return Err(err);
     }
     for entry in &decision.events {
         logbook::publish(&ctx.recorder, request, entry).await;
@@ -105,6 +119,34 @@ async fn drive<F: Fleet>(
     let elapsed = Duration::try_from(Timestamp::now().duration_since(now)).unwrap_or_default();
     let requeue = decision.requeue_after.map(|after| after.saturating_sub(elapsed));
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether the spec as it stands needs approving (a new request, or an extension), and if so since
+/// when reviews count.
+fn approval_question(request: &AccessRequest, status: &AccessRequestStatus) -> Option<Timestamp> {
+    let created = request
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+    match status.phase {
+        Phase::Pending => Some(created),
+        Phase::Provisioning | Phase::Active => {
+            let approved = status
+                .approved_duration
+                .as_deref()
+                .and_then(|d| parse_go_duration(d).ok());
+            let extending =
+                approved.is_some_and(|approved| approved < lifecycle::access_duration(&request.spec));
+            let last = status
+                .extended_at
+                .as_ref()
+                .or(status.approved_at.as_ref())
+                .map_or(created, |t| t.0);
+            extending.then_some(last)
+        }
+        _ => None,
+    }
 }
 
 /// Asks AWS what the next step needs: which pending targets SSM manages, and how commands in flight are doing.
@@ -191,7 +233,8 @@ pub(super) fn resolve_account<F>(
             None,
         )
     };
-    let Some(name) = request.spec.account.clone().or_else(default) else {
+    let pinned = request.status.as_ref().and_then(|s| s.account.clone());
+    let Some(name) = pinned.or_else(|| request.spec.account.clone()).or_else(default) else {
         return unusable(
             "NoAccount",
             format!(
@@ -215,7 +258,7 @@ pub(super) fn resolve_account<F>(
             format!("AwsAccount {name:?} does not list namespace {namespace} in spec.allowedNamespaces"),
         );
     }
-    (AccountAccess::Usable, Some(Account::from(&account.spec)))
+    (AccountAccess::Usable { name }, Some(Account::from(&account.spec)))
 }
 
 /// Instances where another live request of the same requester has the same user provisioned.

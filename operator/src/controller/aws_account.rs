@@ -67,7 +67,7 @@ pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>)
     status.observed_generation = generation;
     if account.status.as_ref() != Some(&status) && !only_timestamp_moved(account.status.as_ref(), &status) {
         let api: Api<AwsAccount> = Api::all(ctx.client.clone());
-        write_status(&api, &account.name_any(), &status).await?;
+        write_status(&api, &account.name_any(), None, &status).await?;
     }
     Ok(Action::requeue(requeue))
 }

@@ -66,6 +66,9 @@ pub enum Error {
     RevocationInProgress,
     #[error("cannot build the script: {0}")]
     Script(#[from] ScriptError),
+    /// The object changed since it was read; the next reconcile decides on the fresh one.
+    #[error("the object changed while it was reconciled; retrying on the current version")]
+    Conflict,
     #[error("status write did not finish within {0:?}")]
     StatusTimeout(Duration),
     #[error("object has no {0}")]
@@ -93,6 +96,7 @@ impl Error {
                 _ => "finalizer",
             },
             Error::RevocationInProgress => "revocation_in_progress",
+            Error::Conflict => "conflict",
             Error::Script(_) => "script",
             Error::StatusTimeout(_) => "status_timeout",
             Error::MissingMetadata(_) => "missing_metadata",
@@ -252,6 +256,10 @@ fn error_policy<K: Resource<DynamicType = ()>, F>(
     if error.is_pending_revocation() {
         return Action::requeue(Duration::from_secs(1));
     }
+    if error.metric_label() == "conflict" {
+        ctx.metrics.failure(&kind, "conflict");
+        return Action::requeue(Duration::from_millis(200));
+    }
     ctx.metrics.failure(&kind, error.metric_label());
     tracing::warn!(%kind, name = %object.meta().name.as_deref().unwrap_or_default(), "reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
@@ -266,15 +274,27 @@ fn in_namespace<K: Resource + Clone>(objects: Vec<Arc<K>>, namespace: &str) -> V
         .collect()
 }
 
-/// Writes a status with a deadline, so a slow apiserver cannot stall a reconcile forever.
-async fn write_status<K>(api: &Api<K>, name: &str, status: &impl serde::Serialize) -> Result<(), Error>
+/// Writes a status with a deadline, so a slow apiserver cannot stall a reconcile forever. With
+/// `resource_version`, the write applies only to the object the decision was made on: a decision
+/// from a stale cache is refused (409) instead of overwriting newer status.
+async fn write_status<K>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
+    let mut body = serde_json::json!({ "status": status });
+    if let Some(version) = resource_version {
+        body["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    let patch = kube::api::Patch::Merge(body);
     let params = kube::api::PatchParams::default();
     let write = api.patch_status(name, &params, &patch);
     match tokio::time::timeout(STATUS_WRITE_TIMEOUT, write).await {
+        Ok(Err(kube::Error::Api(status))) if status.code == 409 => Err(Error::Conflict),
         Ok(result) => result.map(|_| ()).map_err(Error::from),
         Err(_) => Err(Error::StatusTimeout(STATUS_WRITE_TIMEOUT)),
     }

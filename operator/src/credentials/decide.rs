@@ -269,7 +269,7 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
         session: SessionPlan {
             name: session_name,
             policy: session_policy,
-            duration: policy::session_duration(input.now, expires_at),
+            duration: policy::SESSION_DURATION,
         },
     })
 }

@@ -1,7 +1,5 @@
 //! Issue or refuse, without a server.
 
-use std::time::Duration;
-
 use passport_crds::{
     KeyType, Phase,
     access_request::{Platform, Target, TargetState},
@@ -38,7 +36,11 @@ fn plans_for_the_requester_of_an_active_request() {
         "AWS-StartPortForwardingSession"
     );
     assert_eq!(plan.session.name, "passport-rs-5f3a9c21-0a1b2c3d");
-    assert_eq!(plan.session.duration, Duration::from_secs(3540));
+    assert_eq!(
+        plan.session.duration,
+        policy::SESSION_DURATION,
+        "always the shortest STS session"
+    );
     assert!(
         plan.session
             .policy
@@ -102,7 +104,7 @@ fn certificates_name_only_the_user_and_end_by_expiry() {
         .sign(&plan.certificate_request(&public_key, late, DEFAULT_CERTIFICATE_TTL))
         .expect("sign");
     assert_eq!(issued[0].valid_before, at(3600));
-    assert_eq!(plan.session.duration, policy::MIN_SESSION);
+    assert_eq!(plan.session.duration, policy::SESSION_DURATION);
 }
 
 #[test]

@@ -34,11 +34,10 @@ pub const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
 pub const PORT_FORWARDING_DOCUMENT: &str = "AWS-StartPortForwardingSession";
 /// STS's limit on the plaintext of an inline session policy (AssumeRole `Policy`).
 pub const MAX_POLICY_CHARS: usize = 2048;
-/// STS's shortest `DurationSeconds`.
-pub const MIN_SESSION: Duration = Duration::from_secs(900);
-/// The longest session passport asks for (also the limit when the operator's own credentials come
-/// from an assumed role: role chaining caps sessions at one hour).
-pub const MAX_SESSION: Duration = Duration::from_secs(3600);
+/// `DurationSeconds` for every scoped session: STS's minimum. The CLI fetches fresh credentials with
+/// every certificate anyway, and a short session bounds how long credentials outlive a request that
+/// ends early; the policy's `aws:CurrentTime` condition already stops them at `expiresAt`.
+pub const SESSION_DURATION: Duration = Duration::from_secs(900);
 /// STS's limit on `RoleSessionName`.
 pub const MAX_SESSION_NAME: usize = 64;
 
@@ -106,15 +105,6 @@ pub fn role_session_name(username: &str, serial: u64) -> String {
         .take(room)
         .collect();
     format!("passport-{user}{suffix}")
-}
-
-/// `DurationSeconds` for AssumeRole: the time left until `expires_at` (rounded up to the second),
-/// within STS's bounds. Credentials outliving the request are harmless: the policy's
-/// `aws:CurrentTime` condition makes them useless after `expires_at`.
-pub fn session_duration(now: Timestamp, expires_at: Timestamp) -> Duration {
-    let left = expires_at.duration_since(now);
-    let seconds = u64::try_from(left.as_secs() + i64::from(left.subsec_nanos() > 0)).unwrap_or(0);
-    Duration::from_secs(seconds).clamp(MIN_SESSION, MAX_SESSION)
 }
 
 #[derive(Serialize)]

@@ -67,12 +67,10 @@ pub enum Approval {
 /// Whether the request's AWS account can be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountAccess {
-    Usable,
+    /// The AwsAccount of this name can be used; it is pinned in status at approval.
+    Usable { name: String },
     /// A definitive problem (missing, not allowed for this namespace): nothing will be provisioned.
-    Unusable {
-        reason: String,
-        message: String,
-    },
+    Unusable { reason: String, message: String },
 }
 
 /// What the controller learned from AWS before calling [`step`].
@@ -183,13 +181,15 @@ impl LogAction {
     }
 }
 
-/// True when a provisioning command was sent to the target, so the user may exist there.
+/// True when a provisioning command may have reached the target, so the user may exist there. A
+/// target whose platform is known could have been sent one whose outcome was never recorded (the
+/// operator died, or SSM ran a send it reported as failed), so only targets SSM never managed count
+/// as unreached. Revoking where no user exists is harmless; missing one is not.
 pub fn reached(target: &TargetStatus) -> bool {
     use passport_crds::access_request::TargetState::*;
     match target.state {
-        Pending => false,
+        Pending | Failed => target.command_id.is_some() || target.platform.is_some(),
         Provisioning | Ready | Removing | Removed => true,
-        Failed => target.command_id.is_some(),
     }
 }
 

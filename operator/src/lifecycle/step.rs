@@ -9,6 +9,8 @@ use passport_crds::{
     common::{Time, condition_types::*},
 };
 
+use passport_crds::duration::parse_go_duration;
+
 use super::{
     AccountAccess, Action, Approval, Decision, Inputs, Invocation, LogAction, LogEvent, PROVISION_TIMEOUT,
     access_duration, reached,
@@ -94,10 +96,14 @@ fn pending(input: &Inputs<'_>, d: &mut Decision) {
         }
         Approval::Approved { by } => {
             d.status.approved_at = Some(Time(input.now));
+            d.status.approved_duration = Some(input.spec.duration.clone());
             event(d, LogAction::Approved, format!("approved by {by}"), false);
-            if let AccountAccess::Unusable { message, .. } = input.account {
-                finish(d, Phase::Failed, input.now, LogAction::Failed, message);
-                return;
+            match input.account {
+                AccountAccess::Unusable { message, .. } => {
+                    finish(d, Phase::Failed, input.now, LogAction::Failed, message);
+                    return;
+                }
+                AccountAccess::Usable { name } => d.status.account = Some(name.clone()),
             }
             d.status.phase = Phase::Provisioning;
             provisioning(input, d);
@@ -205,7 +211,9 @@ fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out
         },
         _ => {}
     }
-    if timed_out && matches!(target.state, TargetState::Pending | TargetState::Provisioning) {
+    // A command SSM accepted is left to SSM's own delivery and execution timeouts: revoking while it
+    // may still be delivered could let it recreate the user afterwards.
+    if timed_out && target.state == TargetState::Pending {
         target.state = TargetState::Failed;
         target.message = format!(
             "not provisioned within {}s: {}",
@@ -235,17 +243,7 @@ fn activate(input: &Inputs<'_>, d: &mut Decision) {
 
 fn active(input: &Inputs<'_>, d: &mut Decision) {
     let activated = d.status.activated_at.as_ref().map_or(input.now, |t| t.0);
-    let expires = add(activated, access_duration(input.spec));
-    if let Some(previous) = d.status.expires_at.as_ref().map(|t| t.0)
-        && previous != expires
-    {
-        event(
-            d,
-            LogAction::Extended,
-            format!("extended to {} (expires {expires})", input.spec.duration),
-            false,
-        );
-    }
+    let expires = add(activated, approved_duration(input, d));
     d.status.expires_at = Some(Time(expires));
     if input.deleting || input.spec.completed {
         start_revoking(input, d, Phase::Completed);
@@ -253,6 +251,44 @@ fn active(input: &Inputs<'_>, d: &mut Decision) {
         start_revoking(input, d, Phase::Expired);
     } else {
         d.requeue_after = Some(until(input.now, expires));
+    }
+}
+
+/// How long access lasts: spec.duration once approved. A grown duration is an extension, approved
+/// like a request; until it is, the approved duration stands and status.message says why.
+fn approved_duration(input: &Inputs<'_>, d: &mut Decision) -> Duration {
+    let requested = access_duration(input.spec);
+    let approved = d
+        .status
+        .approved_duration
+        .as_deref()
+        .and_then(|text| parse_go_duration(text).ok());
+    let Some(approved) = approved.filter(|approved| *approved < requested) else {
+        d.status.approved_duration = Some(input.spec.duration.clone());
+        return requested;
+    };
+    let wanted = &input.spec.duration;
+    match input.approval {
+        Approval::Approved { by } => {
+            d.status.approved_duration = Some(wanted.clone());
+            d.status.extended_at = Some(Time(input.now));
+            d.status.message.clear();
+            event(
+                d,
+                LogAction::Extended,
+                format!("extended to {wanted}, approved by {by}"),
+                false,
+            );
+            requested
+        }
+        Approval::Waiting { message, .. } => {
+            d.status.message = format!("extension to {wanted} awaits approval: {message}");
+            approved
+        }
+        Approval::Denied { by, message } => {
+            d.status.message = format!("extension to {wanted} denied by {by}: {message}");
+            approved
+        }
     }
 }
 

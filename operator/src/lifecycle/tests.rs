@@ -45,7 +45,7 @@ impl World {
             approval: Approval::Approved {
                 by: "policy team-a/ops".into(),
             },
-            account: AccountAccess::Usable,
+            account: AccountAccess::Usable { name: "prod".into() },
             observations: Observations::default(),
             now: at(0),
         }
@@ -240,6 +240,11 @@ fn approval_provisions_each_platform_with_its_own_command() {
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Provisioning);
     assert!(w.status.approved_at.is_some());
+    assert_eq!(
+        w.status.account.as_deref(),
+        Some("prod"),
+        "the account is pinned at approval"
+    );
     assert!(d.actions.is_empty(), "platforms are not known yet");
     assert_eq!(d.requeue_after, Some(Duration::from_secs(1)));
 
@@ -330,15 +335,47 @@ fn a_restarted_operator_rebuilds_the_deadline_from_status() {
 }
 
 #[test]
-fn extension_moves_expiry_and_is_logged() {
+fn an_approved_extension_moves_expiry_and_is_logged() {
     let mut w = World::new(&[A]);
     w.activate();
     w.spec.duration = "2h".into();
     let d = w.run();
     assert_eq!(w.status.expires_at, Some(Time(at(10 + 7200))));
+    assert_eq!(w.status.approved_duration.as_deref(), Some("2h"));
     assert_eq!(logged(&d), [LogAction::Extended]);
     let d = w.run();
-    assert!(d.events.is_empty(), "an unchanged duration logs nothing");
+    assert!(logged(&d).is_empty(), "an unchanged duration logs nothing");
+}
+
+#[test]
+fn an_extension_waits_for_its_own_approval() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.duration = "12h".into();
+    w.approval = Approval::Waiting {
+        reason: "AwaitingApproval".into(),
+        message: "needs 1 approver under AccessPolicy ops".into(),
+        deadline: at(99_999),
+    };
+    let d = w.run();
+    assert_eq!(
+        w.status.expires_at,
+        Some(Time(at(10 + 3600))),
+        "the approved hour stands"
+    );
+    assert!(w.status.message.contains("extension to 12h awaits approval"));
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_millis(3_599_400)),
+        "expiry stays the deadline"
+    );
+    w.approval = Approval::Denied {
+        by: "carol".into(),
+        message: "no".into(),
+    };
+    w.run();
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
+    assert!(w.status.message.contains("denied by carol"));
 }
 
 #[test]
@@ -498,17 +535,60 @@ fn throttled_sends_are_retried_and_said_in_status() {
 }
 
 #[test]
-fn provisioning_gives_up_after_the_timeout() {
-    let mut w = World::new(&[A]);
+fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
+    let mut w = World::new(&[A, B]);
     w.run();
-    w.managed(A, Some(Platform::Linux));
+    w.managed(A, Some(Platform::Linux))
+        .managed(B, Some(Platform::Linux));
     let d = w.run();
-    w.sent(&d);
+    let sent_to_a = Action::Provision {
+        platform: Platform::Linux,
+        instance_ids: vec![A.into()],
+    };
+    apply_outcome(
+        &mut w.status,
+        &ActionOutcome::Sent {
+            action: sent_to_a,
+            command_id: "cmd-a".into(),
+        },
+    );
+    let never_sent = Action::Provision {
+        platform: Platform::Linux,
+        instance_ids: vec![B.into()],
+    };
+    let error = SendError::Transient("throttled".into());
+    apply_outcome(
+        &mut w.status,
+        &ActionOutcome::NotSent {
+            action: never_sent,
+            error,
+        },
+    );
+    assert_eq!(d.actions.len(), 1);
     w.now = at(PROVISION_TIMEOUT.as_secs() as i64);
     w.invocation(A, Invocation::Running);
-    w.run();
-    assert_eq!(w.target(A).state, TargetState::Failed);
+    let d = w.run();
+    assert_eq!(w.target(B).state, TargetState::Failed);
+    assert_eq!(
+        w.target(A).state,
+        TargetState::Provisioning,
+        "SSM still owns A's command"
+    );
+    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert!(d.actions.is_empty());
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "TimedOut".into(),
+        },
+    );
+    let d = w.run();
     assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(
+        actions_of(&d),
+        [("revoke", vec![A.to_owned(), B.to_owned()])],
+        "B may have been reached"
+    );
 }
 
 #[test]

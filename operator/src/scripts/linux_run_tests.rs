@@ -247,7 +247,12 @@ fn revoke_fails_rather_than_delete_a_user_with_surviving_processes() {
     let out = sb.run(&linux_revoke_script(USER).expect("valid"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("still running"));
-    assert_eq!(sb.read("log").matches("pkill -KILL").count(), 10);
+    assert_eq!(sb.read("log").matches("pkill -KILL -u").count(), 10);
+    assert_eq!(
+        sb.read("log").matches("pkill -KILL -U").count(),
+        10,
+        "by real uid too"
+    );
     assert!(!sb.read("log").contains("userdel"));
 }
 

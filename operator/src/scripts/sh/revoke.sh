@@ -17,12 +17,14 @@ rm -f -- "$PRINCIPALS_FILE"
 usermod --expiredate 1 -- "$PASSPORT_USER"
 
 # 2. End what is running: sessions first, then any process left (daemons, nohup, screen).
-has_processes() { pgrep -u "$PASSPORT_USER" >/dev/null 2>&1; }
+# By effective and by real uid: a setuid program started by the user runs with another euid.
+has_processes() { pgrep -u "$PASSPORT_USER" >/dev/null 2>&1 || pgrep -U "$PASSPORT_USER" >/dev/null 2>&1; }
 for _ in 1 2 3 4 5 6 7 8 9 10; do
     if [ -d /run/systemd/system ] && command -v loginctl >/dev/null 2>&1; then
         loginctl terminate-user "$PASSPORT_USER" >/dev/null 2>&1 || true
     fi
     pkill -KILL -u "$PASSPORT_USER" >/dev/null 2>&1 || true
+    pkill -KILL -U "$PASSPORT_USER" >/dev/null 2>&1 || true
     has_processes || break
     sleep 1
 done
