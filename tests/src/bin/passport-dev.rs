@@ -4,25 +4,26 @@
 //! asks for access, logs in with a certificate from passport's CA, completes the request, and is out.
 //! Then everything stays up for you to explore until Ctrl-C.
 
-use std::{fs, path::PathBuf, time::Duration};
-
-use anyhow::{Context, Result, ensure};
-use clap::Parser;
-use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
 };
+
+use anyhow::{Result, ensure};
+use clap::Parser;
+use kube::Api;
 use passport_crds::{AccessRequest, Phase};
 use passport_tests::{
     ControlPlane, USERS,
     aws::{AwsEmulator, Platform},
+    binaries::workspace_binary,
     crds,
     instance::Instance,
     kubectl,
     operator::OperatorProcess,
     requests::wait_phase,
-    ssh::SshClient,
 };
 
 #[derive(Debug, Parser)]
@@ -65,70 +66,83 @@ async fn main() -> Result<()> {
     ));
     kubectl::apply(&admin, &setup(instance.id()))?.ok()?;
     let state = write_kubeconfigs(&plane, &args.state_dir)?;
-    let alice = plane.user_kubeconfig("alice");
-    step("alice: kubectl apply an AccessRequest (1h, reason, ticket)");
-    kubectl::apply(&alice, &request(instance.id()))?.ok()?;
+    let alice = Plugin::new(&plane, &state, "alice", &instance)?;
 
-    let api: Api<AccessRequest> = Api::namespaced(plane.admin_client().await?, "team-a");
-    let log = || format!("--- operator log ---\n{}", operator.log_tail());
-    let active = wait_phase(&api, REQUEST, Phase::Active, Duration::from_secs(90), log).await?;
-    let status = active.status.clone().context("no status")?;
-    let user = status.username.clone().context("no username")?;
-    println!(
-        "    phase Active, user {user} on {}, expires {:?}",
+    step("alice$ kubectl passport request cpu-alarm-inc123 --instance … --reason … --ticket INC-123 --wait");
+    let args_request = [
+        "request",
+        REQUEST,
+        "--instance",
         instance.id(),
-        status.expires_at.map(|t| t.0)
-    );
-    print!(
-        "{}",
-        kubectl::run(&admin, &["get", "ar", "-n", "team-a"], None)?.stdout
-    );
+        "--reason",
+        "CloudWatch CPU alarm on app01",
+        "--ticket",
+        "INC-123",
+        "--duration",
+        "1h",
+        "--wait",
+    ];
+    alice.run(&args_request).await?;
+    alice.run(&["list"]).await?;
 
     step(&format!(
-        "alice: ssh {user}@{} with a certificate from passport's CA",
+        "alice$ ssh -F \"$(kubectl passport ssh-config)\" {} 'whoami; id'",
         instance.id()
     ));
-    let ssh = SshClient::new(&instance, &ca_key(&plane).await?, &user, "-1m:+5m").await?;
-    let (ok, stdout, stderr) = ssh.run("whoami; id").await?;
-    ensure!(ok, "login failed: {stderr}");
-    print!("    {}", stdout.replace('\n', "\n    "));
-    let mut session = ssh.hold_open()?;
+    let config = alice.output(&["ssh-config", REQUEST]).await?;
+    let ssh = |remote: &str| {
+        let mut command = tokio::process::Command::new("ssh");
+        command
+            .args(["-F", config.trim(), instance.id(), remote])
+            .envs(alice.env())
+            .kill_on_drop(true);
+        command
+    };
+    let login = ssh("whoami; id").output().await?;
+    ensure!(
+        login.status.success(),
+        "login failed: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    print!(
+        "    {}",
+        String::from_utf8_lossy(&login.stdout).replace('\n', "\n    ")
+    );
+    let user = String::from_utf8_lossy(&login.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut session = ssh("sleep 600")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
-    step("alice: kubectl patch … spec.completed=true (done early)");
-    let done = serde_json::json!({ "spec": { "completed": true } });
-    let alice_api: Api<AccessRequest> =
-        Api::namespaced(passport_tests::controlplane::client_from(&alice).await?, "team-a");
-    alice_api
-        .patch(REQUEST, &PatchParams::default(), &Patch::Merge(&done))
-        .await?;
+    step("alice$ kubectl passport complete cpu-alarm-inc123   (done early)");
+    alice.run(&["complete", REQUEST]).await?;
+    let api: Api<AccessRequest> = Api::namespaced(plane.admin_client().await?, "team-a");
+    let log = || format!("--- operator log ---\n{}", operator.log_tail());
     wait_phase(&api, REQUEST, Phase::Completed, Duration::from_secs(60), log).await?;
     let closed = tokio::time::timeout(Duration::from_secs(10), session.wait())
         .await
         .is_ok();
-    let (still_in, _, refused) = ssh.run("whoami").await?;
+    let again = ssh("whoami").output().await?;
     println!(
         "    open session killed: {closed}; new login refused: {}",
-        !still_in
+        !again.status.success()
     );
-    println!("    ssh said: {}", refused.lines().last().unwrap_or_default());
+    let said = String::from_utf8_lossy(&again.stderr).into_owned();
+    let why = said
+        .lines()
+        .find(|l| l.contains("kubectl-passport"))
+        .or(said.lines().last());
+    println!("    ssh said: {}", why.unwrap_or_default());
     let gone = !instance.exec(&["id", &user]).await?.success();
     println!("    user {user} removed from the instance: {gone}");
 
-    step("the logbook (Kubernetes Events on the request)");
-    let events = kubectl::run(
-        &admin,
-        &[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "team-a",
-            "--sort-by=.metadata.creationTimestamp",
-            "-o",
-            "custom-columns=ACTION:.action,REASON:.reason,NOTE:.note",
-        ],
-        None,
-    )?;
-    print!("{}", events.stdout);
+    step("alice$ kubectl passport logbook cpu-alarm-inc123");
+    alice.run(&["logbook", REQUEST]).await?;
 
     println!(
         "\nEverything is still running. Explore:\n  export KUBECONFIG={}\n  kubectl get passport -A\n  \
@@ -151,6 +165,7 @@ fn step(what: &str) {
     println!("\n==> {what}");
 }
 
+/// What an administrator sets up: the account, team-a's policy, and the developers' rights.
 fn setup(instance_id: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n\
@@ -166,27 +181,71 @@ fn setup(instance_id: &str) -> String {
     )
 }
 
-fn request(instance_id: &str) -> String {
-    format!(
-        "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: {REQUEST}\n  namespace: team-a\n  \
-         annotations:\n    passport.dev/requester-groups: developers\n\
-         spec:\n  requester: alice\n  reason: CloudWatch CPU alarm on app01\n  ticket: INC-123\n  duration: 1h\n  \
-         targets:\n  - instanceId: {instance_id}\n"
-    )
+/// The kubectl plugin as one user runs it: their kubeconfig, namespace team-a, their own cache dir,
+/// and the instance reached directly (no Session Manager here).
+struct Plugin {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+    direct: String,
 }
 
-/// Stands in for `kubectl passport connect` until the CLI exists: an admin reads the CA key.
-async fn ca_key(plane: &ControlPlane) -> Result<Vec<u8>> {
-    let secrets: Api<Secret> = Api::namespaced(plane.admin_client().await?, "passport-system");
-    let data = secrets
-        .get("passport-ssh-ca")
-        .await?
-        .data
-        .context("CA Secret without data")?;
-    Ok(data.get("ed25519").context("no ed25519 CA key")?.0.clone())
+impl Plugin {
+    fn new(plane: &ControlPlane, state: &Path, user: &str, instance: &Instance) -> Result<Self> {
+        let cache = state.join(format!("{user}-cache"));
+        fs::create_dir_all(&cache)?;
+        Ok(Self {
+            binary: workspace_binary("kubectl-passport", "kubectl-passport")?,
+            kubeconfig: plane.user_kubeconfig(user),
+            cache,
+            direct: format!("{}=127.0.0.1:{}", instance.id(), instance.ssh_port()),
+        })
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            ("XDG_CACHE_HOME", self.cache.display().to_string()),
+            ("PASSPORT_DIRECT_ENDPOINTS", self.direct.clone()),
+        ]
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command.args(["-n", "team-a"]).args(args).envs(self.env());
+        command
+    }
+
+    /// Runs a verb with its output shown indented.
+    async fn run(&self, args: &[&str]) -> Result<()> {
+        let output = self.command(args).output().await?;
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        print!("    {}", shown.trim_end().replace('\n', "\n    "));
+        println!();
+        ensure!(
+            output.status.success(),
+            "kubectl passport {} failed",
+            args.join(" ")
+        );
+        Ok(())
+    }
+
+    async fn output(&self, args: &[&str]) -> Result<String> {
+        let output = self.command(args).output().await?;
+        ensure!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    }
 }
 
-fn write_kubeconfigs(plane: &ControlPlane, dir: &PathBuf) -> Result<PathBuf> {
+fn write_kubeconfigs(plane: &ControlPlane, dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
     fs::copy(plane.admin_kubeconfig(), dir.join("admin.kubeconfig"))?;
