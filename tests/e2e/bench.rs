@@ -1,7 +1,8 @@
 //! Lifecycle latency, measured on real parts; runs only with PASSPORT_BENCH=1 (it takes minutes and
 //! its numbers are reported, never asserted).
 //!
-//! 20 requests from 20 requesters (so 20 distinct OS users) to one instance, applied together:
+//! 40 requests from 40 requesters (so 40 distinct OS users) to one instance, 20 applied one after
+//! another and 20 at once:
 //! time from `kubectl apply` to Active, and from status.expiresAt to the revoke command reaching SSM
 //! (moto records each SendCommand's time).
 
@@ -17,7 +18,7 @@ use crate::{
     test,
 };
 
-const REQUESTS: usize = 20;
+const REQUESTS: usize = 40;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     vec![test("lifecycle::bench_latency", |env| async move {
@@ -37,21 +38,41 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
 }
 
 async fn measure(s: &Scenario<'_>, instance: &Instance, users: &[String]) -> Result<()> {
-    let mut applied = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        applied.push(Instant::now());
-        s.request(&format!("r{i:02}"), user, "1m", &[instance.id()])?;
-    }
-    let mut to_active = Vec::new();
+    let (half, rest) = users.split_at(users.len() / 2);
+    // One after another: the latency of a single request.
+    let mut one_by_one = Vec::new();
     let mut expiries = Vec::new();
-    for (i, start) in applied.iter().enumerate() {
-        let name = format!("r{i:02}");
+    for (i, user) in half.iter().enumerate() {
+        let name = format!("seq{i:02}");
+        let start = Instant::now();
+        s.request(&name, user, "1m", &[instance.id()])?;
         let active = s
             .wait_phase(&name, Phase::Active, Duration::from_secs(120))
             .await?;
-        to_active.push(start.elapsed());
+        one_by_one.push(start.elapsed());
         expiries.push((
             name,
+            active
+                .status
+                .and_then(|st| st.expires_at)
+                .context("no expiresAt")?
+                .0,
+        ));
+    }
+    // All at once: the same instance's SSM agent runs them one at a time, so these queue.
+    let mut applied = Vec::new();
+    for (i, user) in rest.iter().enumerate() {
+        applied.push((format!("burst{i:02}"), Instant::now()));
+        s.request(&format!("burst{i:02}"), user, "1m", &[instance.id()])?;
+    }
+    let mut burst = Vec::new();
+    for (name, start) in &applied {
+        let active = s
+            .wait_phase(name, Phase::Active, Duration::from_secs(120))
+            .await?;
+        burst.push(start.elapsed());
+        expiries.push((
+            name.clone(),
             active
                 .status
                 .and_then(|st| st.expires_at)
@@ -74,7 +95,8 @@ async fn measure(s: &Scenario<'_>, instance: &Instance, users: &[String]) -> Res
         let sent: jiff::Timestamp = sent.requested_date_time.parse()?;
         to_revoke.push(Duration::try_from(sent.duration_since(*expires)).unwrap_or_default());
     }
-    report("kubectl apply → Active", &mut to_active);
+    report("kubectl apply → Active, one request at a time", &mut one_by_one);
+    report("kubectl apply → Active, a burst to one instance", &mut burst);
     report("expiresAt → revoke command at SSM", &mut to_revoke);
     Ok(())
 }
