@@ -106,20 +106,24 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     );
 
     // Only the requester changes a request: bob, a developer too, may not extend or end alice's.
-    let bob_extends = kubectl::run(
-        &plane.user_kubeconfig("bob"),
-        &[
-            "-n",
-            "team-a",
-            "patch",
-            "ar",
-            "mine",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"duration":"12h"}}"#,
-        ],
-        None,
-    )?;
+    let extend = |kubeconfig: &std::path::Path, duration: &str| {
+        let patch = format!(r#"{{"spec":{{"duration":"{duration}"}}}}"#);
+        kubectl::run(
+            kubeconfig,
+            &[
+                "-n",
+                "team-a",
+                "patch",
+                "ar",
+                "mine",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+            None,
+        )
+    };
+    let bob_extends = extend(&plane.user_kubeconfig("bob"), "12h")?;
     ensure!(!bob_extends.success, "bob extended alice's request");
     ensure!(
         bob_extends
@@ -128,21 +132,7 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         "{}",
         bob_extends.stderr
     );
-    let alice_extends = kubectl::run(
-        &alice,
-        &[
-            "-n",
-            "team-a",
-            "patch",
-            "ar",
-            "mine",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"duration":"2h"}}"#,
-        ],
-        None,
-    )?;
-    alice_extends.ok()?;
+    extend(&alice, "2h")?.ok()?;
 
     // Reviewers may claim only their own groups.
     let grouped_review = |groups: &str| {

@@ -26,10 +26,7 @@ impl SshClient {
     pub async fn new(instance: &Instance, ca_private_key: &[u8], user: &str, validity: &str) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("passport-ssh-").tempdir()?;
         let key = dir.path().join("id_ed25519");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
-            .arg(&key))
-        .await?;
+        generate_key(&key, &["-t", "ed25519"]).await?;
         let ca = dir.path().join("ca");
         std::fs::write(&ca, ca_private_key)?;
         std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600))?;
@@ -100,6 +97,16 @@ impl SshClient {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A passphrase-less key pair at `path` (and `path.pub`), of the type `key_args` asks ssh-keygen for.
+pub async fn generate_key(path: &Path, key_args: &[&str]) -> Result<()> {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-C", "e2e@workstation"])
+        .args(key_args)
+        .arg("-f")
+        .arg(path))
+    .await
 }
 
 async fn run(command: &mut Command) -> Result<()> {

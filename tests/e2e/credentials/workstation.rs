@@ -27,19 +27,7 @@ impl Workstation {
             KeyType::Rsa => ("id_rsa", &["-t", "rsa", "-b", "3072"]),
         };
         let key = dir.path().join(file);
-        let output = tokio::process::Command::new("ssh-keygen")
-            .args(["-q", "-N", "", "-C", "e2e@workstation"])
-            .args(args)
-            .arg("-f")
-            .arg(&key)
-            .output()
-            .await
-            .context("running ssh-keygen (openssh-client)")?;
-        ensure!(
-            output.status.success(),
-            "ssh-keygen: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        passport_tests::ssh::generate_key(&key, args).await?;
         Ok(Self {
             dir,
             key,
