@@ -19,7 +19,7 @@ use passport_tests::instance::Instance;
 use crate::scenario::{on_shared_stack, with_instance};
 use crate::{TestFn, scenario::Scenario, test};
 use checks::{bad_input, bench, session_manager_path, valid_before_within_expiry};
-use support::{Plugin, banner, bind, free_port, output, until_allowed};
+use support::{Plugin, banner, free_port, output, until_allowed};
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -53,13 +53,7 @@ pub(crate) fn plugin_for(s: &Scenario<'_>, user: &str, instance: &Instance) -> R
 
 /// `request --wait` as alice; returns the generated request name.
 pub(crate) async fn request_active(s: &Scenario<'_>, alice: &Plugin, instance: &Instance) -> Result<String> {
-    bind(
-        &s.plane.admin_kubeconfig(),
-        &s.namespace,
-        "passport-requester",
-        "Group",
-        "developers",
-    )?;
+    s.bind("passport-requester", "Group", "developers")?;
     let args = [
         "request",
         "--instance",

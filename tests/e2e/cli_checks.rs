@@ -11,18 +11,12 @@ use passport_tests::instance::Instance;
 
 use super::{
     plugin_for, request_active,
-    support::{Plugin, bind, median_and_worst, output, until_allowed},
+    support::{Plugin, median_and_worst, output, until_allowed},
 };
 use crate::scenario::Scenario;
 
 pub async fn bad_input(s: &Scenario<'_>) -> Result<()> {
-    bind(
-        &s.plane.admin_kubeconfig(),
-        &s.namespace,
-        "passport-requester",
-        "Group",
-        "developers",
-    )?;
+    s.bind("passport-requester", "Group", "developers")?;
     let alice = Plugin::new(s.plane.user_kubeconfig("alice"), &s.namespace, String::new())?;
     until_allowed(&alice, &["list"]).await?;
     let ns = &s.namespace;
@@ -103,13 +97,7 @@ pub async fn bad_input(s: &Scenario<'_>) -> Result<()> {
 /// An approver reviews; the binary works as `kubectl passport`; version and completion answer.
 async fn reviews_plugin_and_version(s: &Scenario<'_>, alice: &Plugin, carol: &Plugin) -> Result<()> {
     let ns = &s.namespace;
-    bind(
-        &s.plane.admin_kubeconfig(),
-        ns,
-        "passport-approver",
-        "User",
-        "carol",
-    )?;
+    s.bind("passport-approver", "User", "carol")?;
     let denied = until_allowed(carol, &["deny", "pending", "--comment", "not during the freeze"]).await?;
     ensure!(
         denied.stdout.contains("accessreview.passport.dev/pending-deny-"),

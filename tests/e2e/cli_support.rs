@@ -127,17 +127,6 @@ pub async fn output(mut command: Command, timeout_secs: u64) -> Result<Run> {
     })
 }
 
-/// Binds ClusterRole `role` to `subject` (`User` or `Group`) in the namespace, as an admin would.
-pub fn bind(admin: &Path, namespace: &str, role: &str, kind: &str, subject: &str) -> Result<()> {
-    let manifest = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {role}-{}\n  namespace: {namespace}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
-         subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {subject}}}\n",
-        subject.to_lowercase()
-    );
-    passport_tests::kubectl::apply(admin, &manifest)?.ok().map(drop)
-}
-
 /// Retries `args` until it succeeds (a new RoleBinding takes a moment to be authorized).
 pub async fn until_allowed(plugin: &Plugin, args: &[&str]) -> Result<Run> {
     let mut last = plugin.run(args).await?;

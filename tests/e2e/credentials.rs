@@ -24,8 +24,7 @@ use passport_tests::{instance::Instance, kubectl};
 use crate::scenario::{on_shared_stack, with_instance};
 use crate::{TestFn, scenario::Scenario, test};
 use support::{
-    bind_requesters, caller_arn, check_logbook, check_recorded_policy, create, issued_condition,
-    issued_status, wait_decided,
+    caller_arn, check_logbook, check_recorded_policy, create, issued_condition, issued_status, wait_decided,
 };
 use workstation::{Workstation, field, principals, valid_to};
 
@@ -63,7 +62,7 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     let ar_status = active.status.clone().context("no status")?;
     let username = ar_status.username.clone().context("no username")?;
     let expires_at = ar_status.expires_at.clone().context("no expiresAt")?.0;
-    bind_requesters(s)?;
+    s.bind("passport-requester", "Group", "developers")?;
     let alice: Api<CredentialRequest> = Api::namespaced(s.plane.user_client("alice").await?, &s.namespace);
 
     // Ed25519.

@@ -87,6 +87,21 @@ impl<'a> Scenario<'a> {
         }
     }
 
+    /// Binds ClusterRole `role` to `subject` (`User` or `Group`) in the scenario's namespace, as an
+    /// administrator would.
+    pub fn bind(&self, role: &str, kind: &str, subject: &str) -> Result<()> {
+        let manifest = format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {role}-{}\n  namespace: {}\n\
+             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
+             subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {subject}}}\n",
+            subject.to_lowercase(),
+            self.namespace,
+        );
+        kubectl::apply(&self.plane.admin_kubeconfig(), &manifest)?
+            .ok()
+            .map(drop)
+    }
+
     /// Applies an AccessRequest as the admin would from Git.
     pub fn request(&self, name: &str, requester: &str, duration: &str, instance_ids: &[&str]) -> Result<()> {
         let targets: String = instance_ids

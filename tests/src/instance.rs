@@ -269,13 +269,7 @@ impl Instance {
     /// `known_hosts` content pinning this instance: one `[127.0.0.1]:<port> <type> <base64>` line per
     /// host key.
     pub fn known_hosts(&self) -> String {
-        self.host_keys
-            .iter()
-            .map(|key| {
-                let key: Vec<&str> = key.split_whitespace().take(2).collect();
-                format!("[127.0.0.1]:{} {}\n", self.port, key.join(" "))
-            })
-            .collect()
+        crate::ssh::known_hosts(self.port, &self.host_keys)
     }
 
     /// The instance's root directory as the host sees it: `/proc/<sshd's host pid>/root`. Reading

@@ -52,27 +52,14 @@ impl SshClient {
     /// `ssh` with this identity, pinned host keys and no config file, ready for a remote command.
     pub fn command(&self, remote: &str) -> Command {
         let path = |name: &str| self.dir.path().join(name);
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-F", "/dev/null", "-i"])
-            .arg(path("id_ed25519"))
-            .arg("-o")
-            .arg(format!("CertificateFile={}", self.certificate().display()))
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", path("known_hosts").display()))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args(["-o", "ConnectTimeout=5", "-p", &self.port.to_string()])
-            .arg(format!("{}@127.0.0.1", self.user))
-            .arg(remote)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        ssh
+        pinned_command(
+            &path("id_ed25519"),
+            &self.certificate(),
+            &path("known_hosts"),
+            &self.user,
+            self.port,
+            remote,
+        )
     }
 
     /// Runs `remote` over SSH; returns (success, stdout, stderr).
@@ -97,6 +84,50 @@ impl SshClient {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `ssh user@127.0.0.1 -p port remote` with exactly this key and certificate, host keys pinned by
+/// `known_hosts` (no trust on first use), no config file and no prompts.
+pub fn pinned_command(
+    key: &Path,
+    certificate: &Path,
+    known_hosts: &Path,
+    user: &str,
+    port: u16,
+    remote: &str,
+) -> Command {
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-F", "/dev/null", "-i"])
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", certificate.display()))
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(["-o", "ConnectTimeout=5", "-p", &port.to_string()])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(remote)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    ssh
+}
+
+/// `known_hosts` lines pinning `host_keys` (`<type> <base64> [comment]`) for 127.0.0.1:`port`.
+pub fn known_hosts(port: u16, host_keys: &[String]) -> String {
+    host_keys
+        .iter()
+        .map(|key| {
+            let key: Vec<&str> = key.split_whitespace().take(2).collect();
+            format!("[127.0.0.1]:{port} {}\n", key.join(" "))
+        })
+        .collect()
 }
 
 /// A passphrase-less key pair at `path` (and `path.pub`), of the type `key_args` asks ssh-keygen for.

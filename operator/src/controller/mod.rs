@@ -256,7 +256,7 @@ fn error_policy<K: Resource<DynamicType = ()>, F>(
     if error.is_pending_revocation() {
         return Action::requeue(Duration::from_secs(1));
     }
-    if error.metric_label() == "conflict" {
+    if matches!(error, Error::Conflict) {
         ctx.metrics.failure(&kind, "conflict");
         return Action::requeue(Duration::from_millis(200));
     }

@@ -23,19 +23,6 @@ use serde_json::Value;
 use super::{ISSUE_TIMEOUT, ROLE};
 use crate::scenario::Scenario;
 
-/// Lets the test users create CredentialRequests in the scenario's namespace, as passport-requester.
-pub fn bind_requesters(s: &Scenario<'_>) -> Result<()> {
-    let binding = format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: requesters\n  namespace: {}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: passport-requester}}\n\
-         subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}}\n",
-        s.namespace
-    );
-    kubectl::apply(&s.plane.admin_kubeconfig(), &binding)?
-        .ok()
-        .map(drop)
-}
-
 pub async fn create(api: &Api<CredentialRequest>, name: &str, spec: CredentialRequestSpec) -> Result<()> {
     let request = CredentialRequest {
         metadata: ObjectMeta {

@@ -3,7 +3,6 @@
 
 use std::{
     path::PathBuf,
-    process::Stdio,
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -76,37 +75,19 @@ impl Workstation {
         ));
         std::fs::write(&cert, format!("{certificate}\n"))?;
         let known_hosts = self.dir.path().join("known_hosts");
-        let lines: String = host_keys
-            .iter()
-            .map(|key| {
-                let key: Vec<&str> = key.split_whitespace().take(2).collect();
-                format!("[127.0.0.1]:{} {}\n", instance.ssh_port(), key.join(" "))
-            })
-            .collect();
+        let lines = passport_tests::ssh::known_hosts(instance.ssh_port(), host_keys);
         std::fs::write(&known_hosts, lines)?;
-        let output = tokio::process::Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(&self.key)
-            .arg("-o")
-            .arg(format!("CertificateFile={}", cert.display()))
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args(["-o", "ConnectTimeout=5", "-p", &instance.ssh_port().to_string()])
-            .arg(format!("{user}@127.0.0.1"))
-            .arg("whoami")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .context("running ssh")?;
+        let output = passport_tests::ssh::pinned_command(
+            &self.key,
+            &cert,
+            &known_hosts,
+            user,
+            instance.ssh_port(),
+            "whoami",
+        )
+        .output()
+        .await
+        .context("running ssh")?;
         ensure!(
             output.status.success(),
             "ssh with the issued certificate failed: {}\nsshd log:\n{}",
