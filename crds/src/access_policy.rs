@@ -1,10 +1,13 @@
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, Subjects, bounded_duration_rules, rule};
+use crate::{
+    common::{Condition, Subjects, bounded_duration_rules, rule},
+    duration::{ACCESS_BOUNDS, InvalidDuration, PENDING_TIMEOUT_BOUNDS, parse_field},
+};
 
 /// The rules for requests in this namespace.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -64,6 +67,32 @@ pub struct AccessPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub default_account: Option<String>,
+}
+
+impl AccessPolicySpec {
+    /// `spec.maxDuration`, parsed.
+    pub fn max_access(&self) -> Result<Duration, InvalidDuration> {
+        parse_field("spec.maxDuration", &self.max_duration, ACCESS_BOUNDS)
+    }
+
+    /// `spec.pendingTimeout`, parsed.
+    pub fn pending_timeout_duration(&self) -> Result<Duration, InvalidDuration> {
+        parse_field(
+            "spec.pendingTimeout",
+            &self.pending_timeout,
+            PENDING_TIMEOUT_BOUNDS,
+        )
+    }
+}
+
+impl AutoApproveRule {
+    /// `maxDuration` of this rule, parsed; `None` when the rule has no limit of its own.
+    pub fn max_access(&self) -> Result<Option<Duration>, InvalidDuration> {
+        self.max_duration
+            .as_deref()
+            .map(|text| parse_field("spec.autoApprove[].maxDuration", text, ACCESS_BOUNDS))
+            .transpose()
+    }
 }
 
 fn default_max_duration() -> String {

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -5,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{
     Condition, Time, bounded_duration_rules, grow_only_duration_rule, immutable_optional_rule, rule,
 };
-use crate::duration::DEFAULT_ACCESS;
+use crate::duration::{ACCESS_BOUNDS, DEFAULT_ACCESS, InvalidDuration, parse_field};
 
 /// Desired access: requester, reason, targets, duration.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -115,6 +117,120 @@ impl AccessRequestSpec {
                 })
                 .collect(),
             completed: false,
+        }
+    }
+}
+
+impl AccessRequestSpec {
+    /// `spec.duration`, parsed.
+    pub fn access_duration(&self) -> Result<Duration, InvalidDuration> {
+        parse_field("spec.duration", &self.duration, ACCESS_BOUNDS)
+    }
+}
+
+impl AccessRequestStatus {
+    /// `status.approvedDuration`, parsed; `None` before approval.
+    pub fn approved_access(&self) -> Result<Option<Duration>, InvalidDuration> {
+        self.approved_duration
+            .as_deref()
+            .map(|text| parse_field("status.approvedDuration", text, ACCESS_BOUNDS))
+            .transpose()
+    }
+
+    /// Whether any target runs Windows.
+    pub fn has_windows_target(&self) -> bool {
+        self.targets.iter().any(|t| t.platform == Some(Platform::Windows))
+    }
+}
+
+impl AccessRequest {
+    /// The phase, Pending before the operator wrote any status.
+    pub fn phase(&self) -> Phase {
+        self.status.as_ref().map(|s| s.phase).unwrap_or_default()
+    }
+
+    /// Why the request cannot be used to connect now, or `None` when it can: the same words for
+    /// the operator's refusals and the CLI's.
+    pub fn unusable(&self) -> Option<Unusable> {
+        let status = self.status.clone().unwrap_or_default();
+        let said = |fallback: &str| {
+            let message = status.message.trim();
+            if message.is_empty() {
+                fallback.to_owned()
+            } else {
+                message.to_owned()
+            }
+        };
+        let why = match status.phase {
+            Phase::Active if self.metadata.deletion_timestamp.is_some() => {
+                Why::Ending("it is being deleted".into())
+            }
+            Phase::Active if self.spec.completed => {
+                Why::Ending("it is being completed (spec.completed is true)".into())
+            }
+            Phase::Active => return None,
+            Phase::Pending => {
+                let approval =
+                    crate::conditions::observe(&status.conditions, crate::conditions::types::APPROVED)
+                        .map(|c| c.message.trim().to_owned())
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| "it is not approved yet".to_owned());
+                Why::Waiting(approval)
+            }
+            Phase::Provisioning => Why::Provisioning,
+            Phase::Revoking => Why::Ending("access is being revoked".into()),
+            Phase::Completed | Phase::Expired => Why::Ending("access has ended".into()),
+            Phase::Denied => Why::Ending(said("it was denied")),
+            Phase::Failed => Why::Ending(said("it could not be provisioned")),
+        };
+        Some(Unusable {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            phase: status.phase,
+            why,
+        })
+    }
+}
+
+/// Why an AccessRequest cannot be used now, and what to do: `AccessRequest NAME is PHASE: why; fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    pub name: String,
+    pub phase: Phase,
+    pub why: Why,
+}
+
+/// The three kinds of "not now".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// Not approved yet; the message says what it waits for.
+    Waiting(String),
+    /// Approved; users are still being created.
+    Provisioning,
+    /// It will never be usable again; the message says why.
+    Ending(String),
+}
+
+impl Unusable {
+    /// Whether waiting helps (as opposed to asking for access again).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self.why, Why::Ending(_))
+    }
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Unusable { name, phase, why } = self;
+        write!(f, "AccessRequest {name} is {phase:?}: ")?;
+        match why {
+            Why::Waiting(approval) => write!(f, "{approval}; follow it with `kubectl passport get {name}`"),
+            Why::Provisioning => write!(
+                f,
+                "the user is still being created on its instances; wait with `kubectl wait --for=condition=Ready ar/{name}`"
+            ),
+            Why::Ending(reason) => write!(
+                f,
+                "{reason}; request access again with `kubectl passport request`"
+            ),
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct AccessReviewSpec {
     #[schemars(length(min = 1, max = 253))]
     pub access_request: String,
     /// Approve or Deny.
-    pub decision: Decision,
+    pub decision: ReviewDecision,
     /// The Kubernetes username of the reviewer; must be the user who creates this object.
     #[schemars(length(min = 1, max = 253))]
     pub reviewer: String,
@@ -41,7 +41,7 @@ pub struct AccessReviewSpec {
 
 /// A reviewer's decision.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum Decision {
+pub enum ReviewDecision {
     Approve,
     Deny,
 }

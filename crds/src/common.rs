@@ -87,14 +87,8 @@ pub fn immutable_optional_rule(parent: &str, field: &str, hint: &str) -> Value {
     )
 }
 
-/// Condition types every kind reports.
-pub mod condition_types {
-    pub const READY: &str = "Ready";
-    pub const APPROVED: &str = "Approved";
-    pub const PROVISIONED: &str = "Provisioned";
-    pub const ISSUED: &str = "Issued";
-    pub const ACCEPTED: &str = "Accepted";
-}
+/// Condition types: kept here while callers move to [`crate::conditions::types`].
+pub use crate::conditions::types as condition_types;
 
 /// Annotations passport reads, each checked at admission by deploy/admission.yaml.
 pub mod annotations {

@@ -63,6 +63,39 @@ pub enum KeyType {
     Rsa,
 }
 
+impl KeyType {
+    /// As `spec.keyType` and `--key-type` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Rsa => "rsa",
+        }
+    }
+
+    /// The OpenSSH public key algorithm name.
+    pub fn ssh_name(self) -> &'static str {
+        match self {
+            KeyType::Ed25519 => "ssh-ed25519",
+            KeyType::Rsa => "ssh-rsa",
+        }
+    }
+
+    /// The key type of an OpenSSH public key algorithm name, if passport certifies it.
+    pub fn from_ssh_name(name: &str) -> Option<Self> {
+        match name {
+            "ssh-ed25519" => Some(KeyType::Ed25519),
+            "ssh-rsa" => Some(KeyType::Rsa),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The credentials issued. Secrets appear only sealed to spec.sealingKey.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -20,7 +20,47 @@ pub enum DurationError {
     Syntax(String),
     #[error("{0:?} is too long to represent")]
     Overflow(String),
+    #[error("{value:?} is outside {min} to {max}")]
+    OutOfRange {
+        value: String,
+        min: &'static str,
+        max: &'static str,
+    },
 }
+
+/// A duration field of an object that does not hold a usable duration. The schema normally
+/// rejects such values at admission; this is what is said when one gets through anyway (an older
+/// schema, a direct etcd write), instead of guessing a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {source}")]
+pub struct InvalidDuration {
+    pub field: &'static str,
+    pub source: DurationError,
+}
+
+/// Parses `text`, the value of `field`, as a Go duration between `min` and `max` (Go syntax).
+pub fn parse_field(
+    field: &'static str,
+    text: &str,
+    (min, max): (&'static str, &'static str),
+) -> Result<Duration, InvalidDuration> {
+    let invalid = |source| InvalidDuration { field, source };
+    let value = parse_go_duration(text).map_err(invalid)?;
+    let (low, high) = (parse_go_duration(min), parse_go_duration(max));
+    if low.is_ok_and(|low| value < low) || high.is_ok_and(|high| value > high) {
+        return Err(invalid(DurationError::OutOfRange {
+            value: text.to_owned(),
+            min,
+            max,
+        }));
+    }
+    Ok(value)
+}
+
+/// The bounds of an access duration (`spec.duration`, policy maxima), in Go syntax.
+pub const ACCESS_BOUNDS: (&str, &str) = ("1m", "12h");
+/// The bounds of `pendingTimeout`, in Go syntax.
+pub const PENDING_TIMEOUT_BOUNDS: (&str, &str) = ("1m", "168h");
 
 /// Parses a non-negative Go duration such as `1h30m` or `1.5h`.
 pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
@@ -122,6 +162,22 @@ mod tests {
             parse_go_duration("99999999999999999999999999999h"),
             Err(DurationError::Syntax(_) | DurationError::Overflow(_))
         ));
+    }
+
+    #[test]
+    fn fields_are_bounded_and_named() {
+        assert_eq!(
+            parse_field("spec.duration", "2h", ACCESS_BOUNDS),
+            Ok(Duration::from_secs(7200))
+        );
+        let err = parse_field("spec.duration", "13h", ACCESS_BOUNDS).expect_err("too long");
+        assert_eq!(err.to_string(), "spec.duration: \"13h\" is outside 1m to 12h");
+        let err = parse_field("spec.duration", "soon", ACCESS_BOUNDS).expect_err("not a duration");
+        assert!(
+            err.to_string()
+                .starts_with("spec.duration: \"soon\" is not a duration"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod access_request;
 pub mod access_review;
 pub mod aws_account;
 pub mod common;
+pub mod conditions;
 pub mod credential_request;
 pub mod duration;
 pub mod sealed;
@@ -16,7 +17,7 @@ use kube::CustomResourceExt;
 
 pub use access_policy::{AccessPolicy, AccessPolicySpec};
 pub use access_request::{AccessRequest, AccessRequestSpec, AccessRequestStatus, Phase};
-pub use access_review::{AccessReview, AccessReviewSpec, Decision};
+pub use access_review::{AccessReview, AccessReviewSpec, ReviewDecision};
 pub use aws_account::{AwsAccount, AwsAccountSpec};
 pub use credential_request::{CredentialRequest, CredentialRequestSpec, KeyType};
 
