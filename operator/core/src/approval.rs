@@ -1,0 +1,206 @@
+//! Whether a request is approved, from the namespace's AccessPolicies and AccessReviews. Secure by
+//! default: no policy that covers the request means it waits, and times out as Denied.
+//!
+//! A policy covers a request when it lists the requester (by user or group), names every target by
+//! instance id, allows the duration, and has the ticket it requires. Then either one of its
+//! `autoApprove` rules matches, or enough of its approvers (never the requester) approve with an
+//! AccessReview; any approver's Deny denies.
+
+mod window;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use passport_crds::{AccessPolicy, AccessRequest, AccessReview, ReviewDecision};
+
+pub use window::reviews_since;
+
+use crate::time::add;
+
+/// Where approval stands, as the approval rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved { by: String },
+    Waiting { reason: WaitReason, message: String, deadline: Timestamp },
+    Denied { by: String, message: String },
+}
+
+/// Why a request waits: the Approved condition's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+pub enum WaitReason {
+    /// No AccessPolicy of the namespace covers the request.
+    NoPolicy,
+    /// A policy covers it; reviews are still missing.
+    AwaitingApproval,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// How long a request waits for approval when no policy says otherwise.
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The annotation carrying the requester's groups, set by `kubectl passport request` and checked at
+/// admission against the creating user's real groups.
+pub const REQUESTER_GROUPS_ANNOTATION: &str = passport_crds::common::annotations::REQUESTER_GROUPS;
+
+/// The annotation carrying a reviewer's groups, set by `kubectl passport approve|deny` and checked at
+/// admission the same way.
+pub const REVIEWER_GROUPS_ANNOTATION: &str = passport_crds::common::annotations::REVIEWER_GROUPS;
+
+/// The requester's groups, as admission verified them.
+pub fn requester_groups(request: &AccessRequest) -> Vec<String> {
+    annotated_groups(&request.metadata, REQUESTER_GROUPS_ANNOTATION)
+}
+
+fn annotated_groups(metadata: &ObjectMeta, annotation: &str) -> Vec<String> {
+    metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotation))
+        .map(|groups| {
+            groups
+                .split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the request, for `requested` (its `spec.duration`, parsed), is approved. Only reviews made
+/// since `reviews_since` count: the request's creation for a new request (a review of an older
+/// request of the same name never carries over), the last approval for an extension.
+pub fn evaluate(
+    request: &AccessRequest,
+    requested: Duration,
+    policies: &[AccessPolicy],
+    reviews: &[AccessReview],
+    reviews_since: Timestamp,
+    now: Timestamp,
+) -> Approval {
+    let spec = &request.spec;
+    let groups = requester_groups(request);
+    let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let covering: Vec<&AccessPolicy> = policies
+        .iter()
+        .filter(|p| covers(p, request, requested, &groups))
+        .collect();
+    // A policy with an unreadable timeout (the schema rejects those) does not lengthen the wait.
+    let timeout = covering
+        .iter()
+        .filter_map(|p| p.spec.pending_timeout_duration().ok())
+        .min()
+        .unwrap_or(DEFAULT_PENDING_TIMEOUT);
+    let deadline = add(created, timeout);
+
+    if covering.is_empty() {
+        let namespace = request.metadata.namespace.as_deref().unwrap_or_default();
+        return Approval::Waiting {
+            reason: WaitReason::NoPolicy,
+            message: format!(
+                "no AccessPolicy in namespace {namespace} lets {} request these instances for {}{}; \
+                 ask an administrator for one, or change the request",
+                spec.requester,
+                spec.duration,
+                if spec.ticket.is_none() {
+                    " without a ticket"
+                } else {
+                    ""
+                },
+            ),
+            deadline,
+        };
+    }
+    if let Some(policy) = covering.iter().find(|p| auto_approves(p, request, requested, &groups)) {
+        return Approval::Approved {
+            by: format!("auto-approval in AccessPolicy {}", name(policy)),
+        };
+    }
+    let reviews: Vec<&AccessReview> = reviews
+        .iter()
+        .filter(|r| Some(r.spec.access_request.as_str()) == request.metadata.name.as_deref())
+        .filter(|r| r.spec.reviewer != spec.requester)
+        .filter(|r| {
+            r.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| t.0 >= reviews_since)
+        })
+        .collect();
+    for policy in &covering {
+        let approvers = &policy.spec.approval.approvers;
+        let may_review = |r: &&&AccessReview| {
+            approvers.matches(
+                &r.spec.reviewer,
+                &annotated_groups(&r.metadata, REVIEWER_GROUPS_ANNOTATION),
+            )
+        };
+        if let Some(denial) = reviews
+            .iter()
+            .filter(may_review)
+            .find(|r| r.spec.decision == ReviewDecision::Deny)
+        {
+            return Approval::Denied {
+                by: denial.spec.reviewer.clone(),
+                message: denial
+                    .spec
+                    .comment
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into()),
+            };
+        }
+        let approved_by: BTreeSet<&str> = reviews
+            .iter()
+            .filter(may_review)
+            .filter(|r| r.spec.decision == ReviewDecision::Approve)
+            .map(|r| r.spec.reviewer.as_str())
+            .collect();
+        let required = usize::from(policy.spec.approval.required.max(1));
+        if approved_by.len() >= required {
+            let by = approved_by.into_iter().collect::<Vec<_>>().join(", ");
+            return Approval::Approved { by };
+        }
+    }
+    Approval::Waiting {
+        reason: WaitReason::AwaitingApproval,
+        message: format!(
+            "waiting for approval under AccessPolicy {}",
+            covering.iter().map(|p| name(p)).collect::<Vec<_>>().join(", ")
+        ),
+        deadline,
+    }
+}
+
+/// An invalid policy (say, an unreadable maxDuration) covers nothing: it can only ever refuse.
+fn covers(policy: &AccessPolicy, request: &AccessRequest, requested: Duration, groups: &[String]) -> bool {
+    let (p, r) = (&policy.spec, &request.spec);
+    let duration_ok = p.max_access().is_ok_and(|max| requested <= max);
+    p.requesters.matches(&r.requester, groups)
+        && r.targets
+            .iter()
+            .all(|t| p.targets.instance_ids.contains(&t.instance_id))
+        && duration_ok
+        && (!p.require_ticket || r.ticket.is_some())
+}
+
+fn auto_approves(policy: &AccessPolicy, request: &AccessRequest, requested: Duration, groups: &[String]) -> bool {
+    policy.spec.auto_approve.iter().any(|rule| {
+        rule.requesters.matches(&request.spec.requester, groups)
+            && rule
+                .max_access()
+                .is_ok_and(|max| max.is_none_or(|max| requested <= max))
+    })
+}
+
+fn name(policy: &AccessPolicy) -> String {
+    policy.metadata.name.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

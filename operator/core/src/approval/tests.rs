@@ -1,0 +1,196 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use passport_crds::{
+    ReviewDecision as Decision,
+    access_policy::AutoApproveRule,
+    access_request::Target,
+    common::{Subjects, Time},
+};
+
+use super::*;
+use crate::fixtures::{self, at, review, subjects};
+
+
+fn request(requester: &str, groups: Option<&str>) -> AccessRequest {
+    let mut request = fixtures::request("req");
+    request.spec.requester = requester.to_owned();
+    if let Some(groups) = groups {
+        request.metadata.annotations = Some(BTreeMap::from([(
+            REQUESTER_GROUPS_ANNOTATION.to_owned(),
+            groups.to_owned(),
+        )]));
+    }
+    request
+}
+
+fn requested(request: &AccessRequest) -> Duration {
+    request.spec.access_duration().expect("valid duration")
+}
+
+fn policy(auto: Option<Subjects>) -> AccessPolicy {
+    let mut policy = fixtures::policy("ops");
+    policy.spec.auto_approve = auto
+        .map(|requesters| {
+            vec![AutoApproveRule {
+                requesters,
+                max_duration: None,
+            }]
+        })
+        .unwrap_or_default();
+    policy
+}
+
+#[test]
+fn no_policy_waits_with_the_default_deadline_and_says_why() {
+    match evaluate(&request("alice", None), requested(&request("alice", None)), &[], &[], at(0), at(5)) {
+        Approval::Waiting {
+            reason,
+            message,
+            deadline,
+        } => {
+            assert_eq!(reason, WaitReason::NoPolicy);
+            assert!(
+                message.contains("team-a") && message.contains("alice"),
+                "{message}"
+            );
+            assert_eq!(deadline, at(3600));
+        }
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+}
+
+#[test]
+fn auto_approval_by_user_or_verified_group() {
+    let by_user = policy(Some(subjects(&["alice"], &[])));
+    assert!(matches!(
+        evaluate(&request("alice", None), requested(&request("alice", None)), &[by_user], &[], at(0), at(1)),
+        Approval::Approved { .. }
+    ));
+    let by_group = policy(Some(subjects(&[], &["developers"])));
+    let bob = request("bob", Some("developers,system:authenticated"));
+    assert!(matches!(
+        evaluate(&bob, requested(&bob), std::slice::from_ref(&by_group), &[], at(0), at(1)),
+        Approval::Approved { .. }
+    ));
+    let bob_without_groups = request("bob", None);
+    assert!(matches!(
+        evaluate(&bob_without_groups, requested(&bob_without_groups), &[by_group], &[], at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+}
+
+#[test]
+fn a_policy_must_cover_targets_duration_and_ticket() {
+    let auto = Some(subjects(&["alice"], &[]));
+    let mut other_target = request("alice", None);
+    other_target.spec.targets = vec![Target {
+        instance_id: "i-0fedcba9876543210".into(),
+    }];
+    assert!(matches!(
+        evaluate(&other_target, requested(&other_target), &[policy(auto.clone())], &[], at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+    let mut too_long = request("alice", None);
+    too_long.spec.duration = "5h".into();
+    assert!(matches!(
+        evaluate(&too_long, requested(&too_long), &[policy(auto.clone())], &[], at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+    let mut needs_ticket = policy(auto);
+    needs_ticket.spec.require_ticket = true;
+    assert!(matches!(
+        evaluate(&request("alice", None), requested(&request("alice", None)), &[needs_ticket], &[], at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+}
+
+#[test]
+fn reviews_count_distinct_approvers_never_the_requester() {
+    let p = policy(None);
+    let req = request("alice", None);
+    let one = [
+        review("carol", Decision::Approve),
+        review("alice", Decision::Approve),
+    ];
+    match evaluate(&req, requested(&req), std::slice::from_ref(&p), &one, at(0), at(1)) {
+        Approval::Waiting { reason, deadline, .. } => {
+            assert_eq!(reason, WaitReason::AwaitingApproval);
+            assert_eq!(deadline, at(1800));
+        }
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let two = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, requested(&req), std::slice::from_ref(&p), &two, at(0), at(1)),
+        Approval::Approved { .. }
+    ));
+    let outsider = [
+        review("carol", Decision::Approve),
+        review("mallory", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, requested(&req), std::slice::from_ref(&p), &outsider, at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+    let denied = [review("carol", Decision::Approve), review("dave", Decision::Deny)];
+    assert!(
+        matches!(evaluate(&req, requested(&req), &[p], &denied, at(0), at(1)), Approval::Denied { by, .. } if by == "dave")
+    );
+}
+
+#[test]
+fn reviews_older_than_the_request_or_last_approval_do_not_count() {
+    let p = policy(None);
+    let req = request("alice", None);
+    let mut stale = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    for r in &mut stale {
+        r.metadata.creation_timestamp = Some(Time(at(-60)));
+    }
+    assert!(matches!(
+        evaluate(&req, requested(&req), std::slice::from_ref(&p), &stale, at(0), at(1)),
+        Approval::Waiting { .. }
+    ));
+    let fresh = [
+        review("carol", Decision::Approve),
+        review("dave", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, requested(&req), std::slice::from_ref(&p), &fresh, at(2), at(3)),
+        Approval::Waiting { .. }
+    ));
+    assert!(matches!(
+        evaluate(&req, requested(&req), &[p], &fresh, at(1), at(3)),
+        Approval::Approved { .. }
+    ));
+}
+
+#[test]
+fn approvers_by_verified_group() {
+    let mut p = policy(None);
+    p.spec.approval.approvers = subjects(&[], &["sre"]);
+    let req = request("alice", None);
+    let mut by_group = [
+        review("carol", Decision::Approve),
+        review("erin", Decision::Approve),
+    ];
+    assert!(matches!(
+        evaluate(&req, requested(&req), std::slice::from_ref(&p), &by_group, at(0), at(2)),
+        Approval::Waiting { .. }
+    ));
+    for r in &mut by_group {
+        r.metadata.annotations = Some(BTreeMap::from([(
+            REVIEWER_GROUPS_ANNOTATION.to_owned(),
+            "sre".to_owned(),
+        )]));
+    }
+    assert!(matches!(
+        evaluate(&req, requested(&req), &[p], &by_group, at(0), at(2)),
+        Approval::Approved { .. }
+    ));
+}

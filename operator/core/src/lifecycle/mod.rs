@@ -1,0 +1,134 @@
+//! The AccessRequest lifecycle as a pure function: spec, status, what the controller observed and the
+//! current time in; the next status, the SSM actions to take, the logbook events and when to look
+//! again out. Nothing here touches Kubernetes or AWS, so every transition is unit-tested.
+//!
+//! ```text
+//! Pending ──approved──▶ Provisioning ──all targets Ready──▶ Active ──expiresAt / completed / deleted──▶ Revoking
+//!    │                       │ a target failed / account unusable                                        │
+//!    ├─denied, timed out─▶ Denied                └──────────────▶ Revoking ─(outcome Failed)──▶ ...   every reached
+//!    └─completed──▶ Completed                                                                   target Removed
+//!                                                                       ──▶ Completed | Expired | Failed
+//! ```
+//!
+//! A target is *reached* once a provisioning command was sent to it: from then on the user may exist
+//! there, so revocation covers it whatever else happened.
+
+mod observe;
+mod outcome;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use jiff::Timestamp;
+use passport_crds::{
+    AccessRequestSpec, AccessRequestStatus,
+    access_request::{Platform, TargetStatus},
+};
+
+pub use observe::{Wanted, about_to_provision, wanted};
+pub use outcome::{CommandOutcome, SendError, apply_outcome};
+pub use step::step;
+
+use crate::{account::AccountProblem, approval::Approval, logbook::LogEvent};
+
+/// How long provisioning may take before the remaining targets are given up as Failed.
+pub const PROVISION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Everything the lifecycle needs to decide, gathered by the controller.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub spec: &'a AccessRequestSpec,
+    pub status: &'a AccessRequestStatus,
+    pub generation: Option<i64>,
+    pub deleting: bool,
+    /// `spec.duration`, parsed.
+    pub requested: Duration,
+    /// `status.approvedDuration`, parsed: what the approval so far covers.
+    pub approved: Option<Duration>,
+    pub approval: &'a Approval,
+    pub account: &'a AccountAccess,
+    pub observations: &'a Observations,
+    /// The short-lived OS user for this requester.
+    pub username: &'a str,
+    pub now: Timestamp,
+}
+
+/// Whether the request's AWS account can be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountAccess {
+    /// The AwsAccount of this name can be used; it is pinned in status at approval.
+    Usable { name: String },
+    /// A definitive problem (missing, not allowed for this namespace): nothing will be provisioned.
+    Unusable(AccountProblem),
+}
+
+/// What the controller learned from AWS before calling [`step`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observations {
+    /// For targets about to be provisioned: the platform if SSM manages the instance, `None` if not.
+    pub managed: BTreeMap<String, Option<Platform>>,
+    /// For targets with a command in flight: how that command is doing.
+    pub invocations: BTreeMap<String, Invocation>,
+    /// Targets whose state could not be observed this time, and why (e.g. SSM throttling).
+    pub errors: BTreeMap<String, String>,
+    /// Instances where another live request of the same requester (so the same OS user) still
+    /// grants access: revoking there would cut that request off. Value: that request's namespace/name.
+    pub still_granted: BTreeMap<String, String>,
+}
+
+/// The state of one SSM command invocation on one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Running,
+    Succeeded { stdout: String },
+    Failed { message: String },
+}
+
+/// What one step decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub status: AccessRequestStatus,
+    pub commands: Vec<SsmCommand>,
+    pub events: Vec<LogEvent>,
+    /// When to reconcile again even if nothing changes: the next deadline or the next poll.
+    pub requeue_after: Option<Duration>,
+    /// True once nothing granted remains, so a deleted request's finalizer may go.
+    pub release: bool,
+}
+
+/// Why a command is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Purpose {
+    Provision,
+    Revoke,
+}
+
+impl Purpose {
+    /// The metric label and the verb of the command comment.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// An SSM command to send: one script to a set of instances of one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsmCommand {
+    pub purpose: Purpose,
+    pub platform: Platform,
+    pub instance_ids: Vec<String>,
+}
+
+/// True when a provisioning command may have reached the target, so the user may exist there. A
+/// target whose platform is known could have been sent one whose outcome was never recorded (the
+/// operator died, or SSM ran a send it reported as failed), so only targets SSM never managed count
+/// as unreached. Revoking where no user exists is harmless; missing one is not.
+pub fn reached(target: &TargetStatus) -> bool {
+    use passport_crds::access_request::TargetState::*;
+    match target.state {
+        Pending | Failed => target.command_id.is_some() || target.platform.is_some(),
+        Provisioning | Ready | Removing | Removed => true,
+    }
+}

@@ -1,0 +1,126 @@
+//! What the controller must ask AWS before the next step: which targets' platforms (are they
+//! managed by SSM?) and which commands in flight.
+
+use passport_crds::{
+    AccessRequestStatus, AccessRequestSpec, Phase,
+    access_request::TargetState,
+};
+
+use crate::approval::Approval;
+
+/// The questions for AWS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Instances whose platform (and whether SSM manages them) is not known yet.
+    pub platforms: Vec<String>,
+    /// `(instance id, command id)` of every command still acting on a target.
+    pub invocations: Vec<(String, String)>,
+}
+
+/// Whether this step will start provisioning: the request is Pending, approved, and neither being
+/// deleted nor completed. Then every target's platform is needed.
+pub fn about_to_provision(status: &AccessRequestStatus, approval: &Approval, deleting: bool, spec: &AccessRequestSpec) -> bool {
+    status.phase == Phase::Pending
+        && matches!(approval, Approval::Approved { .. })
+        && !deleting
+        && !spec.completed
+}
+
+/// What to observe for the next step.
+pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_provision: bool) -> Wanted {
+    let platforms = if about_to_provision {
+        spec.targets.iter().map(|t| t.instance_id.clone()).collect()
+    } else if status.phase == Phase::Provisioning {
+        status
+            .targets
+            .iter()
+            .filter(|t| t.state == TargetState::Pending && t.platform.is_none())
+            .map(|t| t.instance_id.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let invocations = status
+        .targets
+        .iter()
+        .filter(|t| matches!(t.state, TargetState::Provisioning | TargetState::Removing))
+        .filter_map(|t| Some((t.instance_id.clone(), t.command_id.clone()?)))
+        .collect();
+    Wanted { platforms, invocations }
+}
+
+#[cfg(test)]
+mod tests {
+    use passport_crds::{
+        AccessRequestSpec,
+        access_request::{Platform, TargetStatus},
+    };
+
+    use super::*;
+
+    const A: &str = "i-0000000000000000a";
+    const B: &str = "i-0000000000000000b";
+
+    fn target(id: &str, state: TargetState, platform: Option<Platform>, command: Option<&str>) -> TargetStatus {
+        TargetStatus {
+            instance_id: id.into(),
+            platform,
+            state,
+            command_id: command.map(str::to_owned),
+            ..TargetStatus::default()
+        }
+    }
+
+    fn status(phase: Phase, targets: Vec<TargetStatus>) -> AccessRequestStatus {
+        AccessRequestStatus {
+            phase,
+            targets,
+            ..AccessRequestStatus::default()
+        }
+    }
+
+    #[test]
+    fn provisioning_starts_only_for_an_approved_live_pending_request() {
+        let spec = AccessRequestSpec::new("alice", "why", [A]);
+        let approved = Approval::Approved { by: "policy".into() };
+        let pending = status(Phase::Pending, vec![]);
+        assert!(about_to_provision(&pending, &approved, false, &spec));
+        assert!(!about_to_provision(&pending, &approved, true, &spec));
+        let completed = AccessRequestSpec { completed: true, ..spec.clone() };
+        assert!(!about_to_provision(&pending, &approved, false, &completed));
+        let active = status(Phase::Active, vec![]);
+        assert!(!about_to_provision(&active, &approved, false, &spec));
+    }
+
+    #[test]
+    fn every_target_platform_is_wanted_before_provisioning() {
+        let spec = AccessRequestSpec::new("alice", "why", [A, B]);
+        let wanted = wanted(&spec, &status(Phase::Pending, vec![]), true);
+        assert_eq!(wanted.platforms, [A, B]);
+        assert!(wanted.invocations.is_empty());
+    }
+
+    #[test]
+    fn while_provisioning_unknown_platforms_and_commands_in_flight_are_wanted() {
+        let spec = AccessRequestSpec::new("alice", "why", [A, B]);
+        let targets = vec![
+            target(A, TargetState::Pending, None, None),
+            target(B, TargetState::Provisioning, Some(Platform::Linux), Some("cmd-b")),
+        ];
+        let wanted = wanted(&spec, &status(Phase::Provisioning, targets), false);
+        assert_eq!(wanted.platforms, [A]);
+        assert_eq!(wanted.invocations, [(B.to_owned(), "cmd-b".to_owned())]);
+    }
+
+    #[test]
+    fn revocations_in_flight_are_followed_and_nothing_else() {
+        let spec = AccessRequestSpec::new("alice", "why", [A, B]);
+        let targets = vec![
+            target(A, TargetState::Removing, Some(Platform::Linux), Some("cmd-a")),
+            target(B, TargetState::Removing, Some(Platform::Linux), None),
+        ];
+        let wanted = wanted(&spec, &status(Phase::Revoking, targets), false);
+        assert!(wanted.platforms.is_empty());
+        assert_eq!(wanted.invocations, [(A.to_owned(), "cmd-a".to_owned())]);
+    }
+}

@@ -1,0 +1,422 @@
+//! One step of the lifecycle: the phase decides what happens; each arm is small.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use passport_crds::{
+    Phase,
+    access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
+    common::Time,
+    conditions::{self, Update, types::*},
+};
+
+use super::{
+    AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, reached,
+};
+use crate::{
+    approval::Approval,
+    logbook::{LogAction, LogEvent},
+    time::{add, elapsed, whole_second},
+};
+
+/// How often in-flight commands are polled at first, and at most.
+const POLL_MIN: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(10);
+
+/// Computes the next status and actions. Pure: same inputs, same decision.
+pub fn step(input: Inputs<'_>) -> Transition {
+    let mut d = Transition {
+        status: input.status.clone(),
+        commands: Vec::new(),
+        events: Vec::new(),
+        requeue_after: None,
+        release: false,
+    };
+    d.status.observed_generation = input.generation;
+    if d.status.username.is_none() {
+        d.status.username = Some(input.username.to_owned());
+        let spec = input.spec;
+        let message = format!(
+            "{} requested {} target(s) for {}{}: {}",
+            spec.requester,
+            spec.targets.len(),
+            spec.duration,
+            spec.ticket
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
+            spec.reason
+        );
+        event(&mut d, LogAction::Created, message, false);
+    }
+    if d.status.targets.is_empty() {
+        d.status.targets = input
+            .spec
+            .targets
+            .iter()
+            .map(|t| TargetStatus {
+                instance_id: t.instance_id.clone(),
+                ..TargetStatus::default()
+            })
+            .collect();
+    }
+    match d.status.phase {
+        Phase::Pending => pending(&input, &mut d),
+        Phase::Provisioning => provisioning(&input, &mut d),
+        Phase::Active => active(&input, &mut d),
+        Phase::Revoking => revoking(&input, &mut d),
+        Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed => d.release = true,
+    }
+    refresh_conditions(&input, &mut d.status);
+    d
+}
+
+fn pending(input: &Inputs<'_>, d: &mut Transition) {
+    if input.deleting || input.spec.completed {
+        let message = if input.deleting {
+            "deleted before approval"
+        } else {
+            "completed before approval"
+        };
+        finish(d, Phase::Completed, input.now, LogAction::Completed, message);
+        return;
+    }
+    match input.approval {
+        Approval::Waiting { deadline, .. } if input.now >= *deadline => {
+            let message = "no approval before the policy's pending timeout";
+            finish(d, Phase::Denied, input.now, LogAction::Denied, message);
+        }
+        Approval::Waiting { deadline, .. } => d.requeue_after = Some(until(input.now, *deadline)),
+        Approval::Denied { by, message } => {
+            finish(
+                d,
+                Phase::Denied,
+                input.now,
+                LogAction::Denied,
+                &format!("denied by {by}: {message}"),
+            );
+        }
+        Approval::Approved { by } => {
+            d.status.approved_at = Some(Time(input.now));
+            d.status.approved_duration = Some(input.spec.duration.clone());
+            event(d, LogAction::Approved, format!("approved by {by}"), false);
+            match input.account {
+                AccountAccess::Unusable(problem) => {
+                    finish(d, Phase::Failed, input.now, LogAction::Failed, &problem.to_string());
+                    return;
+                }
+                AccountAccess::Usable { name } => d.status.account = Some(name.clone()),
+            }
+            d.status.phase = Phase::Provisioning;
+            provisioning(input, d);
+        }
+    }
+}
+
+fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
+    if input.deleting || input.spec.completed {
+        start_revoking(input, d, Phase::Completed);
+        return;
+    }
+    let timed_out = d
+        .status
+        .approved_at
+        .as_ref()
+        .is_some_and(|t| elapsed(t.0, input.now) >= PROVISION_TIMEOUT);
+    for target in &mut d.status.targets {
+        observe_provisioning(target, input, timed_out);
+    }
+    let (mut linux, mut windows) = (Vec::new(), Vec::new());
+    for target in d
+        .status
+        .targets
+        .iter()
+        .filter(|t| t.state == TargetState::Pending)
+    {
+        match target.platform {
+            Some(Platform::Windows) => windows.push(target.instance_id.clone()),
+            Some(Platform::Linux) => linux.push(target.instance_id.clone()),
+            None => {}
+        }
+    }
+    push_batches(d, Purpose::Provision, Platform::Linux, &linux);
+    push_batches(d, Purpose::Provision, Platform::Windows, &windows);
+
+    let in_flight = d
+        .status
+        .targets
+        .iter()
+        .any(|t| matches!(t.state, TargetState::Pending | TargetState::Provisioning));
+    if in_flight {
+        d.requeue_after = Some(poll_interval(since(&d.status.approved_at, input.now)));
+    } else if d.status.targets.iter().all(|t| t.state == TargetState::Ready) {
+        activate(input, d);
+    } else {
+        let failed: Vec<String> = d
+            .status
+            .targets
+            .iter()
+            .filter(|t| t.state == TargetState::Failed)
+            .map(|t| format!("{}: {}", t.instance_id, t.message))
+            .collect();
+        event(
+            d,
+            LogAction::Failed,
+            format!("provisioning failed on {}", failed.join("; ")),
+            true,
+        );
+        start_revoking(input, d, Phase::Failed);
+    }
+}
+
+/// Applies what was observed about one target while provisioning.
+fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out: bool) {
+    let id = target.instance_id.as_str();
+    if let Some(error) = input.observations.errors.get(id) {
+        target.message = format!("could not check the instance, retrying: {error}");
+    }
+    match target.state {
+        TargetState::Pending => match input.observations.managed.get(id) {
+            Some(Some(platform)) => target.platform = Some(*platform),
+            Some(None) => {
+                target.state = TargetState::Failed;
+                target.message = format!(
+                    "instance {id} is not managed by SSM (no online SSM agent in this account and region); \
+                     check that it runs, has the SSM agent and an instance profile allowing SSM"
+                );
+            }
+            None => {}
+        },
+        TargetState::Provisioning => match input.observations.invocations.get(id) {
+            Some(Invocation::Succeeded { stdout }) => {
+                target.state = TargetState::Ready;
+                target.message.clear();
+                target.host_keys = crate::scripts::parse_host_keys(stdout);
+            }
+            Some(Invocation::Failed { message }) => {
+                target.state = TargetState::Failed;
+                target.message = format!("provisioning command failed: {message}");
+            }
+            Some(Invocation::Running) | None => {}
+        },
+        _ => {}
+    }
+    // A command SSM accepted is left to SSM's own delivery and execution timeouts: revoking while it
+    // may still be delivered could let it recreate the user afterwards.
+    if timed_out && target.state == TargetState::Pending {
+        target.state = TargetState::Failed;
+        target.message = format!(
+            "not provisioned within {}s: {}",
+            PROVISION_TIMEOUT.as_secs(),
+            target.message
+        );
+    }
+}
+
+fn activate(input: &Inputs<'_>, d: &mut Transition) {
+    d.status.phase = Phase::Active;
+    // Kubernetes stores times to the second: truncate now, so the deadline kept in memory is exactly
+    // the expiresAt everyone reads back.
+    d.status.activated_at = Some(Time(whole_second(input.now)));
+    let count = d.status.targets.len();
+    event(
+        d,
+        LogAction::Provisioned,
+        format!("user {} ready on {count} target(s)", input.username),
+        false,
+    );
+    active(input, d);
+}
+
+fn active(input: &Inputs<'_>, d: &mut Transition) {
+    let activated = d.status.activated_at.as_ref().map_or(input.now, |t| t.0);
+    let expires = add(activated, approved_duration(input, d));
+    d.status.expires_at = Some(Time(expires));
+    if input.deleting || input.spec.completed {
+        start_revoking(input, d, Phase::Completed);
+    } else if input.now >= expires {
+        start_revoking(input, d, Phase::Expired);
+    } else {
+        d.requeue_after = Some(until(input.now, expires));
+    }
+}
+
+/// How long access lasts: spec.duration once approved. A grown duration is an extension, approved
+/// like a request; until it is, the approved duration stands and status.message says why.
+fn approved_duration(input: &Inputs<'_>, d: &mut Transition) -> Duration {
+    let requested = input.requested;
+    let Some(approved) = input.approved.filter(|approved| *approved < requested) else {
+        d.status.approved_duration = Some(input.spec.duration.clone());
+        return requested;
+    };
+    let wanted = &input.spec.duration;
+    match input.approval {
+        Approval::Approved { by } => {
+            d.status.approved_duration = Some(wanted.clone());
+            d.status.extended_at = Some(Time(input.now));
+            d.status.message.clear();
+            event(
+                d,
+                LogAction::Extended,
+                format!("extended to {wanted}, approved by {by}"),
+                false,
+            );
+            requested
+        }
+        Approval::Waiting { message, .. } => {
+            d.status.message = format!("extension to {wanted} awaits approval: {message}");
+            approved
+        }
+        Approval::Denied { by, message } => {
+            d.status.message = format!("extension to {wanted} denied by {by}: {message}");
+            approved
+        }
+    }
+}
+
+fn start_revoking(input: &Inputs<'_>, d: &mut Transition, outcome: Phase) {
+    d.status.phase = Phase::Revoking;
+    d.status.outcome = Some(outcome);
+    revoking(input, d);
+}
+
+fn revoking(input: &Inputs<'_>, d: &mut Transition) {
+    let mut send: Vec<(Platform, String)> = Vec::new();
+    for target in &mut d.status.targets {
+        let id = target.instance_id.clone();
+        let observed = input.observations.invocations.get(&id);
+        match target.state {
+            // A provisioning command still running could recreate the user after a revoke: wait for it.
+            TargetState::Provisioning if matches!(observed, Some(Invocation::Running) | None) => continue,
+            TargetState::Removing => match observed {
+                Some(Invocation::Succeeded { .. }) => {
+                    target.state = TargetState::Removed;
+                    target.message.clear();
+                    continue;
+                }
+                Some(Invocation::Failed { message }) => {
+                    target.message = format!("revoke command failed, retrying: {message}");
+                    target.command_id = None;
+                }
+                Some(Invocation::Running) => continue,
+                None if target.command_id.is_some() => continue,
+                None => {}
+            },
+            TargetState::Removed => continue,
+            _ if !reached(target) => {
+                target.state = TargetState::Removed;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(other) = input.observations.still_granted.get(&id) {
+            target.state = TargetState::Removed;
+            target.message = format!("user kept: request {other} still grants it on this instance");
+            continue;
+        }
+        send.push((target.platform.unwrap_or(Platform::Linux), id));
+    }
+    for platform in [Platform::Linux, Platform::Windows] {
+        let ids: Vec<String> = send
+            .iter()
+            .filter(|(p, _)| *p == platform)
+            .map(|(_, id)| id.clone())
+            .collect();
+        push_batches(d, Purpose::Revoke, platform, &ids);
+    }
+    if d.status.targets.iter().all(|t| t.state == TargetState::Removed) {
+        let outcome = d.status.outcome.unwrap_or(Phase::Completed);
+        let (action, message) = match outcome {
+            Phase::Expired => (LogAction::Expired, "expired; access revoked on every target"),
+            Phase::Failed => (
+                LogAction::Failed,
+                "failed; access revoked on every target it reached",
+            ),
+            _ if input.deleting => (LogAction::Revoked, "deleted; access revoked on every target"),
+            _ => (LogAction::Completed, "completed; access revoked on every target"),
+        };
+        finish(d, outcome, input.now, action, message);
+    } else {
+        let retrying = d
+            .status
+            .targets
+            .iter()
+            .any(|t| t.state == TargetState::Removing && t.command_id.is_none());
+        d.requeue_after = Some(if retrying { POLL_MAX } else { POLL_MIN });
+    }
+}
+
+fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
+    d.status.phase = phase;
+    d.status.message = message.to_owned();
+    d.status.outcome = None;
+    d.status.ended_at = Some(Time(now));
+    d.release = true;
+    d.requeue_after = None;
+    event(
+        d,
+        action,
+        message.to_owned(),
+        matches!(phase, Phase::Failed | Phase::Denied),
+    );
+}
+
+/// SSM-sized commands (at most 50 instances each).
+fn push_batches(d: &mut Transition, purpose: Purpose, platform: Platform, instance_ids: &[String]) {
+    for chunk in instance_ids.chunks(50) {
+        d.commands.push(SsmCommand {
+            purpose,
+            platform,
+            instance_ids: chunk.to_vec(),
+        });
+    }
+}
+
+fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
+    let (generation, now) = (input.generation, input.now);
+    let conditions = &mut status.conditions;
+    let approved = match (status.approved_at.is_some(), input.approval) {
+        (true, _) => Update::new(APPROVED, true, "Approved"),
+        (false, Approval::Approved { by }) => Update::new(APPROVED, true, "Approved").message(format!("approved by {by}")),
+        (false, Approval::Waiting { reason, message, .. }) => {
+            Update::new(APPROVED, false, reason.as_str()).message(message.clone())
+        }
+        (false, Approval::Denied { message, .. }) => Update::new(APPROVED, false, "Denied").message(message.clone()),
+    };
+    conditions::set(conditions, approved, generation, now);
+    let ready_count = status
+        .targets
+        .iter()
+        .filter(|t| t.state == TargetState::Ready)
+        .count();
+    let all_ready = ready_count == status.targets.len() && status.phase == Phase::Active;
+    let mut summary = format!("{ready_count}/{} targets ready", status.targets.len());
+    if !status.message.is_empty() && !all_ready {
+        summary = format!("{summary}: {}", status.message);
+    }
+    let phase_reason = format!("{:?}", status.phase);
+    for type_ in [PROVISIONED, READY] {
+        let update = Update::new(type_, all_ready, &phase_reason).message(summary.clone());
+        conditions::set(conditions, update, generation, now);
+    }
+}
+
+fn event(d: &mut Transition, action: LogAction, message: String, warning: bool) {
+    d.events.push(if warning {
+        LogEvent::warning(action, message)
+    } else {
+        LogEvent::normal(action, message)
+    });
+}
+
+fn poll_interval(elapsed: Duration) -> Duration {
+    (elapsed / 5).clamp(POLL_MIN, POLL_MAX)
+}
+
+fn since(from: &Option<Time>, now: Timestamp) -> Duration {
+    from.as_ref().map_or(Duration::ZERO, |t| elapsed(t.0, now))
+}
+
+fn until(now: Timestamp, deadline: Timestamp) -> Duration {
+    elapsed(now, deadline).max(Duration::from_millis(100))
+}

@@ -1,0 +1,638 @@
+//! Every phase transition of the contract, without a server.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use passport_crds::{
+    AccessRequestSpec, Phase,
+    access_request::{AccessRequestStatus, Platform, TargetState},
+    common::Time,
+    conditions::types as condition_types,
+};
+
+use super::*;
+use crate::{
+    account::AccountProblem,
+    approval::{Approval, WaitReason},
+    logbook::LogAction,
+};
+
+const A: &str = "i-0000000000000000a";
+const B: &str = "i-0000000000000000b";
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp")
+}
+
+fn spec(targets: &[&str]) -> AccessRequestSpec {
+    AccessRequestSpec {
+        account: Some("prod".into()),
+        ..AccessRequestSpec::new("alice", "disk full", targets.iter().copied())
+    }
+}
+
+/// A scenario: mutate its fields, then `run` one step.
+struct World {
+    spec: AccessRequestSpec,
+    status: AccessRequestStatus,
+    deleting: bool,
+    approval: Approval,
+    account: AccountAccess,
+    observations: Observations,
+    now: Timestamp,
+}
+
+impl World {
+    fn new(targets: &[&str]) -> Self {
+        Self {
+            spec: spec(targets),
+            status: AccessRequestStatus::default(),
+            deleting: false,
+            approval: Approval::Approved {
+                by: "policy team-a/ops".into(),
+            },
+            account: AccountAccess::Usable { name: "prod".into() },
+            observations: Observations::default(),
+            now: at(0),
+        }
+    }
+
+    fn run(&mut self) -> Transition {
+        let decision = step(Inputs {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            deleting: self.deleting,
+            requested: self.spec.access_duration().expect("valid spec.duration"),
+            approved: self.status.approved_access().expect("valid status.approvedDuration"),
+            approval: &self.approval,
+            account: &self.account,
+            observations: &self.observations,
+            username: "rs-1234abcd",
+            now: self.now,
+        });
+        self.status = decision.status.clone();
+        self.observations = Observations::default();
+        decision
+    }
+
+    fn managed(&mut self, id: &str, platform: Option<Platform>) -> &mut Self {
+        self.observations.managed.insert(id.into(), platform);
+        self
+    }
+
+    fn invocation(&mut self, id: &str, invocation: Invocation) -> &mut Self {
+        self.observations.invocations.insert(id.into(), invocation);
+        self
+    }
+
+    /// Feeds back a successful send of every action, as the controller would.
+    fn sent(&mut self, decision: &Transition) {
+        for (i, command) in decision.commands.iter().enumerate() {
+            let outcome = CommandOutcome::Sent {
+                command: command.clone(),
+                command_id: format!("cmd-{i}"),
+            };
+            apply_outcome(&mut self.status, &outcome);
+        }
+    }
+
+    fn target(&self, id: &str) -> &passport_crds::access_request::TargetStatus {
+        self.status
+            .targets
+            .iter()
+            .find(|t| t.instance_id == id)
+            .expect("target exists")
+    }
+
+    /// Brings the request to Active at `at(10)` on all targets (Linux).
+    fn activate(&mut self) {
+        let ids: Vec<String> = self.spec.targets.iter().map(|t| t.instance_id.clone()).collect();
+        self.run();
+        for id in &ids {
+            self.managed(id, Some(Platform::Linux));
+        }
+        let d = self.run();
+        self.sent(&d);
+        self.now = at(10) + jiff::SignedDuration::from_millis(600);
+        for id in &ids {
+            self.invocation(
+                id,
+                Invocation::Succeeded {
+                    stdout: host_keys_stdout(),
+                },
+            );
+        }
+        self.run();
+        assert_eq!(self.status.phase, Phase::Active);
+    }
+}
+
+fn host_keys_stdout() -> String {
+    "--- passport host keys ---\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFpQPuNnmCK/7T3fTS5vZA8z7rYawvf4GLIMXhUdpICQ root@host\n--- end host keys ---\n".into()
+}
+
+fn actions_of(d: &Transition) -> Vec<(&'static str, Vec<String>)> {
+    d.commands
+        .iter()
+        .map(|c| (c.purpose.as_str(), c.instance_ids.clone()))
+        .collect()
+}
+
+/// The logbook actions of a step, leaving out the Created entry every first step writes.
+fn logged(d: &Transition) -> Vec<LogAction> {
+    d.events
+        .iter()
+        .map(|e| e.action)
+        .filter(|a| *a != LogAction::Created)
+        .collect()
+}
+
+fn condition(status: &AccessRequestStatus, type_: &str) -> (String, String) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present");
+    (c.status.clone(), c.reason.clone())
+}
+
+#[test]
+fn pending_waits_for_approval_until_the_deadline() {
+    let mut w = World::new(&[A]);
+    w.approval = Approval::Waiting {
+        reason: WaitReason::NoPolicy,
+        message: "no AccessPolicy in team-a auto-approves alice".into(),
+        deadline: at(3600),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Pending);
+    assert!(d.commands.is_empty());
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        condition(&w.status, condition_types::APPROVED),
+        ("False".into(), "NoPolicy".into())
+    );
+    assert_eq!(w.status.username.as_deref(), Some("rs-1234abcd"));
+
+    w.now = at(3600);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert_eq!(logged(&d), [LogAction::Denied]);
+    assert!(d.release && w.status.ended_at.is_some());
+}
+
+#[test]
+fn denial_ends_the_request() {
+    let mut w = World::new(&[A]);
+    w.approval = Approval::Denied {
+        by: "carol".into(),
+        message: "use the runbook".into(),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert_eq!(d.events[0].action, LogAction::Created);
+    assert!(
+        d.events[0]
+            .message
+            .contains("alice requested 1 target(s) for 1h: disk full")
+    );
+    assert!(d.events[1].message.contains("carol") && d.events[1].warning);
+}
+
+#[test]
+fn completing_or_deleting_a_pending_request_grants_nothing() {
+    for deleting in [false, true] {
+        let mut w = World::new(&[A]);
+        w.approval = Approval::Waiting {
+            reason: WaitReason::AwaitingApproval,
+            message: String::new(),
+            deadline: at(60),
+        };
+        w.spec.completed = !deleting;
+        w.deleting = deleting;
+        let d = w.run();
+        assert_eq!(w.status.phase, Phase::Completed);
+        assert!(d.commands.is_empty() && d.release);
+    }
+}
+
+#[test]
+fn an_unusable_account_fails_before_anything_is_sent() {
+    let mut w = World::new(&[A]);
+    w.account = AccountAccess::Unusable(AccountProblem::AccountNotFound { name: "prod".into() });
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Failed);
+    assert!(d.commands.is_empty());
+    assert_eq!(logged(&d), [LogAction::Approved, LogAction::Failed]);
+    assert!(d.events[2].message.contains("AwsAccount \"prod\""));
+    assert!(w.status.message.contains("AwsAccount \"prod\" does not exist"));
+    let ready = w
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_types::READY)
+        .expect("Ready");
+    assert!(ready.message.contains("does not exist"), "{}", ready.message);
+}
+
+#[test]
+fn approval_provisions_each_platform_with_its_own_command() {
+    let mut w = World::new(&[A, B]);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert!(w.status.approved_at.is_some());
+    assert_eq!(
+        w.status.account.as_deref(),
+        Some("prod"),
+        "the account is pinned at approval"
+    );
+    assert!(d.commands.is_empty(), "platforms are not known yet");
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(1)));
+
+    w.managed(A, Some(Platform::Linux))
+        .managed(B, Some(Platform::Windows));
+    let d = w.run();
+    assert_eq!(
+        d.commands,
+        [
+            SsmCommand {
+                purpose: Purpose::Provision,
+                platform: Platform::Linux,
+                instance_ids: vec![A.into()],
+            },
+            SsmCommand {
+                purpose: Purpose::Provision,
+                platform: Platform::Windows,
+                instance_ids: vec![B.into()],
+            },
+        ]
+    );
+    w.sent(&d);
+    assert_eq!(w.target(A).state, TargetState::Provisioning);
+    assert_eq!(w.target(B).command_id.as_deref(), Some("cmd-1"));
+}
+
+#[test]
+fn all_targets_ready_activates_and_starts_the_clock() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    assert_eq!(
+        w.status.activated_at,
+        Some(Time(at(10))),
+        "truncated to the second"
+    );
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
+    assert_eq!(
+        w.target(A).host_keys,
+        ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFpQPuNnmCK/7T3fTS5vZA8z7rYawvf4GLIMXhUdpICQ"]
+    );
+    assert_eq!(condition(&w.status, condition_types::READY).0, "True");
+    assert_eq!(condition(&w.status, condition_types::PROVISIONED).0, "True");
+}
+
+#[test]
+fn active_requeues_exactly_at_expiry_and_revokes_then() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.now = at(1000);
+    let d = w.run();
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10 + 3600 - 1000)));
+    assert!(d.commands.is_empty());
+
+    w.now = at(10 + 3600);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(w.status.outcome, Some(Phase::Expired));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert_eq!(condition(&w.status, condition_types::READY).0, "False");
+    w.sent(&d);
+    assert_eq!(w.target(A).state, TargetState::Removing);
+
+    w.invocation(A, Invocation::Running);
+    let d = w.run();
+    assert!(d.commands.is_empty() && w.status.phase == Phase::Revoking);
+
+    w.now = at(10 + 3602);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Expired);
+    assert_eq!(w.status.ended_at, Some(Time(at(10 + 3602))));
+    assert_eq!(logged(&d), [LogAction::Expired]);
+    assert_eq!(w.target(A).state, TargetState::Removed);
+}
+
+#[test]
+fn a_restarted_operator_rebuilds_the_deadline_from_status() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    // The operator was down across expiresAt: the first step after restart revokes.
+    w.now = at(10 + 3600 + 300);
+    let d = w.run();
+    assert_eq!(w.status.outcome, Some(Phase::Expired));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn an_approved_extension_moves_expiry_and_is_logged() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.duration = "2h".into();
+    let d = w.run();
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 7200))));
+    assert_eq!(w.status.approved_duration.as_deref(), Some("2h"));
+    assert_eq!(logged(&d), [LogAction::Extended]);
+    let d = w.run();
+    assert!(logged(&d).is_empty(), "an unchanged duration logs nothing");
+}
+
+#[test]
+fn an_extension_waits_for_its_own_approval() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.duration = "12h".into();
+    w.approval = Approval::Waiting {
+        reason: WaitReason::AwaitingApproval,
+        message: "needs 1 approver under AccessPolicy ops".into(),
+        deadline: at(99_999),
+    };
+    let d = w.run();
+    assert_eq!(
+        w.status.expires_at,
+        Some(Time(at(10 + 3600))),
+        "the approved hour stands"
+    );
+    assert!(w.status.message.contains("extension to 12h awaits approval"));
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_millis(3_599_400)),
+        "expiry stays the deadline"
+    );
+    w.approval = Approval::Denied {
+        by: "carol".into(),
+        message: "no".into(),
+    };
+    w.run();
+    assert_eq!(w.status.expires_at, Some(Time(at(10 + 3600))));
+    assert!(w.status.message.contains("denied by carol"));
+}
+
+#[test]
+fn completion_and_deletion_revoke_at_once() {
+    for deleting in [false, true] {
+        let mut w = World::new(&[A]);
+        w.activate();
+        w.spec.completed = !deleting;
+        w.deleting = deleting;
+        let d = w.run();
+        assert_eq!(w.status.outcome, Some(Phase::Completed));
+        assert!(!d.release, "the finalizer stays until the user is removed");
+        w.sent(&d);
+        w.invocation(
+            A,
+            Invocation::Succeeded {
+                stdout: String::new(),
+            },
+        );
+        let d = w.run();
+        assert_eq!(w.status.phase, Phase::Completed);
+        assert!(d.release);
+        let expected = if deleting {
+            LogAction::Revoked
+        } else {
+            LogAction::Completed
+        };
+        assert_eq!(logged(&d), [expected]);
+    }
+}
+
+#[test]
+fn an_unmanaged_instance_fails_the_request_and_reached_targets_are_cleaned() {
+    let mut w = World::new(&[A, B]);
+    w.run();
+    w.managed(A, Some(Platform::Linux)).managed(B, None);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])]);
+    assert_eq!(w.target(B).state, TargetState::Failed);
+    assert!(w.target(B).message.contains("not managed by SSM"));
+    w.sent(&d);
+
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(w.status.outcome, Some(Phase::Failed));
+    assert_eq!(
+        actions_of(&d),
+        [("revoke", vec![A.to_owned()])],
+        "B was never reached"
+    );
+    assert_eq!(w.target(B).state, TargetState::Removed);
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    w.run();
+    assert_eq!(w.status.phase, Phase::Failed);
+}
+
+#[test]
+fn a_failed_provisioning_command_is_still_revoked() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "exit 3: user exists".into(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.target(A).state, TargetState::Failed);
+    assert!(w.target(A).message.contains("user exists"));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn revocation_waits_for_a_provisioning_command_in_flight() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    w.sent(&d);
+    w.spec.completed = true;
+    w.invocation(A, Invocation::Running);
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert!(d.commands.is_empty());
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn a_failed_revoke_is_retried_until_it_succeeds() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.completed = true;
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "timed out".into(),
+        },
+    );
+    let d = w.run();
+    assert!(w.target(A).message.contains("retrying"));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    apply_outcome(
+        &mut w.status,
+        &CommandOutcome::NotSent {
+            command: d.commands[0].clone(),
+            error: SendError::Transient("throttled".into()),
+        },
+    );
+    assert_eq!(w.target(A).state, TargetState::Removing);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn throttled_sends_are_retried_and_said_in_status() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    let error = SendError::Transient("ThrottlingException: Rate exceeded".into());
+    apply_outcome(
+        &mut w.status,
+        &CommandOutcome::NotSent {
+            command: d.commands[0].clone(),
+            error,
+        },
+    );
+    assert_eq!(w.target(A).state, TargetState::Pending);
+    assert!(w.target(A).message.contains("ThrottlingException"));
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])], "sent again");
+}
+
+#[test]
+fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
+    let mut w = World::new(&[A, B]);
+    w.run();
+    w.managed(A, Some(Platform::Linux))
+        .managed(B, Some(Platform::Linux));
+    let d = w.run();
+    let sent_to_a = SsmCommand {
+                purpose: Purpose::Provision,
+                platform: Platform::Linux,
+                instance_ids: vec![A.into()],
+            };
+    apply_outcome(
+        &mut w.status,
+        &CommandOutcome::Sent {
+            command: sent_to_a,
+            command_id: "cmd-a".into(),
+        },
+    );
+    let never_sent = SsmCommand {
+                purpose: Purpose::Provision,
+                platform: Platform::Linux,
+                instance_ids: vec![B.into()],
+            };
+    let error = SendError::Transient("throttled".into());
+    apply_outcome(
+        &mut w.status,
+        &CommandOutcome::NotSent {
+            command: never_sent,
+            error,
+        },
+    );
+    assert_eq!(d.commands.len(), 1);
+    w.now = at(PROVISION_TIMEOUT.as_secs() as i64);
+    w.invocation(A, Invocation::Running);
+    let d = w.run();
+    assert_eq!(w.target(B).state, TargetState::Failed);
+    assert_eq!(
+        w.target(A).state,
+        TargetState::Provisioning,
+        "SSM still owns A's command"
+    );
+    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert!(d.commands.is_empty());
+    w.invocation(
+        A,
+        Invocation::Failed {
+            message: "TimedOut".into(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(
+        actions_of(&d),
+        [("revoke", vec![A.to_owned(), B.to_owned()])],
+        "B may have been reached"
+    );
+}
+
+#[test]
+fn fifty_targets_fit_one_command() {
+    let ids: Vec<String> = (0..50).map(|i| format!("i-{i:017x}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut w = World::new(&refs);
+    w.run();
+    for id in &ids {
+        w.managed(id, Some(Platform::Linux));
+    }
+    let d = w.run();
+    assert_eq!(d.commands.len(), 1);
+    assert_eq!(d.commands[0].instance_ids.len(), 50);
+}
+
+#[test]
+fn terminal_phases_do_nothing_but_release() {
+    for phase in [Phase::Completed, Phase::Expired, Phase::Denied, Phase::Failed] {
+        let mut w = World::new(&[A]);
+        w.status.phase = phase;
+        w.spec.completed = true;
+        let d = w.run();
+        assert_eq!(w.status.phase, phase);
+        assert!(d.commands.is_empty() && logged(&d).is_empty() && d.release && d.requeue_after.is_none());
+    }
+}
+
+#[test]
+fn a_user_another_live_request_still_needs_is_kept() {
+    let mut w = World::new(&[A, B]);
+    w.activate();
+    w.spec.completed = true;
+    w.observations
+        .still_granted
+        .insert(A.into(), "team-a/other".into());
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
+    assert_eq!(w.target(A).state, TargetState::Removed);
+    assert!(w.target(A).message.contains("team-a/other"));
+}

@@ -1,0 +1,119 @@
+//! The scripts passport runs on instances through AWS SSM Run Command.
+//!
+//! Everything here is a pure function from validated inputs to script text; nothing in this module
+//! performs I/O. The operator sends the text as the single `commands` entry of `AWS-RunShellScript`
+//! (Linux) or `AWS-RunPowerShellScript` (Windows) and interprets the exit code with the `EXIT_*`
+//! constants below.
+//!
+//! # How values from a request reach a script
+//!
+//! Every value that comes from a request (username, request name, CA keys, password) is validated on
+//! the Rust side and then enters the script in exactly one place: a quoted variable assignment in the
+//! script's header, produced by the functions in [`quote`]. The body of each script is static text
+//! (see the `sh/` and `ps/` directories next to this file) that only ever refers to those variables,
+//! always double-quoted in bash. That keeps the generated code auditable: no request data is ever
+//! spliced into code, comments or command lines.
+//!
+//! # Exit codes
+//!
+//! All four scripts share one convention so the operator can tell an operational failure from a
+//! refusal: `0` success (including "nothing to do"), [`EXIT_INVALID_INPUT`] when the script refuses
+//! its inputs or environment, [`EXIT_FOREIGN_USER`] when an account with the passport name exists but
+//! was not created by passport (it is never touched), [`EXIT_SSHD_CONFIG`] when sshd rejects its
+//! configuration (Linux only; passport's change has been rolled back). Anything else is an
+//! unexpected failure of a command the script ran.
+
+mod linux;
+mod quote;
+mod username;
+mod windows;
+
+#[cfg(test)]
+mod sandbox;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use linux::{
+    HOST_KEYS_BEGIN, HOST_KEYS_END, LinuxProvision, linux_provision_script, linux_revoke_script,
+    parse_host_keys,
+};
+pub use quote::{ps_ascii_expr, ps_quote, sh_quote};
+pub use username::{
+    MAX_SUFFIX_LEN, MAX_USERNAME_LEN, USERNAME_PREFIX, domain_username, is_passport_username, masked_username,
+};
+pub use windows::{
+    PASSWORD_LEN, WindowsProvision, generate_password, windows_provision_script, windows_revoke_script,
+};
+
+/// Exit code of a script that refuses its inputs or environment (bad username, not root, no sshd).
+pub const EXIT_INVALID_INPUT: i32 = 2;
+/// Exit code when an account with the requested name exists but passport did not create it.
+pub const EXIT_FOREIGN_USER: i32 = 3;
+/// Exit code when `sshd -t` rejects the configuration; passport's change has been rolled back.
+pub const EXIT_SSHD_CONFIG: i32 = 4;
+
+/// Longest `request` ("namespace/name") accepted. A Kubernetes namespace is at most 63 bytes and an
+/// object name at most 253, so this leaves room while bounding what an SSM command carries.
+pub const MAX_REQUEST_LEN: usize = 512;
+
+/// Why a script could not be generated. Messages name the offending field; they never include a
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptError {
+    /// The username does not have the `rs-<8 hex>[-<suffix>]` form.
+    #[error("username {0:?} is not a passport username (rs-<8 hex>[-<suffix>])")]
+    InvalidUsername(String),
+    /// No CA public key was given, so no certificate could ever be accepted.
+    #[error("no CA public keys given: at least one OpenSSH public key of the user CA is required")]
+    NoCaKeys,
+    /// A CA public key is not a single well-formed OpenSSH public key line. `index` counts from 1.
+    #[error("CA public key {index} is not an OpenSSH public key line")]
+    InvalidCaKey {
+        /// Position of the key in the list, counting from 1.
+        index: usize,
+    },
+    /// A value contains a NUL byte, which neither bash nor PowerShell can carry in a string.
+    #[error("field {field} contains a NUL byte")]
+    NulByte {
+        /// Name of the field.
+        field: &'static str,
+    },
+    /// A value is longer than the script accepts.
+    #[error("field {field} is {len} bytes long; at most {max} are accepted")]
+    TooLong {
+        /// Name of the field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The Windows password is unusable. The message says why, never what the password is.
+    #[error("password is not usable: {0}")]
+    InvalidPassword(&'static str),
+}
+
+/// Checks the username and returns it, for use by the script builders.
+fn checked_username(username: &str) -> Result<&str, ScriptError> {
+    if is_passport_username(username) {
+        Ok(username)
+    } else {
+        // Hostile input can be arbitrarily long; keep the error (and the logs it ends up in) short.
+        let shown: String = username.chars().take(64).collect();
+        Err(ScriptError::InvalidUsername(shown))
+    }
+}
+
+/// Checks free-form request metadata ("namespace/name") for length; NULs are caught when quoting.
+fn checked_request(request: &str) -> Result<&str, ScriptError> {
+    if request.len() > MAX_REQUEST_LEN {
+        return Err(ScriptError::TooLong {
+            field: "request",
+            len: request.len(),
+            max: MAX_REQUEST_LEN,
+        });
+    }
+    Ok(request)
+}

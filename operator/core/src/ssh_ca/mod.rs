@@ -1,0 +1,35 @@
+//! passport's SSH user certificate authority.
+//!
+//! Instances trust the CA public keys ([`CaKeys::trusted_public_keys`]) for the short-lived `rs-…`
+//! users; the operator signs the CLI's public key ([`CaKeys::sign`]) into certificates that are valid
+//! for minutes and never past the AccessRequest's `expiresAt`. The private keys never leave the
+//! operator: they live in a Kubernetes Secret with the username key ([`Authority::to_secret_data`] /
+//! [`Authority::from_secret_data`]); this module does no I/O, the operator persists the map.
+//!
+//! Two CA keys are active at once: Ed25519 for everything modern, RSA for servers too old to know
+//! Ed25519.
+//!
+//! # What the certificates look like
+//!
+//! * type `user`, exactly one principal (the `rs-…` username), key id `namespace/name#serial`;
+//! * `valid_after` = now − [`CLOCK_SKEW_ALLOWANCE`], `valid_before` = min(now + ttl, `expiresAt`),
+//!   rounded down to the second so it can never pass `expiresAt`;
+//! * no critical options; extensions `permit-pty` and `permit-port-forwarding` only (no agent or X11
+//!   forwarding, no `~/.ssh/rc`).
+//!
+//! One certificate per CA signature algorithm the crate can produce for the user's key type — see
+//! [`CaSignatureAlgorithm`] for what is (and is not) produced.
+
+mod error;
+mod keys;
+mod rsa_signer;
+mod secret;
+mod sign;
+
+pub use error::CaError;
+pub use keys::{CA_KEY_COMMENT, CaKeys, RSA_CA_KEY_BITS, SECRET_KEY_ED25519, SECRET_KEY_RSA, generate_rsa, key_type_of};
+pub use secret::{Authority, SECRET_KEY_USERNAME};
+pub use sign::{
+    CLOCK_SKEW_ALLOWANCE, CaSignatureAlgorithm, CertificateRequest, EXTENSIONS, IssuedCert,
+    MAX_USER_RSA_BITS, MIN_USER_RSA_BITS, Validity, parse_user_public_key,
+};
