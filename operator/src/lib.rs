@@ -1,19 +1,12 @@
-//! passport's operator: controllers for the passport.dev kinds, the SSH certificate authority, the
-//! scripts it runs on instances through SSM, and the HTTP surface for health and metrics.
+//! passport's operator: the controllers and the edges they act through (the Kubernetes API, AWS SSM
+//! and STS, the HTTP surface for health and metrics, leader election). Every decision is made in
+//! `passport_core`; this crate gathers its inputs and carries out its outputs.
 #![forbid(unsafe_code)]
 
-pub mod approval;
 pub mod aws;
-pub mod ca_store;
-pub mod conditions;
+pub mod cluster;
 pub mod controller;
-pub mod credentials;
 pub mod http;
 pub mod leader;
-pub mod lifecycle;
-pub mod logbook;
 pub mod metrics;
 pub mod preflight;
-pub mod scripts;
-pub mod secrets;
-pub mod ssh_ca;

@@ -4,10 +4,11 @@
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
+use passport_core::credentials::parse_certificate_ttl;
 use passport_operator::{
     aws::sdk::SdkFleet,
-    ca_store, controller,
-    credentials::parse_certificate_ttl,
+    cluster::ca_secret,
+    controller::{self, Settings},
     http,
     leader::{self, Leadership},
     metrics::Metrics,
@@ -67,7 +68,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let server = tokio::spawn(http::serve(args.http_addr, registry, ready_rx, stopped()));
-    let authority = ca_store::load_or_create(client.clone(), &args.namespace).await?;
+    let authority = ca_secret::load_or_create(client.clone(), &args.namespace).await?;
     let fleet = SdkFleet::from_env().await;
     let mut leadership = Leadership::start(client.clone(), &args.namespace, &leader::identity()).await?;
     // A standby is healthy and ready: it takes over as soon as the leader's lease lapses.
@@ -79,15 +80,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         () = &mut shutdown => false,
         () = leadership.acquired() => {
             tracing::info!("leading: reconciling");
-            let controllers = tokio::spawn(controller::run(
-                client,
-                args.namespace,
+            let settings = Settings {
+                namespace: args.namespace,
                 fleet,
                 authority,
                 metrics,
-                args.certificate_ttl,
-                stopped(),
-            ));
+                certificate_ttl: args.certificate_ttl,
+            };
+            let controllers = tokio::spawn(controller::run(client, settings, stopped()));
             let lost = tokio::select! {
                 () = &mut shutdown => false,
                 () = leadership.lost() => true,

@@ -77,7 +77,7 @@ impl Metrics {
         metrics
             .credential_requests
             .with_label_values(&["issued", "Issued"]);
-        for reason in crate::credentials::Reason::ALL {
+        for reason in <passport_core::credentials::Reason as strum::IntoEnumIterator>::iter() {
             metrics
                 .credential_requests
                 .with_label_values(&["refused", reason.as_str()]);

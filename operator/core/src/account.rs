@@ -110,7 +110,12 @@ mod tests {
     }
 
     fn lookup(accounts: Vec<AwsAccount>) -> impl Fn(&str) -> Option<AwsAccount> {
-        move |name| accounts.iter().find(|a| a.metadata.name.as_deref() == Some(name)).cloned()
+        move |name| {
+            accounts
+                .iter()
+                .find(|a| a.metadata.name.as_deref() == Some(name))
+                .cloned()
+        }
     }
 
     #[test]
@@ -128,7 +133,10 @@ mod tests {
         let (mut a, mut b) = (policy("a"), policy("b"));
         a.spec.default_account = Some("first".into());
         b.spec.default_account = Some("second".into());
-        let accounts = lookup(vec![account("first", &["team-a"]), account("second", &["team-a"])]);
+        let accounts = lookup(vec![
+            account("first", &["team-a"]),
+            account("second", &["team-a"]),
+        ]);
         let found = resolve(&request("r"), &[b, a], accounts).expect("usable");
         assert_eq!(found.name, "first");
     }

@@ -21,9 +21,18 @@ use crate::time::add;
 /// Where approval stands, as the approval rules see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
-    Approved { by: String },
-    Waiting { reason: WaitReason, message: String, deadline: Timestamp },
-    Denied { by: String, message: String },
+    Approved {
+        by: String,
+    },
+    Waiting {
+        reason: WaitReason,
+        message: String,
+        deadline: Timestamp,
+    },
+    Denied {
+        by: String,
+        message: String,
+    },
 }
 
 /// Why a request waits: the Approved condition's reason.
@@ -117,7 +126,10 @@ pub fn evaluate(
             deadline,
         };
     }
-    if let Some(policy) = covering.iter().find(|p| auto_approves(p, request, requested, &groups)) {
+    if let Some(policy) = covering
+        .iter()
+        .find(|p| auto_approves(p, request, requested, &groups))
+    {
         return Approval::Approved {
             by: format!("auto-approval in AccessPolicy {}", name(policy)),
         };
@@ -189,7 +201,12 @@ fn covers(policy: &AccessPolicy, request: &AccessRequest, requested: Duration, g
         && (!p.require_ticket || r.ticket.is_some())
 }
 
-fn auto_approves(policy: &AccessPolicy, request: &AccessRequest, requested: Duration, groups: &[String]) -> bool {
+fn auto_approves(
+    policy: &AccessPolicy,
+    request: &AccessRequest,
+    requested: Duration,
+    groups: &[String],
+) -> bool {
     policy.spec.auto_approve.iter().any(|rule| {
         rule.requesters.matches(&request.spec.requester, groups)
             && rule

@@ -3,9 +3,9 @@
 
 use std::{collections::BTreeMap, sync::LazyLock};
 
+use age::x25519::Identity;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use age::x25519::Identity;
 use passport_crds::{
     AccessPolicy, AccessPolicySpec, AccessRequest, AccessRequestSpec, AccessReview, AccessReviewSpec,
     CredentialRequestSpec, KeyType, Phase, ReviewDecision,
@@ -202,10 +202,6 @@ pub fn decide(
     })
 }
 
-pub fn refusal(
-    spec: &CredentialRequestSpec,
-    request: Option<&AccessRequest>,
-    now: Timestamp,
-) -> Refusal {
+pub fn refusal(spec: &CredentialRequestSpec, request: Option<&AccessRequest>, now: Timestamp) -> Refusal {
     decide(spec, request, now).expect_err("refused")
 }

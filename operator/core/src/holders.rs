@@ -5,10 +5,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use passport_crds::{
-    AccessRequest, Phase,
-    access_request::TargetState,
-};
+use passport_crds::{AccessRequest, Phase, access_request::TargetState};
 
 /// Whether `other` still grants its user at `now`: not being deleted or completed, provisioning or
 /// active, and not past its `expiresAt`.
@@ -51,11 +48,7 @@ pub fn still_granted_elsewhere<'a>(
 
 #[cfg(test)]
 mod tests {
-    use passport_crds::{
-        AccessRequestStatus,
-        access_request::TargetStatus,
-        common::Time,
-    };
+    use passport_crds::{AccessRequestStatus, access_request::TargetStatus, common::Time};
 
     use super::*;
     use crate::fixtures::{TARGET, at, request};

@@ -84,7 +84,12 @@ mod tests {
         assert_eq!(LogAction::CredentialIssued.reason(), "CredentialIssued");
         assert_eq!(LogAction::Approved.reason(), "Approved");
         for action in LogAction::iter() {
-            assert!(action.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(
+                action
+                    .as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            );
         }
     }
 }

@@ -33,7 +33,10 @@ mod tests {
     #[test]
     fn saturates_instead_of_panicking() {
         let t = Timestamp::from_second(100).expect("valid");
-        assert_eq!(elapsed(t, Timestamp::from_second(50).expect("valid")), Duration::ZERO);
+        assert_eq!(
+            elapsed(t, Timestamp::from_second(50).expect("valid")),
+            Duration::ZERO
+        );
         assert_eq!(add(Timestamp::MAX, Duration::from_secs(1)), Timestamp::MAX);
         let fractional = Timestamp::from_millisecond(100_999).expect("valid");
         assert_eq!(whole_second(fractional), t);

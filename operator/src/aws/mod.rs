@@ -6,32 +6,12 @@ pub mod sdk;
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
-use jiff::Timestamp;
-use passport_crds::{AwsAccountSpec, access_request::Platform};
-
-use crate::lifecycle::Invocation;
-
-/// How to reach one AWS account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Account {
-    pub role_arn: String,
-    pub region: String,
-    pub external_id: Option<String>,
-}
-
-impl From<&AwsAccountSpec> for Account {
-    fn from(spec: &AwsAccountSpec) -> Self {
-        Self {
-            role_arn: spec.role_arn.clone(),
-            region: spec.region.clone(),
-            external_id: spec.external_id.clone(),
-        }
-    }
-}
+use passport_core::{account::Account, credentials::SessionCredentials, lifecycle::Invocation};
+use passport_crds::access_request::Platform;
 
 /// One Run Command: a script for a set of instances of one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command<'a> {
+pub struct RunCommand<'a> {
     pub platform: Platform,
     pub instance_ids: &'a [String],
     pub script: &'a str,
@@ -50,25 +30,8 @@ pub struct ScopedSession<'a> {
     pub duration: Duration,
 }
 
-/// Temporary credentials from STS. `Debug` shows the access key id and expiration only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub expiration: Timestamp,
-}
-
-impl std::fmt::Debug for SessionCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum AwsError {
     /// SSM refused the instances: not managed by SSM, or not in this account and region.
     #[error("{0}")]
@@ -92,7 +55,7 @@ pub trait Fleet: Send + Sync + 'static {
     fn send_command(
         &self,
         account: &Account,
-        command: Command<'_>,
+        command: RunCommand<'_>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// How the command is doing on one instance.
@@ -113,25 +76,4 @@ pub trait Fleet: Send + Sync + 'static {
         account: &Account,
         session: ScopedSession<'_>,
     ) -> impl Future<Output = Result<SessionCredentials, AwsError>> + Send;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_credentials_debug_hides_the_secrets() {
-        let credentials = SessionCredentials {
-            access_key_id: "ASIAEXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI".into(),
-            session_token: "FwoGZXIvYXdzE".into(),
-            expiration: Timestamp::UNIX_EPOCH,
-        };
-        let shown = format!("{credentials:?}");
-        assert!(shown.contains("ASIAEXAMPLE"), "{shown}");
-        assert!(
-            !shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"),
-            "{shown}"
-        );
-    }
 }

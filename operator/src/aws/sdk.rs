@@ -18,8 +18,9 @@ use aws_sdk_ssm::{
 };
 use passport_crds::access_request::Platform;
 
-use super::{Account, AwsError, Command, Fleet, ScopedSession, SessionCredentials};
-use crate::lifecycle::Invocation;
+use passport_core::{account::Account, credentials::SessionCredentials, lifecycle::Invocation};
+
+use super::{AwsError, Fleet, RunCommand, ScopedSession};
 
 /// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
 const MAX_ATTEMPTS: u32 = 4;
@@ -132,7 +133,7 @@ impl Fleet for SdkFleet {
         Ok(found)
     }
 
-    async fn send_command(&self, account: &Account, command: Command<'_>) -> Result<String, AwsError> {
+    async fn send_command(&self, account: &Account, command: RunCommand<'_>) -> Result<String, AwsError> {
         let ssm = self.clients(account).await.ssm;
         let document = match command.platform {
             Platform::Linux => "AWS-RunShellScript",

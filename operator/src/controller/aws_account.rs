@@ -4,17 +4,16 @@ use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{Api, ResourceExt, runtime::controller::Action};
+use passport_core::account::Account;
 use passport_crds::{
     AwsAccount,
     aws_account::AwsAccountStatus,
-    common::{Time, condition_types::READY},
+    common::Time,
+    conditions::{self, Update, types::READY},
 };
 
-use super::{Context, Error, write_status};
-use crate::{
-    aws::{Account, Fleet},
-    conditions,
-};
+use super::{Context, Error, report};
+use crate::{aws::Fleet, cluster::status};
 
 /// Re-check a working account now and then: roles and trust policies change under us.
 const RECHECK_READY: Duration = Duration::from_secs(600);
@@ -22,6 +21,14 @@ const RECHECK_FAILING: Duration = Duration::from_secs(60);
 
 pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("AwsAccount");
+    let result = verify(&account, &ctx).await;
+    if let Err(err) = &result {
+        report::failure(&ctx.client, &ctx.recorder, &ctx.limiter, account.as_ref(), err).await;
+    }
+    result
+}
+
+async fn verify<F: Fleet>(account: &AwsAccount, ctx: &Context<F>) -> Result<Action, Error> {
     let now = Timestamp::now();
     let mut status = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation;
@@ -30,15 +37,8 @@ pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>)
         Ok(identity) => {
             status.last_assumed_at = Some(Time(now));
             let message = format!("assumed {} as {identity}", account.spec.role_arn);
-            conditions::set(
-                &mut status.conditions,
-                READY,
-                true,
-                "RoleAssumed",
-                message,
-                generation,
-                now,
-            );
+            let update = Update::new(READY, true, "RoleAssumed").message(message);
+            conditions::set(&mut status.conditions, update, generation, now);
             RECHECK_READY
         }
         Err(err) => {
@@ -52,22 +52,16 @@ pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>)
                     ""
                 }
             );
-            conditions::set(
-                &mut status.conditions,
-                READY,
-                false,
-                "AssumeRoleFailed",
-                message,
-                generation,
-                now,
-            );
+            let update = Update::new(READY, false, "AssumeRoleFailed").message(message);
+            conditions::set(&mut status.conditions, update, generation, now);
             RECHECK_FAILING
         }
     };
     status.observed_generation = generation;
+    report::clear(&mut status.conditions);
     if account.status.as_ref() != Some(&status) && !only_timestamp_moved(account.status.as_ref(), &status) {
         let api: Api<AwsAccount> = Api::all(ctx.client.clone());
-        write_status(&api, &account.name_any(), None, &status).await?;
+        status::write(&api, &account.name_any(), None, &status).await?;
     }
     Ok(Action::requeue(requeue))
 }

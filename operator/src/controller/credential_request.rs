@@ -1,61 +1,65 @@
-//! CredentialRequest reconciliation: read the AccessRequest fresh → decide ([`credentials::plan`]) →
-//! sign, AssumeRole, seal → write the status once → logbook Event → delete it an hour after it stopped
-//! being useful. Nothing secret is logged: log lines and Events carry serials and session names only.
+//! CredentialRequest reconciliation: gather (the AccessRequest, read fresh, and its account) → core
+//! plans → sign, AssumeRole, seal → core settles the status → one write → logbook Event → delete it
+//! an hour after it stopped being useful. Nothing secret is logged: log lines and Events carry
+//! serials and session names only.
 
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
-    runtime::controller::Action,
+use kube::{Api, Resource, ResourceExt, api::DeleteParams, runtime::controller::Action};
+use passport_core::{
+    account,
+    credentials::{self, Inputs, Plan, Reason, Refusal, decide, seal, status as settle},
+    ssh_ca::CaError,
+    time::elapsed,
 };
-use passport_crds::{
-    AccessRequest, CredentialRequest,
-    common::condition_types::ISSUED,
-    credential_request::{CredentialRequestStatus, SealedSecret},
-};
+use passport_crds::{AccessRequest, CredentialRequest, credential_request::CredentialRequestStatus};
 use rand_core::{OsRng, RngCore};
 
-use super::{Context, Error, STATUS_WRITE_TIMEOUT, access_request::resolve_account, in_namespace};
+use super::{Context, Error, report};
 use crate::{
     aws::{Fleet, ScopedSession},
-    conditions,
-    credentials::{self, Inputs, Plan, Refusal, decide, seal, status},
-    lifecycle::AccountAccess,
-    logbook, secrets,
+    cluster::{events, status, windows_password},
 };
-
-/// Retry soon after a conflicting write: the cache is about to show what changed.
-const RETRY_CONFLICT: Duration = Duration::from_secs(1);
 
 pub async fn reconcile<F: Fleet>(
     request: Arc<CredentialRequest>,
     ctx: Arc<Context<F>>,
 ) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("CredentialRequest");
+    let result = drive(&request, &ctx).await;
+    if let Err(err) = &result {
+        report::failure(&ctx.client, &ctx.recorder, &ctx.limiter, request.as_ref(), err).await;
+    }
+    result
+}
+
+async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> Result<Action, Error> {
     let namespace = request.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<CredentialRequest> = Api::namespaced(ctx.client.clone(), &namespace);
-    if status::is_decided(request.status.as_ref()) {
-        return clean_up(&api, &request).await;
+    if settle::is_decided(request.status.as_ref()) {
+        return clean_up(&api, request).await;
     }
-    if request.metadata.deletion_timestamp.is_some() {
+    if request.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
-    let name = request.name_any();
     // Read fresh, not from the cache: a request completed a moment ago must not get credentials.
     let requests: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
     let access_request = requests.get_opt(&request.spec.access_request).await?;
-    let resolved = access_request.as_ref().map(|r| {
-        let policies = in_namespace(ctx.policies.state(), &namespace);
-        resolve_account(&ctx, r, &policies, &namespace)
-    });
+    let resolved = access_request
+        .as_ref()
+        .map(|r| account::resolve(r, &ctx.policies_in(&namespace), |name| ctx.account(name)));
+    let problem;
     let account = match &resolved {
-        Some((_, Some(account))) => Ok(account),
-        Some((AccountAccess::Unusable { message, .. }, None)) => Err(message.as_str()),
-        _ => Err("the AccessRequest names no usable AwsAccount"),
+        Some(Ok(resolved)) => Ok(&resolved.account),
+        Some(Err(err)) => {
+            problem = err.to_string();
+            Err(problem.as_str())
+        }
+        None => Err("the AccessRequest names no usable AwsAccount"),
     };
+    let name = request.name_any();
     let inputs = Inputs {
         namespace: &namespace,
         name: &name,
@@ -65,167 +69,110 @@ pub async fn reconcile<F: Fleet>(
         serial: OsRng.next_u64(),
         now,
     };
-    let generation = request.metadata.generation;
-    let access_request_uid = access_request.as_ref().and_then(|r| r.metadata.uid.as_deref());
-    let decided = match credentials::plan(&inputs) {
-        Ok(plan) => match issue(&ctx, &request, access_request_uid, &plan, now).await? {
-            Issue::Issued(status) => Decided::Issued(Box::new(plan), status),
-            Issue::Refused(refusal) => Decided::Refused(refusal),
-            Issue::Retry(status) => return retry_aws(&api, &request, &status).await,
+    let generation = request.meta().generation;
+    let (next, issued) = match credentials::plan(&inputs) {
+        Err(refusal) => (settle::refused(&refusal, generation, now), None),
+        Ok(plan) => match issue(ctx, request, access_request.as_ref(), &plan, now).await? {
+            Issued::Status(status) => (*status, Some(plan)),
+            Issued::Refused(refusal) => (settle::refused(&refusal, generation, now), None),
+            Issued::Retrying(status) => {
+                if let Some(status) = status {
+                    status::write(&api, &name, request.meta().resource_version.as_deref(), &status).await?;
+                }
+                return Err(Error::AwsUnavailable);
+            }
         },
-        Err(refusal) => Decided::Refused(refusal),
     };
-    let status = match &decided {
-        Decided::Issued(_, status) => (**status).clone(),
-        Decided::Refused(refusal) => status::refused(refusal, generation, now),
-    };
-    if !write_once(&api, &request, &status).await? {
-        return Ok(Action::requeue(RETRY_CONFLICT));
-    }
-    let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    match decided {
-        Decided::Issued(plan, status) => {
-            let valid_before = status.valid_before.map_or(plan.expires_at, |t| t.0);
-            ctx.metrics
-                .credential_requests
-                .with_label_values(&["issued", "Issued"])
-                .inc();
-            if let Some(created) = created {
-                let latency = Timestamp::now().duration_since(created);
-                ctx.metrics
-                    .credential_issuance
-                    .observe(latency.as_secs_f64().max(0.0));
-            }
-            tracing::info!(
-                namespace, name, serial = plan.serial, session = %plan.session.name, %valid_before,
-                "issued credentials for {}", plan.username
-            );
-            if let Some(access_request) = &access_request {
-                let entry = status::issued_event(
-                    &plan,
-                    &format!("{namespace}/{name}"),
-                    &request.spec.requester,
-                    valid_before,
-                );
-                logbook::publish(&ctx.recorder, access_request, &entry).await;
-            }
-        }
-        Decided::Refused(refusal) => {
-            ctx.metrics
-                .credential_requests
-                .with_label_values(&["refused", refusal.reason.as_str()])
-                .inc();
-            tracing::info!(
-                namespace,
-                name,
-                reason = refusal.reason.as_str(),
-                "refused credentials: {}",
-                refusal.message
-            );
-        }
-    }
-    Ok(requeue_until(created, &status))
+    // Only the version decided on is written: a stale cache can never make the operator issue twice.
+    let version = request
+        .meta()
+        .resource_version
+        .as_deref()
+        .ok_or(Error::MissingMetadata("resourceVersion"))?;
+    status::write(&api, &name, Some(version), &next).await?;
+    record(ctx, request, access_request.as_ref(), issued.as_ref(), &next).await;
+    let created = request.meta().creation_timestamp.as_ref().map(|t| t.0);
+    Ok(requeue_until(settle::delete_after(created, Some(&next))))
 }
 
-enum Decided {
-    Issued(Box<Plan>, Box<CredentialRequestStatus>),
+enum Issued {
+    Status(Box<CredentialRequestStatus>),
     Refused(Refusal),
-}
-
-enum Issue {
-    Issued(Box<CredentialRequestStatus>),
-    Refused(Refusal),
-    /// AWS failed; the status says so while the request keeps retrying.
-    Retry(Box<CredentialRequestStatus>),
+    /// AWS failed; the status to write while retrying, if it changed.
+    Retrying(Option<CredentialRequestStatus>),
 }
 
 /// Signs, obtains the scoped AWS session and seals every secret.
 async fn issue<F: Fleet>(
     ctx: &Arc<Context<F>>,
     request: &CredentialRequest,
-    access_request_uid: Option<&str>,
+    access_request: Option<&AccessRequest>,
     plan: &Plan,
     now: Timestamp,
-) -> Result<Issue, Error> {
-    let generation = request.metadata.generation;
-    let started = std::time::Instant::now();
-    let certificates = {
+) -> Result<Issued, Error> {
+    let generation = request.meta().generation;
+    let signed = {
         let (ctx, plan, public_key) = (ctx.clone(), plan.clone(), request.spec.public_key.clone());
-        let ttl = ctx.certificate_ttl;
         // RSA signatures take milliseconds of CPU: off the async workers.
         tokio::task::spawn_blocking(move || {
             ctx.authority
                 .ca
-                .sign(&plan.certificate_request(&public_key, now, ttl))
+                .sign(&plan.certificate_request(&public_key, now, ctx.certificate_ttl))
         })
         .await
-        .map_err(|err| Error::Join(err.to_string()))?
+        .map_err(|err| Error::Internal(format!("the signing task failed: {err}")))?
     };
-    let certificates = match certificates {
+    let certificates = match signed {
         Ok(certificates) => certificates,
         // Expired between the check and the signature: a refusal like any other expiry.
-        Err(err @ crate::ssh_ca::CaError::AccessRequestExpired { .. }) => {
-            return Ok(Issue::Refused(Refusal {
-                reason: decide::Reason::Expired,
+        Err(err @ CaError::AccessRequestExpired { .. }) => {
+            return Ok(Issued::Refused(Refusal {
+                reason: Reason::Expired,
                 message: err.to_string(),
             }));
         }
         Err(err) => return Err(Error::Sign(err)),
     };
-
     let session = ScopedSession {
         session_name: &plan.session.name,
         policy: &plan.session.policy,
         duration: plan.session.duration,
     };
-    let signed = started.elapsed();
     let aws = match ctx.fleet.assume_scoped(&plan.account, session).await {
         Ok(aws) => aws,
         Err(err) => {
-            let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
-            let error = err.to_string();
-            if let Some(refusal) = decide::aws_unavailable(created, now, &plan.account.role_arn, &error) {
-                return Ok(Issue::Refused(refusal));
+            let created = request.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
+            let role = &plan.account.role_arn;
+            if let Some(refusal) = decide::aws_unavailable(created, now, role, &err.to_string()) {
+                return Ok(Issued::Refused(refusal));
             }
-            let mut status = request.status.clone().unwrap_or_default();
-            let message = format!(
-                "waiting for an AWS session from {}: {error}; retrying",
-                plan.account.role_arn
-            );
-            conditions::set_unknown(
-                &mut status.conditions,
-                ISSUED,
+            let message = format!("waiting for an AWS session from {role}: {err}; retrying");
+            let retrying = settle::retrying(
+                request.status.as_ref(),
                 "AwsUnavailable",
                 message,
                 generation,
                 now,
             );
-            return Ok(Issue::Retry(Box::new(status)));
+            return Ok(Issued::Retrying(retrying));
         }
     };
-
-    let assumed = started.elapsed();
-    let mut sealed: Vec<SealedSecret> = vec![seal::aws_session(
+    let mut sealed = vec![seal::aws_session(
         &plan.recipient,
-        &status::aws_session(plan, &aws),
+        &settle::aws_session(plan, &aws),
     )?];
     if !plan.windows_instances.is_empty() {
-        let uid = access_request_uid.ok_or(Error::MissingMetadata("uid"))?;
-        let password = secrets::stored_windows_password(ctx.client.clone(), &ctx.namespace, uid)
+        let uid = access_request
+            .and_then(|r| r.uid())
+            .ok_or(Error::MissingMetadata("uid"))?;
+        let password = windows_password::stored(ctx.client.clone(), &ctx.namespace, &uid)
             .await?
             .ok_or(Error::WindowsPasswordMissing)?;
         for instance_id in &plan.windows_instances {
             sealed.push(seal::windows_password(&plan.recipient, instance_id, &password)?);
         }
     }
-    tracing::debug!(
-        name = %request.name_any(),
-        sign = ?signed,
-        assume_role = ?assumed - signed,
-        seal = ?started.elapsed() - assumed,
-        "issue timings"
-    );
-    Ok(Issue::Issued(Box::new(status::issued(
+    Ok(Issued::Status(Box::new(settle::issued(
         plan,
         &certificates,
         sealed,
@@ -234,58 +181,61 @@ async fn issue<F: Fleet>(
     ))))
 }
 
-/// Says (once) that AWS is failing, then lets the error policy retry with its backoff.
-async fn retry_aws(
-    api: &Api<CredentialRequest>,
+/// Metrics, a log line and, for an issue, the logbook Event on the AccessRequest.
+async fn record<F: Fleet>(
+    ctx: &Context<F>,
     request: &CredentialRequest,
+    access_request: Option<&AccessRequest>,
+    issued: Option<&Plan>,
     status: &CredentialRequestStatus,
-) -> Result<Action, Error> {
-    let unchanged = request.status.as_ref().is_some_and(|old| {
-        old.conditions
-            .iter()
-            .any(|c| c.type_ == ISSUED && c.status == "Unknown" && c.reason == "AwsUnavailable")
-    });
-    if !unchanged {
-        write_once(api, request, status).await?;
+) {
+    let name = request.name_any();
+    let namespace = request.namespace().unwrap_or_default();
+    let Some(plan) = issued else {
+        let refusal =
+            passport_crds::conditions::observe(&status.conditions, passport_crds::conditions::types::ISSUED);
+        let reason = refusal.as_ref().map_or("", |c| c.reason);
+        ctx.metrics
+            .credential_requests
+            .with_label_values(&["refused", reason])
+            .inc();
+        let message = refusal.as_ref().map_or("", |c| c.message);
+        tracing::info!(namespace, name, reason, "refused credentials: {message}");
+        return;
+    };
+    let valid_before = status.valid_before.as_ref().map_or(plan.expires_at, |t| t.0);
+    ctx.metrics
+        .credential_requests
+        .with_label_values(&["issued", "Issued"])
+        .inc();
+    if let Some(created) = request.meta().creation_timestamp.as_ref() {
+        ctx.metrics
+            .credential_issuance
+            .observe(elapsed(created.0, Timestamp::now()).as_secs_f64());
     }
-    Err(Error::AwsUnavailable)
-}
-
-/// Writes the status only if the object is still the version decided on: a stale cache can never
-/// make the operator issue twice. Returns false on a conflict.
-async fn write_once(
-    api: &Api<CredentialRequest>,
-    request: &CredentialRequest,
-    status: &CredentialRequestStatus,
-) -> Result<bool, Error> {
-    let version = request
-        .metadata
-        .resource_version
-        .clone()
-        .ok_or(Error::MissingMetadata("resourceVersion"))?;
-    let patch = Patch::Merge(serde_json::json!({
-        "metadata": { "resourceVersion": version },
-        "status": status,
-    }));
-    let (name, params) = (request.name_any(), PatchParams::default());
-    let write = api.patch_status(&name, &params, &patch);
-    match tokio::time::timeout(STATUS_WRITE_TIMEOUT, write).await {
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(kube::Error::Api(status))) if status.code == 409 => Ok(false),
-        Ok(Err(err)) => Err(err.into()),
-        Err(_) => Err(Error::StatusTimeout(STATUS_WRITE_TIMEOUT)),
+    tracing::info!(
+        namespace, name, serial = plan.serial, session = %plan.session.name, %valid_before,
+        "issued credentials for {}", plan.username
+    );
+    if let Some(access_request) = access_request {
+        let entry = settle::issued_event(
+            plan,
+            &format!("{namespace}/{name}"),
+            &request.spec.requester,
+            valid_before,
+        );
+        events::publish(&ctx.recorder, &access_request.object_ref(&()), &entry).await;
     }
 }
 
 /// Deletes a decided request once it is of no use, or comes back then.
 async fn clean_up(api: &Api<CredentialRequest>, request: &CredentialRequest) -> Result<Action, Error> {
-    let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let Some(at) = status::delete_after(created, request.status.as_ref()) else {
+    let created = request.meta().creation_timestamp.as_ref().map(|t| t.0);
+    let Some(at) = settle::delete_after(created, request.status.as_ref()) else {
         return Ok(Action::await_change());
     };
-    let now = Timestamp::now();
-    if at > now {
-        return Ok(requeue_at(at, now));
+    if at > Timestamp::now() {
+        return Ok(requeue_until(Some(at)));
     }
     match api.delete(&request.name_any(), &DeleteParams::default()).await {
         Ok(_) => {
@@ -297,12 +247,8 @@ async fn clean_up(api: &Api<CredentialRequest>, request: &CredentialRequest) -> 
     }
 }
 
-fn requeue_until(created: Option<Timestamp>, status: &CredentialRequestStatus) -> Action {
-    status::delete_after(created, Some(status))
-        .map_or_else(Action::await_change, |at| requeue_at(at, Timestamp::now()))
-}
-
-fn requeue_at(at: Timestamp, now: Timestamp) -> Action {
-    let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
-    Action::requeue(wait + Duration::from_secs(1))
+fn requeue_until(at: Option<Timestamp>) -> Action {
+    at.map_or_else(Action::await_change, |at| {
+        Action::requeue(elapsed(Timestamp::now(), at) + Duration::from_secs(1))
+    })
 }

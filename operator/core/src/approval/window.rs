@@ -9,7 +9,11 @@ use passport_crds::{AccessRequest, Phase};
 /// approved): only reviews made since then count. `None` when nothing waits for approval.
 ///
 /// `requested` is `spec.duration`, `approved` is `status.approvedDuration`, both parsed.
-pub fn reviews_since(request: &AccessRequest, requested: Duration, approved: Option<Duration>) -> Option<Timestamp> {
+pub fn reviews_since(
+    request: &AccessRequest,
+    requested: Duration,
+    approved: Option<Duration>,
+) -> Option<Timestamp> {
     let created = request
         .metadata
         .creation_timestamp
@@ -69,8 +73,18 @@ mod tests {
 
     #[test]
     fn ending_requests_wait_for_no_approval() {
-        for phase in [Phase::Revoking, Phase::Completed, Phase::Expired, Phase::Denied, Phase::Failed] {
-            assert_eq!(reviews_since(&in_phase(phase), 2 * HOUR, Some(HOUR)), None, "{phase:?}");
+        for phase in [
+            Phase::Revoking,
+            Phase::Completed,
+            Phase::Expired,
+            Phase::Denied,
+            Phase::Failed,
+        ] {
+            assert_eq!(
+                reviews_since(&in_phase(phase), 2 * HOUR, Some(HOUR)),
+                None,
+                "{phase:?}"
+            );
         }
     }
 }

@@ -86,14 +86,23 @@ mod tests {
         };
         let shown = format!("{credentials:?}");
         assert!(shown.contains("ASIAEXAMPLE"), "{shown}");
-        assert!(!shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"), "{shown}");
+        assert!(
+            !shown.contains("wJalrXUtnFEMI") && !shown.contains("FwoGZXIvYXdzE"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn certificate_ttl_is_bounded() {
         assert_eq!(parse_certificate_ttl("5m"), Ok(DEFAULT_CERTIFICATE_TTL));
-        assert!(matches!(parse_certificate_ttl("30s"), Err(TtlError::OutOfRange(_))));
-        assert!(matches!(parse_certificate_ttl("2h"), Err(TtlError::OutOfRange(_))));
+        assert!(matches!(
+            parse_certificate_ttl("30s"),
+            Err(TtlError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_certificate_ttl("2h"),
+            Err(TtlError::OutOfRange(_))
+        ));
         assert!(matches!(parse_certificate_ttl("soon"), Err(TtlError::Syntax(_))));
     }
 }

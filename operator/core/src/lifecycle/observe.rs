@@ -1,10 +1,7 @@
 //! What the controller must ask AWS before the next step: which targets' platforms (are they
 //! managed by SSM?) and which commands in flight.
 
-use passport_crds::{
-    AccessRequestStatus, AccessRequestSpec, Phase,
-    access_request::TargetState,
-};
+use passport_crds::{AccessRequestSpec, AccessRequestStatus, Phase, access_request::TargetState};
 
 use crate::approval::Approval;
 
@@ -19,7 +16,12 @@ pub struct Wanted {
 
 /// Whether this step will start provisioning: the request is Pending, approved, and neither being
 /// deleted nor completed. Then every target's platform is needed.
-pub fn about_to_provision(status: &AccessRequestStatus, approval: &Approval, deleting: bool, spec: &AccessRequestSpec) -> bool {
+pub fn about_to_provision(
+    status: &AccessRequestStatus,
+    approval: &Approval,
+    deleting: bool,
+    spec: &AccessRequestSpec,
+) -> bool {
     status.phase == Phase::Pending
         && matches!(approval, Approval::Approved { .. })
         && !deleting
@@ -46,7 +48,10 @@ pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_p
         .filter(|t| matches!(t.state, TargetState::Provisioning | TargetState::Removing))
         .filter_map(|t| Some((t.instance_id.clone(), t.command_id.clone()?)))
         .collect();
-    Wanted { platforms, invocations }
+    Wanted {
+        platforms,
+        invocations,
+    }
 }
 
 #[cfg(test)]
@@ -61,7 +66,12 @@ mod tests {
     const A: &str = "i-0000000000000000a";
     const B: &str = "i-0000000000000000b";
 
-    fn target(id: &str, state: TargetState, platform: Option<Platform>, command: Option<&str>) -> TargetStatus {
+    fn target(
+        id: &str,
+        state: TargetState,
+        platform: Option<Platform>,
+        command: Option<&str>,
+    ) -> TargetStatus {
         TargetStatus {
             instance_id: id.into(),
             platform,
@@ -86,7 +96,10 @@ mod tests {
         let pending = status(Phase::Pending, vec![]);
         assert!(about_to_provision(&pending, &approved, false, &spec));
         assert!(!about_to_provision(&pending, &approved, true, &spec));
-        let completed = AccessRequestSpec { completed: true, ..spec.clone() };
+        let completed = AccessRequestSpec {
+            completed: true,
+            ..spec.clone()
+        };
         assert!(!about_to_provision(&pending, &approved, false, &completed));
         let active = status(Phase::Active, vec![]);
         assert!(!about_to_provision(&active, &approved, false, &spec));

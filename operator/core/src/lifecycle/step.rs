@@ -10,9 +10,7 @@ use passport_crds::{
     conditions::{self, Update, types::*},
 };
 
-use super::{
-    AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, reached,
-};
+use super::{AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, reached};
 use crate::{
     approval::Approval,
     logbook::{LogAction, LogEvent},
@@ -102,7 +100,13 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
             event(d, LogAction::Approved, format!("approved by {by}"), false);
             match input.account {
                 AccountAccess::Unusable(problem) => {
-                    finish(d, Phase::Failed, input.now, LogAction::Failed, &problem.to_string());
+                    finish(
+                        d,
+                        Phase::Failed,
+                        input.now,
+                        LogAction::Failed,
+                        &problem.to_string(),
+                    );
                     return;
                 }
                 AccountAccess::Usable { name } => d.status.account = Some(name.clone()),
@@ -377,11 +381,15 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
     let conditions = &mut status.conditions;
     let approved = match (status.approved_at.is_some(), input.approval) {
         (true, _) => Update::new(APPROVED, true, "Approved"),
-        (false, Approval::Approved { by }) => Update::new(APPROVED, true, "Approved").message(format!("approved by {by}")),
+        (false, Approval::Approved { by }) => {
+            Update::new(APPROVED, true, "Approved").message(format!("approved by {by}"))
+        }
         (false, Approval::Waiting { reason, message, .. }) => {
             Update::new(APPROVED, false, reason.as_str()).message(message.clone())
         }
-        (false, Approval::Denied { message, .. }) => Update::new(APPROVED, false, "Denied").message(message.clone()),
+        (false, Approval::Denied { message, .. }) => {
+            Update::new(APPROVED, false, "Denied").message(message.clone())
+        }
     };
     conditions::set(conditions, approved, generation, now);
     let ready_count = status

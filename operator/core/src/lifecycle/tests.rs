@@ -64,7 +64,10 @@ impl World {
             generation: Some(1),
             deleting: self.deleting,
             requested: self.spec.access_duration().expect("valid spec.duration"),
-            approved: self.status.approved_access().expect("valid status.approvedDuration"),
+            approved: self
+                .status
+                .approved_access()
+                .expect("valid status.approvedDuration"),
             approval: &self.approval,
             account: &self.account,
             observations: &self.observations,
@@ -546,10 +549,10 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
         .managed(B, Some(Platform::Linux));
     let d = w.run();
     let sent_to_a = SsmCommand {
-                purpose: Purpose::Provision,
-                platform: Platform::Linux,
-                instance_ids: vec![A.into()],
-            };
+        purpose: Purpose::Provision,
+        platform: Platform::Linux,
+        instance_ids: vec![A.into()],
+    };
     apply_outcome(
         &mut w.status,
         &CommandOutcome::Sent {
@@ -558,10 +561,10 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
         },
     );
     let never_sent = SsmCommand {
-                purpose: Purpose::Provision,
-                platform: Platform::Linux,
-                instance_ids: vec![B.into()],
-            };
+        purpose: Purpose::Provision,
+        platform: Platform::Linux,
+        instance_ids: vec![B.into()],
+    };
     let error = SendError::Transient("throttled".into());
     apply_outcome(
         &mut w.status,

@@ -27,7 +27,9 @@ mod secret;
 mod sign;
 
 pub use error::CaError;
-pub use keys::{CA_KEY_COMMENT, CaKeys, RSA_CA_KEY_BITS, SECRET_KEY_ED25519, SECRET_KEY_RSA, generate_rsa, key_type_of};
+pub use keys::{
+    CA_KEY_COMMENT, CaKeys, RSA_CA_KEY_BITS, SECRET_KEY_ED25519, SECRET_KEY_RSA, generate_rsa, key_type_of,
+};
 pub use secret::{Authority, SECRET_KEY_USERNAME};
 pub use sign::{
     CLOCK_SKEW_ALLOWANCE, CaSignatureAlgorithm, CertificateRequest, EXTENSIONS, IssuedCert,

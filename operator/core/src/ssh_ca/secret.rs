@@ -21,6 +21,7 @@ pub const SECRET_KEY_USERNAME: &str = "username-key";
 const MIN_USERNAME_KEY: usize = 32;
 
 /// Everything the CA Secret holds.
+#[derive(Clone)]
 pub struct Authority {
     pub ca: CaKeys,
     /// Never logged: with it, usernames could be linked back to requesters by brute force.
@@ -29,7 +30,9 @@ pub struct Authority {
 
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authority").field("ca", &self.ca).finish_non_exhaustive()
+        f.debug_struct("Authority")
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +141,10 @@ mod tests {
         }
         let mut data = authority().to_secret_data().expect("encode");
         data.insert("username-key".into(), vec![1; 8]);
-        assert!(Authority::from_secret_data(&data).is_err(), "a short username key is refused");
+        assert!(
+            Authority::from_secret_data(&data).is_err(),
+            "a short username key is refused"
+        );
     }
 
     #[test]

@@ -200,16 +200,34 @@ fn refusals_name_the_problem_and_the_fix() {
 fn requests_that_are_not_active_say_their_phase_and_what_to_do() {
     let alice = spec("alice", ed25519_line(), KeyType::Ed25519);
     let cases = [
-        (Phase::Pending, "AccessRequest r is Pending: it is not approved yet; follow it"),
+        (
+            Phase::Pending,
+            "AccessRequest r is Pending: it is not approved yet; follow it",
+        ),
         (
             Phase::Provisioning,
             "AccessRequest r is Provisioning: the user is still being created on its instances; wait",
         ),
-        (Phase::Revoking, "AccessRequest r is Revoking: access is being revoked; request access again"),
-        (Phase::Completed, "AccessRequest r is Completed: access has ended; request access again"),
-        (Phase::Expired, "AccessRequest r is Expired: access has ended; request access again"),
-        (Phase::Denied, "AccessRequest r is Denied: it was denied; request access again"),
-        (Phase::Failed, "AccessRequest r is Failed: it could not be provisioned; request access again"),
+        (
+            Phase::Revoking,
+            "AccessRequest r is Revoking: access is being revoked; request access again",
+        ),
+        (
+            Phase::Completed,
+            "AccessRequest r is Completed: access has ended; request access again",
+        ),
+        (
+            Phase::Expired,
+            "AccessRequest r is Expired: access has ended; request access again",
+        ),
+        (
+            Phase::Denied,
+            "AccessRequest r is Denied: it was denied; request access again",
+        ),
+        (
+            Phase::Failed,
+            "AccessRequest r is Failed: it could not be provisioned; request access again",
+        ),
     ];
     for (phase, expected) in cases {
         let mut request = active();

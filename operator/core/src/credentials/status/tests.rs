@@ -8,7 +8,10 @@ use passport_crds::{
     common::{Time, condition_types::ISSUED},
 };
 
-use crate::{credentials::{decide::aws_unavailable, status, *}, fixtures::*};
+use crate::{
+    credentials::{decide::aws_unavailable, status, *},
+    fixtures::*,
+};
 
 fn credentials(expiration: Timestamp) -> SessionCredentials {
     SessionCredentials {

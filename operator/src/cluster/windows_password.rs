@@ -9,7 +9,7 @@ use kube::{
     api::{DeleteParams, ObjectMeta, PostParams},
 };
 
-use crate::scripts::generate_password;
+use passport_core::scripts::generate_password;
 
 const PASSWORD_KEY: &str = "password";
 
@@ -19,12 +19,8 @@ fn name(request_uid: &str) -> String {
 
 /// The request's Windows password: the one already stored, or a new one (so a retried provisioning
 /// command sets the same password).
-pub async fn windows_password(
-    client: Client,
-    namespace: &str,
-    request_uid: &str,
-) -> Result<String, kube::Error> {
-    if let Some(password) = stored_windows_password(client.clone(), namespace, request_uid).await? {
+pub async fn ensure(client: Client, namespace: &str, request_uid: &str) -> Result<String, kube::Error> {
+    if let Some(password) = stored(client.clone(), namespace, request_uid).await? {
         return Ok(password);
     }
     let api: Api<Secret> = Api::namespaced(client, namespace);
@@ -59,7 +55,7 @@ pub async fn windows_password(
 
 /// The request's Windows password if one was made; never makes one (a CredentialRequest must hand
 /// out the password provisioning set, not a new one).
-pub async fn stored_windows_password(
+pub async fn stored(
     client: Client,
     namespace: &str,
     request_uid: &str,
@@ -74,11 +70,7 @@ pub async fn stored_windows_password(
 }
 
 /// Forgets the request's Windows password once its users are gone.
-pub async fn forget_windows_password(
-    client: Client,
-    namespace: &str,
-    request_uid: &str,
-) -> Result<(), kube::Error> {
+pub async fn forget(client: Client, namespace: &str, request_uid: &str) -> Result<(), kube::Error> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     match api.delete(&name(request_uid), &DeleteParams::default()).await {
         Ok(_) => Ok(()),

@@ -1,0 +1,39 @@
+//! The one status writer: every controller writes status through [`write`].
+
+use std::time::Duration;
+
+use kube::{
+    Api, Resource,
+    api::{Patch, PatchParams},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::controller::Error;
+
+/// How long a status write may take before the reconcile gives up on it (and retries).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes `status` with a deadline, so a slow apiserver cannot stall a reconcile forever. With
+/// `resource_version`, the write applies only to the object the decision was made on: a decision
+/// from a stale cache is refused ([`Error::Conflict`]) instead of overwriting newer status.
+pub async fn write<K>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut body = serde_json::json!({ "status": status });
+    if let Some(version) = resource_version {
+        body["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    let (params, patch) = (PatchParams::default(), Patch::Merge(body));
+    let write = api.patch_status(name, &params, &patch);
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Err(kube::Error::Api(status))) if status.code == 409 => Err(Error::Conflict),
+        Ok(result) => result.map(|_| ()).map_err(Error::from),
+        Err(_) => Err(Error::StatusTimeout(WRITE_TIMEOUT)),
+    }
+}

@@ -1,0 +1,115 @@
+//! Carrying out the lifecycle's commands: building each script and sending it through SSM.
+
+use kube::ResourceExt;
+use passport_core::{
+    account::Account,
+    lifecycle::{CommandOutcome, Purpose, SendError, SsmCommand},
+    scripts::{
+        LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script,
+        windows_provision_script, windows_revoke_script,
+    },
+};
+use passport_crds::{AccessRequest, access_request::Platform};
+
+use super::{Context, Error};
+use crate::{
+    aws::{AwsError, Fleet, RunCommand},
+    cluster::windows_password,
+};
+
+/// What every command for one request shares.
+pub struct Target<'a> {
+    pub request: &'a AccessRequest,
+    pub username: &'a str,
+    pub account: Option<&'a Account>,
+}
+
+impl Target<'_> {
+    /// `namespace/name`, carried in the command comment so CloudTrail joins to the request.
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.request.namespace().unwrap_or_default(),
+            self.request.name_any()
+        )
+    }
+}
+
+/// Sends one command; a failure to send becomes an outcome, not an error, so the status says it.
+pub async fn send<F: Fleet>(
+    ctx: &Context<F>,
+    target: &Target<'_>,
+    command: &SsmCommand,
+) -> Result<CommandOutcome, Error> {
+    let not_sent = |error| CommandOutcome::NotSent {
+        command: command.clone(),
+        error,
+    };
+    let Some(account) = target.account else {
+        let why = "the request's AwsAccount is not usable; see the Approved condition";
+        return Ok(not_sent(SendError::Transient(why.into())));
+    };
+    let key = target.key();
+    let script = script(ctx, target, &key, command).await?;
+    let verb = match command.purpose {
+        Purpose::Provision => "grant",
+        Purpose::Revoke => "revoke",
+    };
+    let comment = format!("passport {verb} {key}");
+    let run = RunCommand {
+        platform: command.platform,
+        instance_ids: &command.instance_ids,
+        script: &script,
+        comment: &comment,
+    };
+    let outcome = match ctx.fleet.send_command(account, run).await {
+        Ok(command_id) => CommandOutcome::Sent {
+            command: command.clone(),
+            command_id,
+        },
+        Err(AwsError::InvalidInstance(message)) => not_sent(SendError::NotManaged(message)),
+        Err(AwsError::Throttled(message) | AwsError::Other(message)) => {
+            not_sent(SendError::Transient(message))
+        }
+    };
+    let result = match outcome {
+        CommandOutcome::Sent { .. } => "sent",
+        CommandOutcome::NotSent { .. } => "not_sent",
+    };
+    ctx.metrics
+        .ssm_commands
+        .with_label_values(&[command.purpose.as_str(), result])
+        .inc();
+    Ok(outcome)
+}
+
+async fn script<F: Fleet>(
+    ctx: &Context<F>,
+    target: &Target<'_>,
+    key: &str,
+    command: &SsmCommand,
+) -> Result<String, Error> {
+    let username = target.username;
+    Ok(match (command.purpose, command.platform) {
+        (Purpose::Provision, Platform::Linux) => {
+            let keys = ctx.authority.ca.trusted_public_keys();
+            linux_provision_script(&LinuxProvision {
+                username,
+                ca_public_keys: &keys,
+                request: key,
+            })?
+        }
+        (Purpose::Revoke, Platform::Linux) => linux_revoke_script(username)?,
+        (Purpose::Provision, Platform::Windows) => {
+            let uid = target.request.uid().ok_or(Error::MissingMetadata("uid"))?;
+            let password = windows_password::ensure(ctx.client.clone(), &ctx.namespace, &uid).await?;
+            windows_provision_script(&WindowsProvision {
+                username,
+                password: &password,
+                request: key,
+                domain_controller: false,
+            })?
+        }
+        (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, false)?,
+    })
+}
