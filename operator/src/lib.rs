@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod controller;
+pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;

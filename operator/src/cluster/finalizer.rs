@@ -7,7 +7,7 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::controller::Error;
+use crate::error::Error;
 
 /// Whether `object` carries `finalizer`.
 pub fn has<K: Resource>(object: &K, finalizer: &str) -> bool {

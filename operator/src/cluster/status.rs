@@ -8,7 +8,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::controller::Error;
+use crate::error::Error;
 
 /// How long a status write may take before the reconcile gives up on it (and retries).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -25,11 +25,7 @@ use crate::{
 
 pub async fn reconcile<F: Fleet>(request: Arc<AccessRequest>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("AccessRequest");
-    let result = drive(&request, &ctx).await;
-    if let Err(err) = &result {
-        report::failure(&ctx.client, &ctx.recorder, &ctx.limiter, request.as_ref(), err).await;
-    }
-    result
+    ctx.reported(request.as_ref(), drive(&request, &ctx).await).await
 }
 
 async fn drive<F: Fleet>(request: &AccessRequest, ctx: &Context<F>) -> Result<Action, Error> {

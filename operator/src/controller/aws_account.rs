@@ -21,11 +21,7 @@ const RECHECK_FAILING: Duration = Duration::from_secs(60);
 
 pub async fn reconcile<F: Fleet>(account: Arc<AwsAccount>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("AwsAccount");
-    let result = verify(&account, &ctx).await;
-    if let Err(err) = &result {
-        report::failure(&ctx.client, &ctx.recorder, &ctx.limiter, account.as_ref(), err).await;
-    }
-    result
+    ctx.reported(account.as_ref(), verify(&account, &ctx).await).await
 }
 
 async fn verify<F: Fleet>(account: &AwsAccount, ctx: &Context<F>) -> Result<Action, Error> {

@@ -16,7 +16,7 @@ use passport_core::{
 use passport_crds::{AccessRequest, CredentialRequest, credential_request::CredentialRequestStatus};
 use rand_core::{OsRng, RngCore};
 
-use super::{Context, Error, report};
+use super::{Context, Error};
 use crate::{
     aws::{Fleet, ScopedSession},
     cluster::{events, status, windows_password},
@@ -27,11 +27,7 @@ pub async fn reconcile<F: Fleet>(
     ctx: Arc<Context<F>>,
 ) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("CredentialRequest");
-    let result = drive(&request, &ctx).await;
-    if let Err(err) = &result {
-        report::failure(&ctx.client, &ctx.recorder, &ctx.limiter, request.as_ref(), err).await;
-    }
-    result
+    ctx.reported(request.as_ref(), drive(&request, &ctx).await).await
 }
 
 async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> Result<Action, Error> {

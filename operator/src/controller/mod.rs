@@ -6,7 +6,6 @@
 mod access_request;
 mod aws_account;
 mod credential_request;
-mod error;
 mod report;
 mod send;
 #[cfg(test)]
@@ -29,7 +28,7 @@ use kube::{
 use passport_core::ssh_ca::Authority;
 use passport_crds::{AccessPolicy, AccessRequest, AccessReview, AwsAccount, CredentialRequest};
 
-pub use error::Error;
+pub use crate::error::Error;
 pub use report::Limiter;
 
 use crate::{aws::Fleet, metrics::Metrics};

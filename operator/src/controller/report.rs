@@ -117,6 +117,20 @@ pub async fn failure<K: Conditioned>(
     }
 }
 
+impl<F> super::Context<F> {
+    /// Passes `result` on, after reporting a failure on `object`.
+    pub async fn reported<K: Conditioned>(
+        &self,
+        object: &K,
+        result: Result<kube::runtime::controller::Action, Error>,
+    ) -> Result<kube::runtime::controller::Action, Error> {
+        if let Err(err) = &result {
+            failure(&self.client, &self.recorder, &self.limiter, object, err).await;
+        }
+        result
+    }
+}
+
 /// Drops a `Reconciled=False` left by an earlier failure, as part of a status about to be written.
 pub fn clear(conditions: &mut Vec<Condition>) {
     conditions::remove(conditions, RECONCILED);

@@ -1,4 +1,4 @@
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use passport_crds::{
     ReviewDecision as Decision,
@@ -22,8 +22,16 @@ fn request(requester: &str, groups: Option<&str>) -> AccessRequest {
     request
 }
 
-fn requested(request: &AccessRequest) -> Duration {
-    request.spec.access_duration().expect("valid duration")
+/// [`evaluate`] for the request's own `spec.duration`.
+fn eval(
+    request: &AccessRequest,
+    policies: &[AccessPolicy],
+    reviews: &[AccessReview],
+    since: Timestamp,
+    now: Timestamp,
+) -> Approval {
+    let requested = request.spec.access_duration().expect("valid duration");
+    evaluate(request, requested, policies, reviews, since, now)
 }
 
 fn policy(auto: Option<Subjects>) -> AccessPolicy {
@@ -41,14 +49,7 @@ fn policy(auto: Option<Subjects>) -> AccessPolicy {
 
 #[test]
 fn no_policy_waits_with_the_default_deadline_and_says_why() {
-    match evaluate(
-        &request("alice", None),
-        requested(&request("alice", None)),
-        &[],
-        &[],
-        at(0),
-        at(5),
-    ) {
+    match eval(&request("alice", None), &[], &[], at(0), at(5)) {
         Approval::Waiting {
             reason,
             message,
@@ -69,39 +70,18 @@ fn no_policy_waits_with_the_default_deadline_and_says_why() {
 fn auto_approval_by_user_or_verified_group() {
     let by_user = policy(Some(subjects(&["alice"], &[])));
     assert!(matches!(
-        evaluate(
-            &request("alice", None),
-            requested(&request("alice", None)),
-            &[by_user],
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&request("alice", None), &[by_user], &[], at(0), at(1)),
         Approval::Approved { .. }
     ));
     let by_group = policy(Some(subjects(&[], &["developers"])));
     let bob = request("bob", Some("developers,system:authenticated"));
     assert!(matches!(
-        evaluate(
-            &bob,
-            requested(&bob),
-            std::slice::from_ref(&by_group),
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&bob, std::slice::from_ref(&by_group), &[], at(0), at(1)),
         Approval::Approved { .. }
     ));
     let bob_without_groups = request("bob", None);
     assert!(matches!(
-        evaluate(
-            &bob_without_groups,
-            requested(&bob_without_groups),
-            &[by_group],
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&bob_without_groups, &[by_group], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
 }
@@ -114,40 +94,19 @@ fn a_policy_must_cover_targets_duration_and_ticket() {
         instance_id: "i-0fedcba9876543210".into(),
     }];
     assert!(matches!(
-        evaluate(
-            &other_target,
-            requested(&other_target),
-            &[policy(auto.clone())],
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&other_target, &[policy(auto.clone())], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let mut too_long = request("alice", None);
     too_long.spec.duration = "5h".into();
     assert!(matches!(
-        evaluate(
-            &too_long,
-            requested(&too_long),
-            &[policy(auto.clone())],
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&too_long, &[policy(auto.clone())], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let mut needs_ticket = policy(auto);
     needs_ticket.spec.require_ticket = true;
     assert!(matches!(
-        evaluate(
-            &request("alice", None),
-            requested(&request("alice", None)),
-            &[needs_ticket],
-            &[],
-            at(0),
-            at(1)
-        ),
+        eval(&request("alice", None), &[needs_ticket], &[], at(0), at(1)),
         Approval::Waiting { .. }
     ));
 }
@@ -160,14 +119,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("carol", Decision::Approve),
         review("alice", Decision::Approve),
     ];
-    match evaluate(
-        &req,
-        requested(&req),
-        std::slice::from_ref(&p),
-        &one,
-        at(0),
-        at(1),
-    ) {
+    match eval(&req, std::slice::from_ref(&p), &one, at(0), at(1)) {
         Approval::Waiting { reason, deadline, .. } => {
             assert_eq!(reason, WaitReason::AwaitingApproval);
             assert_eq!(deadline, at(1800));
@@ -179,14 +131,7 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("dave", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(
-            &req,
-            requested(&req),
-            std::slice::from_ref(&p),
-            &two,
-            at(0),
-            at(1)
-        ),
+        eval(&req, std::slice::from_ref(&p), &two, at(0), at(1)),
         Approval::Approved { .. }
     ));
     let outsider = [
@@ -194,20 +139,11 @@ fn reviews_count_distinct_approvers_never_the_requester() {
         review("mallory", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(
-            &req,
-            requested(&req),
-            std::slice::from_ref(&p),
-            &outsider,
-            at(0),
-            at(1)
-        ),
+        eval(&req, std::slice::from_ref(&p), &outsider, at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let denied = [review("carol", Decision::Approve), review("dave", Decision::Deny)];
-    assert!(
-        matches!(evaluate(&req, requested(&req), &[p], &denied, at(0), at(1)), Approval::Denied { by, .. } if by == "dave")
-    );
+    assert!(matches!(eval(&req, &[p], &denied, at(0), at(1)), Approval::Denied { by, .. } if by == "dave"));
 }
 
 #[test]
@@ -222,14 +158,7 @@ fn reviews_older_than_the_request_or_last_approval_do_not_count() {
         r.metadata.creation_timestamp = Some(Time(at(-60)));
     }
     assert!(matches!(
-        evaluate(
-            &req,
-            requested(&req),
-            std::slice::from_ref(&p),
-            &stale,
-            at(0),
-            at(1)
-        ),
+        eval(&req, std::slice::from_ref(&p), &stale, at(0), at(1)),
         Approval::Waiting { .. }
     ));
     let fresh = [
@@ -237,18 +166,11 @@ fn reviews_older_than_the_request_or_last_approval_do_not_count() {
         review("dave", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(
-            &req,
-            requested(&req),
-            std::slice::from_ref(&p),
-            &fresh,
-            at(2),
-            at(3)
-        ),
+        eval(&req, std::slice::from_ref(&p), &fresh, at(2), at(3)),
         Approval::Waiting { .. }
     ));
     assert!(matches!(
-        evaluate(&req, requested(&req), &[p], &fresh, at(1), at(3)),
+        eval(&req, &[p], &fresh, at(1), at(3)),
         Approval::Approved { .. }
     ));
 }
@@ -263,14 +185,7 @@ fn approvers_by_verified_group() {
         review("erin", Decision::Approve),
     ];
     assert!(matches!(
-        evaluate(
-            &req,
-            requested(&req),
-            std::slice::from_ref(&p),
-            &by_group,
-            at(0),
-            at(2)
-        ),
+        eval(&req, std::slice::from_ref(&p), &by_group, at(0), at(2)),
         Approval::Waiting { .. }
     ));
     for r in &mut by_group {
@@ -280,7 +195,7 @@ fn approvers_by_verified_group() {
         )]));
     }
     assert!(matches!(
-        evaluate(&req, requested(&req), &[p], &by_group, at(0), at(2)),
+        eval(&req, &[p], &by_group, at(0), at(2)),
         Approval::Approved { .. }
     ));
 }

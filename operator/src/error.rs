@@ -1,4 +1,4 @@
-//! What can go wrong in a reconcile, once: the metric label and the Event/condition reason derive
+//! What can go wrong in a reconcile or at the cluster edge, once: the metric label and the Event/condition reason derive
 //! from the variant.
 
 use std::time::Duration;
