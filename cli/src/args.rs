@@ -1,13 +1,15 @@
 //! The command line: global flags, one subcommand per verb, and the value types clap parses for them
-//! (Go durations, key types, direct endpoints).
+//! (Go durations, key types).
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::PossibleValue};
 use passport_crds::{
     KeyType,
     duration::{format_go_duration, parse_go_duration},
 };
+
+use crate::{cluster::session::Selection, transport::direct::DirectEndpoint, ui::format::OutputFormat};
 
 /// Just-in-time SSH and RDP access to EC2 instances, granted by the passport operator.
 #[derive(Parser, Debug)]
@@ -39,17 +41,19 @@ pub struct Global {
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Output {
-    /// Tables and sentences for people.
-    #[default]
-    Table,
-    Json,
-    Yaml,
+impl Global {
+    /// The kubeconfig, context and namespace these flags choose.
+    pub fn selection(&self) -> Selection<'_> {
+        Selection {
+            kubeconfig: self.kubeconfig.as_deref(),
+            context: self.context.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,7 +182,7 @@ pub struct SshConfigArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct TunnelArgs {
     /// Type of the SSH key to generate and have certified.
-    #[arg(long, value_enum, default_value_t = KeyTypeArg::Ed25519)]
+    #[arg(long, value_enum, default_value_t = KeyTypeArg(KeyType::Ed25519))]
     pub key_type: KeyTypeArg,
     /// Reach INSTANCE at HOST:PORT over plain TCP instead of Session Manager (repeatable; also
     /// PASSPORT_DIRECT_ENDPOINTS="i-a=HOST:PORT,i-b=HOST:PORT").
@@ -209,19 +213,17 @@ pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyTypeArg {
-    #[default]
-    Ed25519,
-    Rsa,
-}
+/// `--key-type`: passport's [`KeyType`] as clap reads it, by the names `spec.keyType` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyTypeArg(pub KeyType);
 
-impl From<KeyTypeArg> for KeyType {
-    fn from(value: KeyTypeArg) -> Self {
-        match value {
-            KeyTypeArg::Ed25519 => KeyType::Ed25519,
-            KeyTypeArg::Rsa => KeyType::Rsa,
-        }
+impl ValueEnum for KeyTypeArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[KeyTypeArg(KeyType::Ed25519), KeyTypeArg(KeyType::Rsa)]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.as_str()))
     }
 }
 
@@ -250,73 +252,5 @@ impl fmt::Display for GoDuration {
     }
 }
 
-/// `INSTANCE=HOST:PORT`: reach an instance over plain TCP (a test sshd, a VPN, a bastion forward).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectEndpoint {
-    pub instance: String,
-    pub address: String,
-}
-
-impl FromStr for DirectEndpoint {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| {
-            format!("{text:?} is not INSTANCE=HOST:PORT ({why}), e.g. i-0123456789abcdef0=127.0.0.1:2222")
-        };
-        let (instance, address) = text.trim().split_once('=').ok_or_else(|| bad("no '='"))?;
-        let (instance, address) = (instance.trim(), address.trim());
-        if instance.is_empty() {
-            return Err(bad("no instance id"));
-        }
-        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-        if host.is_empty() || host.trim_start_matches('[').trim_end_matches(']').is_empty() {
-            return Err(bad("no host"));
-        }
-        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-            return Err(bad("write IPv6 addresses in brackets, as [::1]:22"));
-        }
-        match port.parse::<u16>() {
-            Ok(port) if port > 0 => Ok(Self {
-                instance: instance.to_owned(),
-                address: address.to_owned(),
-            }),
-            _ => Err(bad("the port must be 1 to 65535")),
-        }
-    }
-}
-
-impl fmt::Display for DirectEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.instance, self.address)
-    }
-}
-
-/// Parses `PASSPORT_DIRECT_ENDPOINTS`: comma-separated `INSTANCE=HOST:PORT` entries.
-pub fn parse_direct_list(text: &str) -> Result<Vec<DirectEndpoint>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            entry
-                .parse()
-                .map_err(|err| format!("PASSPORT_DIRECT_ENDPOINTS: {err}"))
-        })
-        .collect()
-}
-
-/// The direct endpoint for `instance`: the flags first, then `env` (PASSPORT_DIRECT_ENDPOINTS).
-pub fn direct_endpoint(
-    flags: &[DirectEndpoint],
-    env: Option<&str>,
-    instance: &str,
-) -> Result<Option<String>, String> {
-    if let Some(found) = flags.iter().find(|d| d.instance == instance) {
-        return Ok(Some(found.address.clone()));
-    }
-    let from_env = env.map(parse_direct_list).transpose()?.unwrap_or_default();
-    Ok(from_env
-        .into_iter()
-        .find(|d| d.instance == instance)
-        .map(|d| d.address))
-}
+#[cfg(test)]
+pub(crate) mod tests;

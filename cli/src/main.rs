@@ -1,37 +1,29 @@
 //! `kubectl passport`: the kubectl plugin of passport. Ask for access, review it, follow it, and
 //! connect: SSH certificates and sealed secrets come through CredentialRequests, and ssh goes through
 //! Session Manager (or a direct endpoint) with host keys pinned by instance id.
+//!
+//! Layers: `commands` (the verbs) use `cluster` (kubeconfig, passport objects, the CredentialRequest
+//! exchange) and `transport` (Session Manager, TCP, ssh command lines); both use `workstation` (keys,
+//! certificates and known_hosts in the cache); everything may use `ui` (formats, tables, error
+//! lines), which uses nothing.
 #![forbid(unsafe_code)]
 
 mod args;
-mod connect;
-mod credentials;
-mod errors;
-mod info;
-mod keys;
-mod logbook;
-mod modify;
-mod names;
-mod output;
-mod proxy;
-mod request;
-mod review;
-mod session;
-mod show;
-mod ssh_config;
-mod sshcmd;
-mod ssm;
-mod target;
-mod tunnel;
+mod cluster;
+mod commands;
+#[cfg(test)]
+mod fixtures;
+mod transport;
+mod ui;
+mod workstation;
 
 use std::{io::Write, process::ExitCode};
 
 use clap::{Parser, error::ErrorKind};
-use passport_crds::Decision;
 
 use crate::{
     args::{Cli, Verb},
-    session::Session,
+    ui::errors,
 };
 
 fn main() -> ExitCode {
@@ -55,6 +47,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // ssh runs `proxy --prepare` (`Match exec`) before the ProxyCommand, which says the same error.
     let quiet = matches!(&cli.command, Verb::Proxy(p) if p.prepare);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -67,7 +60,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(err) => {
             if !quiet {
@@ -91,46 +84,3 @@ fn init_tracing() {
             .try_init();
     }
 }
-
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (global, format) = (&cli.global, cli.global.output);
-    let session = || Session::connect(global);
-    match cli.command {
-        Verb::Version => info::version(global).await,
-        Verb::Completion(args) => info::completion(args.shell),
-        Verb::Request(args) => request::run(&session().await?, &args, format).await,
-        Verb::List => show::list(&session().await?, format).await,
-        Verb::Get(args) => show::get(&session().await?, &args.name, format).await,
-        Verb::Approve(args) => {
-            review::run(
-                &session().await?,
-                &args.name,
-                Decision::Approve,
-                args.comment,
-                format,
-            )
-            .await
-        }
-        Verb::Deny(args) => {
-            review::run(
-                &session().await?,
-                &args.name,
-                Decision::Deny,
-                Some(args.comment),
-                format,
-            )
-            .await
-        }
-        Verb::Extend(args) => modify::extend(&session().await?, &args, format).await,
-        Verb::Complete(args) => modify::complete(&session().await?, &args.name, format).await,
-        Verb::Connect(args) => connect::run(&session().await?, &args, format).await,
-        Verb::SshConfig(args) => ssh_config::run(&session().await?, &args, format).await,
-        Verb::Logbook(args) => logbook::run(&session().await?, &args.name, format).await,
-        Verb::Whoami => info::whoami(&session().await?, format).await,
-        Verb::Proxy(args) => proxy::run(&session().await?, &args).await,
-    }
-}
-
-#[cfg(test)]
-#[path = "args_tests.rs"]
-mod args_tests;

@@ -1,12 +1,14 @@
 //! Argument parsing: every verb and its flags, as a person types them.
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
+use passport_crds::KeyType;
 
-use crate::args::{Cli, DirectEndpoint, KeyTypeArg, Output, Verb, direct_endpoint, parse_direct_list};
+use super::{Cli, KeyTypeArg, Verb};
+use crate::ui::format::OutputFormat;
 
-fn parse(args: &[&str]) -> Cli {
-    let mut argv = vec!["kubectl-passport"];
-    argv.extend_from_slice(args);
+/// The command line `kubectl-passport ARGS…`, which must parse.
+pub(crate) fn parse(args: &[&str]) -> Cli {
+    let argv = std::iter::once("kubectl-passport").chain(args.iter().copied());
     match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(err) => panic!("{args:?} should parse: {err}"),
@@ -32,15 +34,15 @@ fn global_flags_go_anywhere() {
     let cli = parse(&["--context", "prod", "list", "-n", "team-a", "-o", "json"]);
     assert_eq!(cli.global.context.as_deref(), Some("prod"));
     assert_eq!(cli.global.namespace.as_deref(), Some("team-a"));
-    assert_eq!(cli.global.output, Output::Json);
+    assert_eq!(cli.global.output, OutputFormat::Json);
     assert!(matches!(cli.command, Verb::List));
     let cli = parse(&["whoami", "--kubeconfig", "/tmp/k", "--output", "yaml"]);
     assert_eq!(
         cli.global.kubeconfig.as_deref(),
         Some(std::path::Path::new("/tmp/k"))
     );
-    assert_eq!(cli.global.output, Output::Yaml);
-    assert_eq!(parse(&["list"]).global.output, Output::Table);
+    assert_eq!(cli.global.output, OutputFormat::Yaml);
+    assert_eq!(parse(&["list"]).global.output, OutputFormat::Table);
     assert_eq!(error(&["list", "-o", "wide"]).kind(), ErrorKind::InvalidValue);
 }
 
@@ -152,12 +154,12 @@ fn connect_takes_an_instance_key_type_direct_endpoints_and_ssh_arguments() {
         panic!("not connect")
     };
     assert_eq!(args.instance.as_deref(), Some("i-0123456789abcdef0"));
-    assert_eq!(args.tunnel.key_type, KeyTypeArg::Rsa);
+    assert_eq!(args.tunnel.key_type, KeyTypeArg(KeyType::Rsa));
     assert_eq!(args.tunnel.direct[0].address, "127.0.0.1:2222");
     assert_eq!(args.ssh_args, vec!["-L", "8080:localhost:80", "uptime"]);
     let bad = error(&["connect", "db", "--key-type", "dsa"]);
     assert_eq!(bad.kind(), ErrorKind::InvalidValue);
-    let line = crate::errors::clap_line(&bad.render().to_string());
+    let line = crate::ui::errors::clap_line(&bad.render().to_string());
     assert!(
         line.contains("invalid value 'dsa'") && line.contains("ed25519, rsa"),
         "{line}"
@@ -171,7 +173,7 @@ fn ssh_config_and_the_hidden_proxy() {
         panic!("not ssh-config")
     };
     assert!(args.name.is_none());
-    assert_eq!(args.tunnel.key_type, KeyTypeArg::Ed25519);
+    assert_eq!(args.tunnel.key_type, KeyTypeArg(KeyType::Ed25519));
     let cli = parse(&[
         "--context",
         "c",
@@ -218,43 +220,4 @@ fn completion_shells() {
         Verb::Completion(_)
     ));
     assert_eq!(error(&["completion", "tcsh"]).kind(), ErrorKind::InvalidValue);
-}
-
-#[test]
-fn direct_endpoints_parse() {
-    let d: DirectEndpoint = "i-0123456789abcdef0=127.0.0.1:2222".parse().expect("ok");
-    assert_eq!(
-        (d.instance.as_str(), d.address.as_str()),
-        ("i-0123456789abcdef0", "127.0.0.1:2222")
-    );
-    assert_eq!(d.to_string(), "i-0123456789abcdef0=127.0.0.1:2222");
-    let v6: DirectEndpoint = "i-1=[::1]:22".parse().expect("ipv6");
-    assert_eq!(v6.address, "[::1]:22");
-    for bad in [
-        "i-1",
-        "=h:22",
-        "i-1=h",
-        "i-1=:22",
-        "i-1=h:0",
-        "i-1=h:99999",
-        "i-1=::1:22",
-    ] {
-        assert!(bad.parse::<DirectEndpoint>().is_err(), "{bad} should not parse");
-    }
-    let list = parse_direct_list(" i-a=127.0.0.1:2222, i-b=10.0.0.5:22 ,").expect("list");
-    assert_eq!(list.len(), 2);
-    assert!(parse_direct_list("i-a=127.0.0.1").is_err_and(|e| e.starts_with("PASSPORT_DIRECT_ENDPOINTS: ")));
-    let flags = vec!["i-a=127.0.0.1:1".parse().expect("flag")];
-    let env = Some("i-a=127.0.0.1:2,i-b=127.0.0.1:3");
-    assert_eq!(
-        direct_endpoint(&flags, env, "i-a"),
-        Ok(Some("127.0.0.1:1".to_owned())),
-        "flags win"
-    );
-    assert_eq!(
-        direct_endpoint(&flags, env, "i-b"),
-        Ok(Some("127.0.0.1:3".to_owned()))
-    );
-    assert_eq!(direct_endpoint(&flags, env, "i-c"), Ok(None));
-    assert_eq!(direct_endpoint(&[], None, "i-a"), Ok(None));
 }

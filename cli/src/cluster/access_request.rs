@@ -1,84 +1,116 @@
-//! Questions about one AccessRequest that several verbs ask: its phase, whether it can be used now
-//! (and if not, what to do), and which of its instances the user means.
+//! AccessRequests in the session's namespace: read and written with errors a person understands,
+//! whether one can be used now, and which of its instances the user means.
 
 use anyhow::{Result, anyhow, bail};
-use kube::ResourceExt;
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
 use passport_crds::{
-    AccessRequest, Phase,
+    AccessRequest,
     access_request::{Platform, TargetStatus},
-    common::condition_types::APPROVED,
 };
 
-pub fn phase(request: &AccessRequest) -> Phase {
-    request.status.as_ref().map(|s| s.phase).unwrap_or_default()
+use super::{api_errors, session::Session};
+
+/// The message for an AccessRequest that does not exist.
+pub fn not_found(name: &str, namespace: &str) -> anyhow::Error {
+    anyhow!("AccessRequest {name} not found in namespace {namespace}; list yours with kubectl passport list")
 }
 
-/// The request's instances, as `--instance` flags for a new request.
-fn instance_flags(request: &AccessRequest) -> String {
+/// The AccessRequest `name`.
+pub async fn get(session: &Session, name: &str) -> Result<AccessRequest> {
+    find(session, name)
+        .await?
+        .ok_or_else(|| not_found(name, &session.namespace))
+}
+
+/// The AccessRequest `name`, if it exists.
+pub async fn find(session: &Session, name: &str) -> Result<Option<AccessRequest>> {
+    session
+        .api::<AccessRequest>()
+        .get_opt(name)
+        .await
+        .map_err(|err| session.failed::<AccessRequest>("get", err))
+}
+
+/// Every AccessRequest in the namespace.
+pub async fn list(session: &Session) -> Result<Vec<AccessRequest>> {
+    Ok(session
+        .api::<AccessRequest>()
+        .list(&ListParams::default())
+        .await
+        .map_err(|err| session.failed::<AccessRequest>("list", err))?
+        .items)
+}
+
+pub async fn create(session: &Session, object: &AccessRequest) -> Result<AccessRequest> {
+    match session
+        .api::<AccessRequest>()
+        .create(&PostParams::default(), object)
+        .await
+    {
+        Ok(created) => Ok(created),
+        Err(err) if api_errors::code(&err) == Some(409) => bail!(
+            "AccessRequest {} already exists in namespace {}; pick another name, or leave it out for a generated one",
+            object.name_any(),
+            session.namespace
+        ),
+        Err(err) => Err(session.failed::<AccessRequest>("create", err)),
+    }
+}
+
+/// Applies a JSON merge patch to the AccessRequest `name`.
+pub async fn patch(session: &Session, name: &str, patch: &serde_json::Value) -> Result<AccessRequest> {
+    session
+        .api::<AccessRequest>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|err| session.failed::<AccessRequest>("patch", err))
+}
+
+/// The Events regarding the AccessRequest `name` (events.k8s.io/v1), which outlive it for a while.
+pub async fn events(session: &Session, name: &str) -> Result<Vec<Event>> {
+    let events = session
+        .api::<Event>()
+        .list(&ListParams::default().fields(&format!("regarding.name={name}")))
+        .await
+        .map_err(|err| session.failed::<Event>("list", err))?
+        .items;
+    Ok(events
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .and_then(|r| r.kind.as_deref())
+                .is_none_or(|k| k == "AccessRequest")
+        })
+        .collect())
+}
+
+/// Ok when the request can be used to connect now; else why not and what to do.
+pub fn ensure_usable(request: &AccessRequest) -> Result<()> {
+    match request.unusable() {
+        Some(unusable) => Err(anyhow!("{unusable}")),
+        None => Ok(()),
+    }
+}
+
+/// The instances the request names, in its order.
+pub fn instance_ids(request: &AccessRequest) -> Vec<&str> {
     request
         .spec
         .targets
         .iter()
-        .map(|t| format!("--instance {}", t.instance_id))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Why `request` cannot be used now and what to do, or None when it is Active.
-pub fn not_active(request: &AccessRequest) -> Option<String> {
-    let name = request.name_any();
-    let status = request.status.clone().unwrap_or_default();
-    let again = format!(
-        "request access again with kubectl passport request {} --reason …",
-        instance_flags(request)
-    );
-    let said = |fallback: &str| {
-        let message = status.message.trim();
-        if message.is_empty() {
-            fallback.to_owned()
-        } else {
-            message.to_owned()
-        }
-    };
-    let why = match status.phase {
-        Phase::Active => return None,
-        Phase::Pending => {
-            let approval = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == APPROVED)
-                .map(|c| c.message.trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "it is not approved yet".to_owned());
-            format!("{approval}; follow it with kubectl passport get {name}")
-        }
-        Phase::Provisioning => format!(
-            "the user is still being created on its instances; wait with kubectl wait --for=condition=Ready ar/{name}"
-        ),
-        Phase::Revoking => format!("access is being revoked; {again}"),
-        Phase::Completed | Phase::Expired => format!("access has ended; {again}"),
-        Phase::Denied => format!("{}; {again}", said("it was denied")),
-        Phase::Failed => format!("{}; {again}", said("it could not be provisioned")),
-    };
-    Some(format!("AccessRequest {name} is {:?}: {why}", status.phase))
-}
-
-pub fn ensure_active(request: &AccessRequest) -> Result<()> {
-    match not_active(request) {
-        Some(message) => Err(anyhow!(message)),
-        None => Ok(()),
-    }
+        .map(|t| t.instance_id.as_str())
+        .collect()
 }
 
 /// The instance the user means: `wanted` if the request has it; else the only one.
 pub fn resolve_instance(request: &AccessRequest, wanted: Option<&str>) -> Result<String> {
     let name = request.name_any();
-    let ids: Vec<&str> = request
-        .spec
-        .targets
-        .iter()
-        .map(|t| t.instance_id.as_str())
-        .collect();
+    let ids = instance_ids(request);
     match (wanted, ids.as_slice()) {
         (Some(wanted), _) if ids.contains(&wanted) => Ok(wanted.to_owned()),
         (Some(wanted), _) => bail!(
@@ -111,49 +143,36 @@ pub fn is_windows(request: &AccessRequest, instance: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use passport_crds::{AccessRequestSpec, access_request::AccessRequestStatus};
+    use passport_crds::Phase;
 
-    fn request(ids: &[&str], phase: Phase, message: &str) -> AccessRequest {
-        let mut request = AccessRequest::new("db", AccessRequestSpec::new("alice", "r", ids.iter().copied()));
-        request.status = Some(AccessRequestStatus {
-            phase,
-            message: message.into(),
-            ..Default::default()
-        });
-        request
-    }
+    use super::*;
+    use crate::fixtures::{INSTANCE, OTHER_INSTANCE, in_phase};
 
     #[test]
-    fn completed_requests_say_access_has_ended() {
-        let r = request(&["i-0123456789abcdef0"], Phase::Completed, "");
+    fn unusable_requests_say_why_and_what_to_do() {
+        let completed = in_phase(&[INSTANCE], Phase::Completed, "");
         assert_eq!(
-            not_active(&r).as_deref(),
-            Some(
-                "AccessRequest db is Completed: access has ended; request access again with kubectl passport request --instance i-0123456789abcdef0 --reason …"
-            )
+            ensure_usable(&completed).expect_err("ended").to_string(),
+            "AccessRequest db is Completed: access has ended; request access again with `kubectl passport request`"
         );
-        let denied = request(
-            &["i-0123456789abcdef0"],
-            Phase::Denied,
-            "denied by carol: not now",
-        );
-        assert!(not_active(&denied).is_some_and(|m| {
-            m.starts_with("AccessRequest db is Denied: denied by carol: not now; request access again")
+        let denied = in_phase(&[INSTANCE], Phase::Denied, "denied by carol: not now");
+        assert!(ensure_usable(&denied).is_err_and(|e| {
+            e.to_string()
+                .starts_with("AccessRequest db is Denied: denied by carol: not now; request access again")
         }));
-        let pending = request(&["i-0123456789abcdef0"], Phase::Pending, "");
-        assert!(not_active(&pending).is_some_and(|m| m.contains("is Pending: it is not approved yet")));
-        assert!(not_active(&request(&["i-0123456789abcdef0"], Phase::Active, "")).is_none());
+        let pending = in_phase(&[INSTANCE], Phase::Pending, "");
+        assert!(
+            ensure_usable(&pending)
+                .is_err_and(|e| e.to_string().contains("is Pending: it is not approved yet"))
+        );
+        assert!(ensure_usable(&in_phase(&[INSTANCE], Phase::Active, "")).is_ok());
     }
 
     #[test]
     fn instances_resolve_or_are_listed() {
-        let one = request(&["i-0123456789abcdef0"], Phase::Active, "");
-        assert_eq!(
-            resolve_instance(&one, None).ok().as_deref(),
-            Some("i-0123456789abcdef0")
-        );
-        let two = request(&["i-0123456789abcdef0", "i-0fedcba9876543210"], Phase::Active, "");
+        let one = in_phase(&[INSTANCE], Phase::Active, "");
+        assert_eq!(resolve_instance(&one, None).ok().as_deref(), Some(INSTANCE));
+        let two = in_phase(&[INSTANCE, OTHER_INSTANCE], Phase::Active, "");
         let err = resolve_instance(&two, None).expect_err("ambiguous").to_string();
         assert_eq!(
             err,
@@ -167,10 +186,16 @@ mod tests {
             "instance i-00000000 is not in AccessRequest db; its instances: i-0123456789abcdef0, i-0fedcba9876543210"
         );
         assert_eq!(
-            resolve_instance(&two, Some("i-0fedcba9876543210"))
-                .ok()
-                .as_deref(),
-            Some("i-0fedcba9876543210")
+            resolve_instance(&two, Some(OTHER_INSTANCE)).ok().as_deref(),
+            Some(OTHER_INSTANCE)
+        );
+    }
+
+    #[test]
+    fn missing_requests_point_to_the_list() {
+        assert_eq!(
+            not_found("x", "y").to_string(),
+            "AccessRequest x not found in namespace y; list yours with kubectl passport list"
         );
     }
 }

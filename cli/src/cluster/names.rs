@@ -1,4 +1,4 @@
-//! Names: default AccessRequest names, DNS-label sanitizing, and safe path components for the cache.
+//! Object names: the default AccessRequest name, DNS labels, and `generateName` prefixes.
 
 use jiff::Timestamp;
 
@@ -41,25 +41,6 @@ pub fn generate_name(base: &str, what: &str) -> String {
     let room = MAX_LABEL - 5 - what.len() - 2;
     let base = dns_label(base, room);
     format!("{base}-{what}-")
-}
-
-/// One safe path component: letters, digits, `.`, `_`, `@`, `-` kept, anything else `_`; never
-/// empty, `.` or `..`.
-pub fn path_component(text: &str) -> String {
-    let out: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match out.as_str() {
-        "" | "." | ".." => format!("_{out}"),
-        _ => out,
-    }
 }
 
 #[cfg(test)]
@@ -109,16 +90,5 @@ mod tests {
         let prefix = generate_name(&long, "approve");
         assert!(prefix.len() + 5 <= 63, "{prefix}");
         assert!(prefix.ends_with("-approve-"));
-    }
-
-    #[test]
-    fn path_components_are_safe() {
-        assert_eq!(path_component("alice@passport-local"), "alice@passport-local");
-        assert_eq!(
-            path_component("arn:aws:eks:eu-west-1:1:cluster/prod"),
-            "arn_aws_eks_eu-west-1_1_cluster_prod"
-        );
-        assert_eq!(path_component(".."), "_..");
-        assert_eq!(path_component(""), "_");
     }
 }

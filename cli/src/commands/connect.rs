@@ -1,58 +1,38 @@
 //! `connect`: credentials for one instance, then ssh (Linux) or an RDP tunnel with the unsealed
 //! password (Windows). Host keys are pinned under the instance id; nothing is trusted on first use.
 
-use std::{os::unix::process::CommandExt, process::ExitCode};
+use std::{io::Write, os::unix::process::CommandExt, process::ExitCode};
 
 use anyhow::{Context, Result, anyhow, bail};
-use passport_crds::{KeyType, sealed::WINDOWS_PASSWORD};
+use passport_crds::sealed::WINDOWS_PASSWORD;
 
+use super::{proxy, reach::reach};
 use crate::{
-    args::{ConnectArgs, Output},
-    credentials::{self, Issued, Need},
-    keys::KeyDir,
-    output,
-    proxy::{self, Document, MIN_VALIDITY},
-    session::Session,
-    sshcmd::{self, ProxySpec},
-    ssm, target, tunnel,
+    args::ConnectArgs,
+    cluster::{access_request, session::Session},
+    transport::{
+        session_manager::{self, Document},
+        ssh_command, tcp,
+    },
+    ui::format::{OutputFormat, structured},
+    workstation::{issued::Issued, key_dir::KeyDir, sealing},
 };
 
 /// The RDP port on a Windows instance.
 const RDP_PORT: u16 = 3389;
 
-pub async fn run(session: &Session, args: &ConnectArgs, format: Output) -> Result<ExitCode> {
-    let request = session.request(&args.name).await?;
-    target::ensure_active(&request)?;
-    let instance = target::resolve_instance(&request, args.instance.as_deref())?;
-    let direct = proxy::direct_for(&args.tunnel, &instance)?;
-    if direct.is_none() {
-        ssm::find_plugin()?;
-    }
-    let key_type = KeyType::from(args.tunnel.key_type);
-    let keys = KeyDir::open(&session.context, &session.namespace, &args.name, key_type)?;
-    let need = Need {
-        min_validity: MIN_VALIDITY,
-        aws_session: direct.is_none(),
-    };
-    let issued = credentials::ensure(session, &request, &keys, need).await?;
-    if target::is_windows(&request, &instance) {
-        return rdp(&keys, &issued, &instance, direct, format).await;
+pub async fn run(session: &Session, args: &ConnectArgs, format: OutputFormat) -> Result<ExitCode> {
+    let reach = reach(session, &args.name, args.instance.as_deref(), &args.tunnel).await?;
+    if access_request::is_windows(&reach.request, &reach.instance) {
+        return rdp(&reach.keys, &reach.issued, &reach.instance, reach.direct, format).await;
     }
     let exe = std::env::current_exe().context("locating this binary for ssh's ProxyCommand")?;
-    let spec = ProxySpec {
-        exe: &exe,
-        kubeconfig: session.kubeconfig.as_deref(),
-        context: &session.context,
-        namespace: &session.namespace,
-        request: &args.name,
-        key_type,
-        direct: &args.tunnel.direct,
-    };
-    let ssh_args = sshcmd::connect_args(
-        &keys,
-        &instance,
-        &issued.username,
-        &spec.command(false),
+    let proxy = proxy::invocation(session, &exe, &args.name, &args.tunnel).command(false);
+    let ssh_args = ssh_command::connect_args(
+        &reach.keys,
+        &reach.instance,
+        &reach.issued.username,
+        &proxy,
         &args.ssh_args,
     );
     tracing::debug!(?ssh_args, "running ssh");
@@ -70,8 +50,8 @@ struct RdpDetails<'a> {
     password: &'a str,
 }
 
-fn print_rdp(details: &RdpDetails<'_>, format: Output) -> Result<()> {
-    if !output::structured(format, details)? {
+fn print_rdp(details: &RdpDetails<'_>, format: OutputFormat) -> Result<()> {
+    if !structured(format, details)? {
         println!(
             "Windows instance {}: point your RDP client at {}",
             details.instance, details.host
@@ -81,7 +61,6 @@ fn print_rdp(details: &RdpDetails<'_>, format: Output) -> Result<()> {
         println!("  Password:  {}", details.password);
         println!("The tunnel stays open until you press Ctrl-C.");
     }
-    use std::io::Write;
     std::io::stdout().flush()?;
     Ok(())
 }
@@ -93,9 +72,9 @@ async fn rdp(
     issued: &Issued,
     instance: &str,
     direct: Option<String>,
-    format: Output,
+    format: OutputFormat,
 ) -> Result<ExitCode> {
-    let password = credentials::unseal(keys, issued, WINDOWS_PASSWORD, Some(instance))?;
+    let password = sealing::unseal(keys, issued, WINDOWS_PASSWORD, Some(instance))?;
     let password =
         String::from_utf8(password).map_err(|_| anyhow!("the sealed Windows password is not UTF-8"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -112,35 +91,27 @@ async fn rdp(
         Some(address) => {
             print_rdp(&details, format)?;
             tokio::select! {
-                result = tunnel::forward(listener, address) => result?,
+                result = tcp::forward(listener, address) => result?,
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
         None => {
             // The plugin listens on the port itself.
             drop(listener);
-            let started = proxy::session_manager(
-                keys,
-                issued,
-                instance,
-                RDP_PORT,
-                Document::PortForwarding { local: port },
-            )
-            .await?;
-            let plugin = ssm::find_plugin()?;
-            let creds = credentials::aws_session(keys, issued)?;
-            let mut command = tokio::process::Command::from(ssm::plugin_command(&plugin, &started, &creds));
-            let mut child = command
+            let document = Document::PortForwarding { local: port };
+            let plugin = session_manager::open(keys, issued, instance, RDP_PORT, document).await?;
+            let program = plugin.get_program().to_string_lossy().into_owned();
+            let mut child = tokio::process::Command::from(plugin)
                 .stdout(std::process::Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
-                .with_context(|| format!("running {}", plugin.display()))?;
+                .with_context(|| format!("running {program}"))?;
             print_rdp(&details, format)?;
             tokio::select! {
                 status = child.wait() => {
                     let status = status?;
                     if !status.success() {
-                        bail!("{} ended with {status}: the tunnel is closed", ssm::PLUGIN);
+                        bail!("{} ended with {status}: the tunnel is closed", session_manager::PLUGIN);
                     }
                 }
                 _ = tokio::signal::ctrl_c() => {

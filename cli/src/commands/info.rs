@@ -6,14 +6,17 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::{
-    args::{Cli, Global, Output},
-    errors, output,
-    session::Session,
+    args::{Cli, Global},
+    cluster::session::Session,
+    ui::{
+        errors::one_line,
+        format::{OutputFormat, structured},
+    },
 };
 
-pub async fn whoami(session: &Session, format: Output) -> Result<ExitCode> {
+pub async fn whoami(session: &Session, format: OutputFormat) -> Result<ExitCode> {
     let me = session.whoami().await?;
-    if !output::structured(format, me)? {
+    if !structured(format, me)? {
         println!("Username:  {}", me.username);
         println!("Groups:    {}", me.groups.join(", "));
         println!("Context:   {} (namespace {})", session.context, session.namespace);
@@ -24,20 +27,16 @@ pub async fn whoami(session: &Session, format: Output) -> Result<ExitCode> {
 /// The client's version always; the server's when it can be reached.
 pub async fn version(global: &Global) -> Result<ExitCode> {
     let client = env!("CARGO_PKG_VERSION");
-    let server = match Session::connect(global).await {
-        Ok(session) => session
-            .client
-            .apiserver_version()
-            .await
-            .map(|info| info.git_version)
-            .map_err(|err| errors::one_line(&errors::api(err, "get", "version", "(cluster)"))),
-        Err(err) => Err(errors::one_line(&err)),
-    };
+    let server = match Session::connect(global.selection()).await {
+        Ok(session) => session.server_version().await,
+        Err(err) => Err(err),
+    }
+    .map_err(|err| one_line(&err));
     let shown = serde_json::json!({
         "clientVersion": { "plugin": "kubectl-passport", "version": client },
         "serverVersion": server.as_ref().ok(),
     });
-    if !output::structured(global.output, &shown)? {
+    if !structured(global.output, &shown)? {
         println!("Client Version: kubectl-passport {client}");
         match &server {
             Ok(version) => println!("Server Version: {version}"),

@@ -6,11 +6,19 @@ use std::process::ExitCode;
 use anyhow::Result;
 use jiff::Timestamp;
 use k8s_openapi::api::events::v1::Event;
-use kube::{ResourceExt, api::ListParams};
+use kube::ResourceExt;
 use passport_crds::AccessRequest;
 use serde::Serialize;
 
-use crate::{args::Output, errors, output, session::Session};
+use crate::{
+    cluster::{access_request, session::Session},
+    ui::{
+        errors::fold,
+        format::{OutputFormat, structured},
+        table::table,
+        time::timestamp,
+    },
+};
 
 /// One line of the logbook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,7 +32,7 @@ pub struct Entry {
 }
 
 fn serialize_time<S: serde::Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&output::timestamp(*time))
+    serializer.serialize_str(&timestamp(*time))
 }
 
 /// When an event happened: its last occurrence if it repeats, else its event time, else older fields.
@@ -76,7 +84,7 @@ pub fn status_entries(request: &AccessRequest) -> Vec<Entry> {
         Some(ended) => push(
             Some(ended.0),
             &format!("{:?}", status.phase),
-            errors::fold(&status.message),
+            fold(&status.message),
         ),
         None => push(
             status.expires_at.map(|t| t.0),
@@ -110,10 +118,7 @@ pub fn event_entry(event: &Event) -> Option<Entry> {
             .clone()
             .or_else(|| event.action.clone())
             .unwrap_or_default(),
-        detail: format!(
-            "{kind}{}{count}",
-            errors::fold(event.note.as_deref().unwrap_or_default())
-        ),
+        detail: format!("{kind}{}{count}", fold(event.note.as_deref().unwrap_or_default())),
     })
 }
 
@@ -124,30 +129,14 @@ pub fn merge(mut entries: Vec<Entry>, events: &[Event]) -> Vec<Entry> {
     entries
 }
 
-pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCode> {
-    let request = match session.requests().get_opt(name).await {
-        Ok(request) => request,
-        Err(err) => return Err(errors::api(err, "get", "accessrequests", &session.namespace)),
-    };
-    let events: Vec<Event> = session
-        .api::<Event>()
-        .list(&ListParams::default().fields(&format!("regarding.name={name}")))
-        .await
-        .map_err(|err| errors::api(err, "list", "events", &session.namespace))?
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding
-                .as_ref()
-                .and_then(|r| r.kind.as_deref())
-                .is_none_or(|k| k == "AccessRequest")
-        })
-        .collect();
+pub async fn run(session: &Session, name: &str, format: OutputFormat) -> Result<ExitCode> {
+    let request = access_request::find(session, name).await?;
+    let events = access_request::events(session, name).await?;
     if request.is_none() && events.is_empty() {
-        return Err(errors::request_not_found(name, &session.namespace));
+        return Err(access_request::not_found(name, &session.namespace));
     }
     let entries = merge(request.as_ref().map(status_entries).unwrap_or_default(), &events);
-    if output::structured(
+    if structured(
         format,
         &serde_json::json!({ "accessRequest": name, "entries": entries }),
     )? {
@@ -160,14 +149,14 @@ pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCo
         .iter()
         .map(|e| {
             vec![
-                output::timestamp(e.time),
+                timestamp(e.time),
                 e.source.to_owned(),
                 e.what.clone(),
                 e.detail.clone(),
             ]
         })
         .collect();
-    print!("{}", output::table(&["TIME", "SOURCE", "WHAT", "DETAIL"], &rows));
+    print!("{}", table(&["TIME", "SOURCE", "WHAT", "DETAIL"], &rows));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,7 +164,9 @@ pub async fn run(session: &Session, name: &str, format: Output) -> Result<ExitCo
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-    use passport_crds::{AccessRequestSpec, Phase, access_request::AccessRequestStatus, common::Time};
+    use passport_crds::{Phase, access_request::AccessRequestStatus, common::Time};
+
+    use crate::fixtures::{self, INSTANCE};
 
     fn at(text: &str) -> Timestamp {
         text.parse().expect("timestamp")
@@ -193,14 +184,9 @@ mod tests {
 
     #[test]
     fn events_and_status_interleave_in_time_order() {
-        let mut request = AccessRequest::new(
-            "db",
-            AccessRequestSpec {
-                ticket: Some("INC-1".into()),
-                completed: true,
-                ..AccessRequestSpec::new("alice", "CPU alarm", ["i-0123456789abcdef0"])
-            },
-        );
+        let mut request = fixtures::access_request(&[INSTANCE]);
+        request.spec.ticket = Some("INC-1".into());
+        request.spec.completed = true;
         request.metadata.creation_timestamp = Some(Time(at("2025-03-02T12:00:00Z")));
         request.status = Some(AccessRequestStatus {
             phase: Phase::Completed,
@@ -223,7 +209,7 @@ mod tests {
         let entries = merge(status_entries(&request), &events);
         let summary: Vec<(String, &str, &str)> = entries
             .iter()
-            .map(|e| (output::timestamp(e.time), e.source, e.what.as_str()))
+            .map(|e| (timestamp(e.time), e.source, e.what.as_str()))
             .collect();
         assert_eq!(
             summary,

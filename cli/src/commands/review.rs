@@ -3,38 +3,39 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use kube::{
-    ResourceExt,
-    api::{ObjectMeta, PostParams},
-};
-use passport_crds::{AccessReview, AccessReviewSpec, Decision, common::annotations};
+use kube::{ResourceExt, api::ObjectMeta};
+use passport_crds::{AccessReview, AccessReviewSpec, ReviewDecision, common::annotations};
 
 use crate::{
-    args::Output,
-    errors, names, output,
-    session::{Session, claimed_groups},
-    target,
+    cluster::{
+        access_request, names,
+        session::{Identity, Session},
+    },
+    ui::format::{OutputFormat, structured},
 };
+
+/// The verb and its past tense, as the command line and its output say them.
+fn words(decision: ReviewDecision) -> (&'static str, &'static str) {
+    match decision {
+        ReviewDecision::Approve => ("approve", "approved"),
+        ReviewDecision::Deny => ("deny", "denied"),
+    }
+}
 
 /// The AccessReview `approve`/`deny` creates.
 pub fn build(
     request: &str,
     namespace: &str,
-    reviewer: &str,
-    groups: &[String],
-    decision: Decision,
+    reviewer: &Identity,
+    decision: ReviewDecision,
     comment: Option<String>,
 ) -> AccessReview {
-    let claimed = claimed_groups(groups);
+    let claimed = reviewer.claimed_groups();
     let annotations =
         (!claimed.is_empty()).then(|| [(annotations::REVIEWER_GROUPS.to_owned(), claimed.join(","))].into());
-    let what = match decision {
-        Decision::Approve => "approve",
-        Decision::Deny => "deny",
-    };
     AccessReview {
         metadata: ObjectMeta {
-            generate_name: Some(names::generate_name(request, what)),
+            generate_name: Some(names::generate_name(request, words(decision).0)),
             namespace: Some(namespace.to_owned()),
             annotations,
             ..ObjectMeta::default()
@@ -42,7 +43,7 @@ pub fn build(
         spec: AccessReviewSpec {
             access_request: request.to_owned(),
             decision,
-            reviewer: reviewer.to_owned(),
+            reviewer: reviewer.username.clone(),
             comment: comment.filter(|c| !c.trim().is_empty()),
         },
         status: None,
@@ -52,40 +53,27 @@ pub fn build(
 pub async fn run(
     session: &Session,
     name: &str,
-    decision: Decision,
+    decision: ReviewDecision,
     comment: Option<String>,
-    format: Output,
+    format: OutputFormat,
 ) -> Result<ExitCode> {
     let me = session.whoami().await?;
-    let request = session.request(name).await?;
-    if decision == Decision::Approve && request.spec.requester == me.username {
+    let request = access_request::get(session, name).await?;
+    if decision == ReviewDecision::Approve && request.spec.requester == me.username {
         bail!("you cannot approve your own AccessRequest {name}: ask another approver");
     }
-    let phase = target::phase(&request);
+    let phase = request.phase();
     if phase.is_terminal() {
         bail!("AccessRequest {name} is already {phase:?}: there is nothing to review");
     }
-    let review = build(
-        name,
-        &session.namespace,
-        &me.username,
-        &me.groups,
-        decision,
-        comment,
-    );
     let created = session
-        .api::<AccessReview>()
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(|err| errors::api(err, "create", "accessreviews", &session.namespace))?;
-    if !output::structured(format, &created)? {
-        let verb = match decision {
-            Decision::Approve => "approved",
-            Decision::Deny => "denied",
-        };
+        .create(&build(name, &session.namespace, me, decision, comment))
+        .await?;
+    if !structured(format, &created)? {
         println!(
-            "accessreview.passport.dev/{} created: you {verb} AccessRequest {name} (requested by {})",
+            "accessreview.passport.dev/{} created: you {} AccessRequest {name} (requested by {})",
             created.name_any(),
+            words(decision).1,
             request.spec.requester
         );
         println!(
@@ -102,12 +90,15 @@ mod tests {
 
     #[test]
     fn reviews_name_the_request_and_the_reviewer() {
+        let carol = Identity {
+            username: "carol".into(),
+            groups: vec!["sre".to_owned(), "system:authenticated".to_owned()],
+        };
         let review = build(
             "db",
             "team-a",
-            "carol",
-            &["sre".to_owned(), "system:authenticated".to_owned()],
-            Decision::Deny,
+            &carol,
+            ReviewDecision::Deny,
             Some("not during the freeze".into()),
         );
         let annotations = review.metadata.annotations.clone().unwrap_or_default();
@@ -118,9 +109,9 @@ mod tests {
         assert_eq!(review.metadata.generate_name.as_deref(), Some("db-deny-"));
         assert_eq!(review.spec.access_request, "db");
         assert_eq!(review.spec.reviewer, "carol");
-        assert_eq!(review.spec.decision, Decision::Deny);
+        assert_eq!(review.spec.decision, ReviewDecision::Deny);
         assert_eq!(review.spec.comment.as_deref(), Some("not during the freeze"));
-        let blank = build("db", "team-a", "carol", &[], Decision::Approve, Some("  ".into()));
+        let blank = build("db", "team-a", &carol, ReviewDecision::Approve, Some("  ".into()));
         assert_eq!(blank.spec.comment, None);
     }
 }

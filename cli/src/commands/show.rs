@@ -4,46 +4,42 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use jiff::Timestamp;
-use kube::{ResourceExt, api::ListParams};
-use passport_crds::AccessRequest;
+use kube::ResourceExt;
+use passport_crds::{AccessRequest, common::Time};
 
-use crate::{args::Output, errors, output, session::Session, target};
+use crate::{
+    cluster::{access_request, session::Session},
+    ui::{
+        errors::fold,
+        format::{self, OutputFormat, structured},
+        table::{indented_table, table},
+        time::{age, relative, timestamp_relative},
+    },
+};
 
 pub const LIST_HEADERS: [&str; 6] = ["NAME", "REQUESTER", "PHASE", "TARGETS", "EXPIRES", "AGE"];
 
 /// One row of `list`.
 pub fn list_row(request: &AccessRequest, now: Timestamp) -> Vec<String> {
     let status = request.status.clone().unwrap_or_default();
-    let targets: Vec<&str> = request
-        .spec
-        .targets
-        .iter()
-        .map(|t| t.instance_id.as_str())
-        .collect();
-    let expires = match (&status.expires_at, status.phase.is_terminal()) {
-        (_, true) => "-".to_owned(),
-        (Some(t), false) => output::relative(t.0, now),
-        (None, false) => "-".to_owned(),
+    let expires = match &status.expires_at {
+        Some(t) if !status.phase.is_terminal() => relative(t.0, now),
+        _ => "-".to_owned(),
     };
     vec![
         request.name_any(),
         request.spec.requester.clone(),
-        format!("{:?}", target::phase(request)),
-        targets.join(","),
+        format!("{:?}", request.phase()),
+        access_request::instance_ids(request).join(","),
         expires,
-        output::age(request.creation_timestamp().map(|t| t.0), now),
+        age(request.creation_timestamp().map(|t| t.0), now),
     ]
 }
 
-pub async fn list(session: &Session, format: Output) -> Result<ExitCode> {
-    let mut items = session
-        .requests()
-        .list(&ListParams::default())
-        .await
-        .map_err(|err| errors::api(err, "list", "accessrequests", &session.namespace))?
-        .items;
+pub async fn list(session: &Session, format: OutputFormat) -> Result<ExitCode> {
+    let mut items = access_request::list(session).await?;
     items.sort_by_key(|r| r.creation_timestamp().map(|t| t.0));
-    if output::structured(format, &output::list(&items))? {
+    if structured(format, &format::list(&items))? {
         return Ok(ExitCode::SUCCESS);
     }
     if items.is_empty() {
@@ -52,7 +48,7 @@ pub async fn list(session: &Session, format: Output) -> Result<ExitCode> {
     }
     let now = Timestamp::now();
     let rows: Vec<Vec<String>> = items.iter().map(|r| list_row(r, now)).collect();
-    print!("{}", output::table(&LIST_HEADERS, &rows));
+    print!("{}", table(&LIST_HEADERS, &rows));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -77,11 +73,11 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
         request.spec.source_cidrs.clone().unwrap_or_default().join(", "),
     );
     field("Phase", format!("{:?}", status.phase));
-    field("Message", errors::fold(&status.message));
+    field("Message", fold(&status.message));
     field("Username", status.username.clone().unwrap_or_default());
-    let when = |t: &Option<passport_crds::common::Time>| {
+    let when = |t: &Option<Time>| {
         t.as_ref()
-            .map(|t| output::timestamp_relative(t.0, now))
+            .map(|t| timestamp_relative(t.0, now))
             .unwrap_or_default()
     };
     field("Created", when(&request.metadata.creation_timestamp));
@@ -99,13 +95,11 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
                     c.type_.clone(),
                     c.status.clone(),
                     c.reason.clone(),
-                    errors::fold(&c.message),
+                    fold(&c.message),
                 ]
             })
             .collect();
-        for line in output::table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows).lines() {
-            out.push_str(&format!("  {line}\n"));
-        }
+        out.push_str(&indented_table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
     }
     out.push_str("Targets:\n");
     let rows: Vec<Vec<String>> = request
@@ -113,7 +107,7 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
         .targets
         .iter()
         .map(|t| {
-            let state = target::target_status(request, &t.instance_id);
+            let state = access_request::target_status(request, &t.instance_id);
             vec![
                 t.instance_id.clone(),
                 state
@@ -126,19 +120,20 @@ pub fn describe(request: &AccessRequest, now: Timestamp) -> String {
                 state
                     .and_then(|s| s.command_id.clone())
                     .unwrap_or_else(|| "-".into()),
-                state.map(|s| errors::fold(&s.message)).unwrap_or_default(),
+                state.map(|s| fold(&s.message)).unwrap_or_default(),
             ]
         })
         .collect();
-    for line in output::table(&["INSTANCE", "PLATFORM", "STATE", "COMMAND", "MESSAGE"], &rows).lines() {
-        out.push_str(&format!("  {line}\n"));
-    }
+    out.push_str(&indented_table(
+        &["INSTANCE", "PLATFORM", "STATE", "COMMAND", "MESSAGE"],
+        &rows,
+    ));
     out
 }
 
-pub async fn get(session: &Session, name: &str, format: Output) -> Result<ExitCode> {
-    let request = session.request(name).await?;
-    if !output::structured(format, &request)? {
+pub async fn get(session: &Session, name: &str, format: OutputFormat) -> Result<ExitCode> {
+    let request = access_request::get(session, name).await?;
+    if !structured(format, &request)? {
         print!("{}", describe(&request, Timestamp::now()));
     }
     Ok(ExitCode::SUCCESS)
@@ -146,33 +141,27 @@ pub async fn get(session: &Session, name: &str, format: Output) -> Result<ExitCo
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use jiff::SignedDuration;
     use passport_crds::{
-        AccessRequestSpec, Phase,
+        Phase,
         access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
-        common::Time,
     };
 
+    use super::*;
+    use crate::fixtures::{self, INSTANCE, OTHER_INSTANCE, USERNAME};
+
+    /// alice's Active request on two instances, one of them Ready, made 5 minutes before `now`.
     fn sample(now: Timestamp) -> AccessRequest {
-        let mut request = AccessRequest::new(
-            "db",
-            AccessRequestSpec {
-                ticket: Some("INC-1".into()),
-                ..AccessRequestSpec::new(
-                    "alice",
-                    "CPU alarm",
-                    ["i-0123456789abcdef0", "i-0fedcba9876543210"],
-                )
-            },
-        );
+        let mut request = fixtures::access_request(&[INSTANCE, OTHER_INSTANCE]);
+        request.spec.ticket = Some("INC-1".into());
         request.metadata.namespace = Some("team-a".into());
-        request.metadata.creation_timestamp = Some(Time(now - jiff::SignedDuration::from_secs(300)));
+        request.metadata.creation_timestamp = Some(Time(now - SignedDuration::from_secs(300)));
         request.status = Some(AccessRequestStatus {
             phase: Phase::Active,
-            username: Some("rs-5f3a9c21".into()),
-            expires_at: Some(Time(now + jiff::SignedDuration::from_secs(42 * 60))),
+            username: Some(USERNAME.into()),
+            expires_at: Some(Time(now + SignedDuration::from_secs(42 * 60))),
             targets: vec![TargetStatus {
-                instance_id: "i-0123456789abcdef0".into(),
+                instance_id: INSTANCE.into(),
                 platform: Some(Platform::Linux),
                 state: TargetState::Ready,
                 command_id: Some("cmd-1".into()),

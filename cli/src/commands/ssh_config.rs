@@ -3,22 +3,31 @@
 //! not fetched here: each ssh run refreshes them first through `Match exec` (ssh reads the
 //! certificate file before its ProxyCommand has done anything), and the ProxyCommand opens the tunnel.
 
-use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Result, bail};
 use jiff::Timestamp;
-use kube::{ResourceExt, api::ListParams};
-use passport_crds::{AccessRequest, KeyType, Phase, access_request::Platform};
+use kube::ResourceExt;
+use passport_crds::AccessRequest;
 
+use super::proxy;
 use crate::{
-    args::{Output, SshConfigArgs},
-    credentials, errors,
-    keys::{KeyDir, cache_root, private_dir, write_atomic},
-    names::path_component,
-    output,
-    session::Session,
-    sshcmd::{self, ProxySpec, config_path, match_exec_arg},
-    target,
+    args::{SshConfigArgs, TunnelArgs},
+    cluster::{access_request, session::Session},
+    transport::ssh_command::{config_path, match_exec_arg, shell_quote},
+    ui::{
+        format::{OutputFormat, structured},
+        time::timestamp,
+    },
+    workstation::{
+        cache::{namespace_dir, path_component, private_dir, write_atomic},
+        key_dir::KeyDir,
+        known_hosts,
+    },
 };
 
 /// One `Host` entry.
@@ -49,7 +58,7 @@ pub fn render(header: &str, entries: &[HostEntry]) -> String {
     for entry in entries {
         let expires = entry
             .expires
-            .map(|t| format!(", until {}", output::timestamp(t)))
+            .map(|t| format!(", until {}", timestamp(t)))
             .unwrap_or_default();
         out.push_str(&format!("\n# AccessRequest {}{expires}\n", entry.request));
         out.push_str(&format!(
@@ -72,24 +81,19 @@ pub fn render(header: &str, entries: &[HostEntry]) -> String {
     out
 }
 
-/// The requests to write entries for: `name` (which must be Active), or all of the user's Active
-/// ones in the namespace.
+/// The requests to write entries for: `name` (which must be usable now), or all of the user's
+/// usable ones in the namespace.
 async fn requests(session: &Session, name: Option<&str>) -> Result<Vec<AccessRequest>> {
     if let Some(name) = name {
-        let request = session.request(name).await?;
-        target::ensure_active(&request)?;
+        let request = access_request::get(session, name).await?;
+        access_request::ensure_usable(&request)?;
         return Ok(vec![request]);
     }
     let me = session.whoami().await?;
-    let list = session
-        .requests()
-        .list(&ListParams::default())
-        .await
-        .map_err(|err| errors::api(err, "list", "accessrequests", &session.namespace))?;
-    let mine: Vec<AccessRequest> = list
-        .items
+    let mine: Vec<AccessRequest> = access_request::list(session)
+        .await?
         .into_iter()
-        .filter(|r| r.spec.requester == me.username && target::phase(r) == Phase::Active)
+        .filter(|r| r.spec.requester == me.username && r.unusable().is_none())
         .collect();
     if mine.is_empty() {
         bail!(
@@ -101,57 +105,18 @@ async fn requests(session: &Session, name: Option<&str>) -> Result<Vec<AccessReq
     Ok(mine)
 }
 
-pub async fn run(session: &Session, args: &SshConfigArgs, format: Output) -> Result<ExitCode> {
+pub async fn run(session: &Session, args: &SshConfigArgs, format: OutputFormat) -> Result<ExitCode> {
     let exe = std::env::current_exe()?;
-    let key_type = KeyType::from(args.tunnel.key_type);
     let mut chosen: BTreeMap<String, HostEntry> = BTreeMap::new();
     let mut skipped = Vec::new();
     for request in requests(session, args.name.as_deref()).await? {
-        let name = request.name_any();
-        let status = request.status.clone().unwrap_or_default();
-        let Some(user) = status.username.clone() else {
-            skipped.push(format!("{name}: no username yet"));
-            continue;
-        };
-        let keys = KeyDir::open(&session.context, &session.namespace, &name, key_type)?;
-        keys.ensure_key_pair(&format!("passport {}/{name}", session.namespace))?;
-        credentials::write_known_hosts(&keys, &request, &[])?;
-        let spec = ProxySpec {
-            exe: &exe,
-            kubeconfig: session.kubeconfig.as_deref(),
-            context: &session.context,
-            namespace: &session.namespace,
-            request: &name,
-            key_type,
-            direct: &args.tunnel.direct,
-        };
-        let expires = status.expires_at.as_ref().map(|t| t.0);
-        for instance in request.spec.targets.iter().map(|t| t.instance_id.clone()) {
-            let windows = status
-                .targets
-                .iter()
-                .any(|t| t.instance_id == instance && t.platform == Some(Platform::Windows));
-            if windows {
-                skipped.push(format!(
-                    "{instance}: Windows (use kubectl passport connect {name} {instance})"
-                ));
-                continue;
-            }
-            let entry = HostEntry {
-                instance: instance.clone(),
-                request: name.clone(),
-                user: user.clone(),
-                identity_file: keys.private_key(),
-                certificate_file: keys.certificate(),
-                known_hosts: keys.known_hosts(),
-                prepare_command: spec.command(true),
-                proxy_command: spec.command(false),
-                expires,
-            };
+        for entry in host_entries(session, &request, &exe, &args.tunnel, &mut skipped)? {
             // An instance in several requests goes through the one that lasts longest.
-            let later = chosen.get(&instance).is_none_or(|e| e.expires < expires);
-            if later {
-                chosen.insert(instance, entry);
+            if chosen
+                .get(&entry.instance)
+                .is_none_or(|e| e.expires < entry.expires)
+            {
+                chosen.insert(entry.instance.clone(), entry);
             }
         }
     }
@@ -159,38 +124,83 @@ pub async fn run(session: &Session, args: &SshConfigArgs, format: Output) -> Res
     if entries.is_empty() {
         bail!("no instance to write an entry for ({})", skipped.join("; "));
     }
-    let dir = cache_root()?
-        .join(path_component(&session.context))
-        .join(path_component(&session.namespace));
-    let path = match &args.name {
-        Some(name) => dir.join(path_component(name)).join("ssh_config"),
-        None => dir.join("ssh_config"),
-    };
-    if let Some(parent) = path.parent() {
-        private_dir(parent)?;
-    }
+    let path = file_path(session, args.name.as_deref())?;
     let header = format!(
         "Written by kubectl passport ssh-config for namespace {} (context {}) at {}.\n\
          Use: ssh -F {} <instance-id>; entries work while their AccessRequest is Active.",
         session.namespace,
         session.context,
-        output::timestamp(Timestamp::now()),
-        sshcmd::shell_quote(&path.to_string_lossy()),
+        timestamp(Timestamp::now()),
+        shell_quote(&path.to_string_lossy()),
     );
     write_atomic(&path, render(&header, &entries).as_bytes(), 0o600)?;
     for note in &skipped {
         eprintln!("kubectl-passport: skipped {note}");
     }
     let shown = serde_json::json!({ "path": path, "hosts": entries });
-    if !output::structured(format, &shown)? {
+    if !structured(format, &shown)? {
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The entries for `request`'s Linux instances, with the key pair and known_hosts they point at
+/// made ready; what cannot have an entry is noted in `skipped`.
+fn host_entries(
+    session: &Session,
+    request: &AccessRequest,
+    exe: &Path,
+    tunnel: &TunnelArgs,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<HostEntry>> {
+    let name = request.name_any();
+    let status = request.status.clone().unwrap_or_default();
+    let Some(user) = status.username else {
+        skipped.push(format!("{name}: no username yet"));
+        return Ok(Vec::new());
+    };
+    let keys = KeyDir::open(&session.context, &session.namespace, &name, tunnel.key_type.0)?;
+    keys.ensure_key_pair(&format!("passport {}/{name}", session.namespace))?;
+    known_hosts::write(&keys, request, &[])?;
+    let proxy = proxy::invocation(session, exe, &name, tunnel);
+    let mut entries = Vec::new();
+    for instance in access_request::instance_ids(request) {
+        if access_request::is_windows(request, instance) {
+            skipped.push(format!(
+                "{instance}: Windows (use kubectl passport connect {name} {instance})"
+            ));
+            continue;
+        }
+        entries.push(HostEntry {
+            instance: instance.to_owned(),
+            request: name.clone(),
+            user: user.clone(),
+            identity_file: keys.private_key(),
+            certificate_file: keys.certificate(),
+            known_hosts: keys.known_hosts(),
+            prepare_command: proxy.command(true),
+            proxy_command: proxy.command(false),
+            expires: status.expires_at.as_ref().map(|t| t.0),
+        });
+    }
+    Ok(entries)
+}
+
+/// Where the file goes (its directory created 0700): per namespace, or per request when one is named.
+fn file_path(session: &Session, request: Option<&str>) -> Result<PathBuf> {
+    let dir = namespace_dir(&session.context, &session.namespace)?;
+    let dir = match request {
+        Some(name) => dir.join(path_component(name)),
+        None => dir,
+    };
+    private_dir(&dir)?;
+    Ok(dir.join("ssh_config"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
 
     #[test]
     fn entries_pin_the_instance_and_proxy_through_the_plugin() {
@@ -198,7 +208,7 @@ mod tests {
         let entry = HostEntry {
             instance: "i-0123456789abcdef0".into(),
             request: "db".into(),
-            user: "rs-5f3a9c21".into(),
+            user: fixtures::USERNAME.into(),
             identity_file: dir.join("id_ed25519"),
             certificate_file: dir.join("id_ed25519-cert.pub"),
             known_hosts: dir.join("known_hosts"),

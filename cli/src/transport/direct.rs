@@ -1,135 +1,119 @@
-//! Plain TCP tunnels for direct endpoints: ssh's ProxyCommand as a pipe between stdin/stdout and a
-//! socket, and a local port forward (for RDP).
+//! Direct endpoints: `INSTANCE=HOST:PORT` to reach an instance over plain TCP instead of Session
+//! Manager (a test sshd, a VPN, a bastion forward), from `--direct` flags or
+//! `PASSPORT_DIRECT_ENDPOINTS`.
 
-use std::{
-    fs::File,
-    io::{self, Read, Write},
-    net::{Shutdown, TcpStream},
-    os::fd::AsFd,
-    time::Duration,
-};
+use std::{fmt, str::FromStr};
 
-use anyhow::{Context, Result};
+use anyhow::{Result, anyhow};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Comma-separated `INSTANCE=HOST:PORT` entries, used when no flag names the instance.
+pub const DIRECT_ENV: &str = "PASSPORT_DIRECT_ENDPOINTS";
 
-/// Connects to `address` (HOST:PORT) and pipes stdin to it and it to stdout until it closes. stdin's
-/// end is passed on as a half-close, so the server still sends what it has.
-pub fn pipe_stdio(address: &str) -> Result<()> {
-    let stream = connect(address)?;
-    let _ = stream.set_nodelay(true);
-    let mut upload = stream.try_clone()?;
-    let mut download = stream;
-    // Unbuffered handles on fds 0 and 1: std's stdout buffers by line, which would stall ssh.
-    let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
-    let mut stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
-    std::thread::spawn(move || {
-        let _ = copy(&mut stdin, &mut upload);
-        let _ = upload.shutdown(Shutdown::Write);
-    });
-    // When the server side ends, so does the tunnel; a pending stdin read dies with the process.
-    let _ = copy(&mut download, &mut stdout);
-    Ok(())
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectEndpoint {
+    pub instance: String,
+    pub address: String,
 }
 
-fn connect(address: &str) -> Result<TcpStream> {
-    use std::net::ToSocketAddrs;
-    let mut last = None;
-    for addr in address
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {address}"))?
-    {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last = Some(err),
+impl FromStr for DirectEndpoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            format!("{text:?} is not INSTANCE=HOST:PORT ({why}), e.g. i-0123456789abcdef0=127.0.0.1:2222")
+        };
+        let (instance, address) = text.trim().split_once('=').ok_or_else(|| bad("no '='"))?;
+        let (instance, address) = (instance.trim(), address.trim());
+        if instance.is_empty() {
+            return Err(bad("no instance id"));
+        }
+        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        if host.is_empty() || host.trim_start_matches('[').trim_end_matches(']').is_empty() {
+            return Err(bad("no host"));
+        }
+        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+            return Err(bad("write IPv6 addresses in brackets, as [::1]:22"));
+        }
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Self {
+                instance: instance.to_owned(),
+                address: address.to_owned(),
+            }),
+            _ => Err(bad("the port must be 1 to 65535")),
         }
     }
-    match last {
-        Some(err) => Err(err).with_context(|| format!("cannot connect to {address}")),
-        None => anyhow::bail!("{address} resolves to no address"),
+}
+
+impl fmt::Display for DirectEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.instance, self.address)
     }
 }
 
-/// Copies until EOF or an error; every chunk is written as soon as it is read.
-fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        let n = match from.read(&mut buffer) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        to.write_all(&buffer[..n])?;
-        to.flush()?;
-        total += n as u64;
-    }
+/// Parses the value of [`DIRECT_ENV`].
+pub fn parse_list(text: &str) -> Result<Vec<DirectEndpoint>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| entry.parse().map_err(|err| format!("{DIRECT_ENV}: {err}")))
+        .collect()
 }
 
-/// Accepts connections on `listener` forever and forwards each to `target` (HOST:PORT).
-pub async fn forward(listener: tokio::net::TcpListener, target: String) -> Result<()> {
-    loop {
-        let (mut inbound, _) = listener.accept().await.context("accepting a connection")?;
-        let target = target.clone();
-        tokio::spawn(async move {
-            match tokio::net::TcpStream::connect(&target).await {
-                Ok(mut outbound) => {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(err) => eprintln!("kubectl-passport: cannot connect to {target}: {err}"),
-            }
-        });
+/// The direct endpoint for `instance`: the flags first, then `env` (the value of [`DIRECT_ENV`]).
+pub fn lookup(flags: &[DirectEndpoint], env: Option<&str>, instance: &str) -> Result<Option<String>, String> {
+    if let Some(found) = flags.iter().find(|d| d.instance == instance) {
+        return Ok(Some(found.address.clone()));
     }
+    let from_env = env.map(parse_list).transpose()?.unwrap_or_default();
+    Ok(from_env
+        .into_iter()
+        .find(|d| d.instance == instance)
+        .map(|d| d.address))
+}
+
+/// The direct endpoint for `instance`, from `flags` or this process's environment.
+pub fn for_instance(flags: &[DirectEndpoint], instance: &str) -> Result<Option<String>> {
+    let env = std::env::var(DIRECT_ENV).ok();
+    lookup(flags, env.as_deref(), instance).map_err(|err| anyhow!(err))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn forwards_both_ways() -> Result<()> {
-        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let echo_addr = echo.local_addr()?.to_string();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = socket.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        let local = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let local_addr = local.local_addr()?;
-        tokio::spawn(forward(local, echo_addr));
-        let mut client = tokio::net::TcpStream::connect(local_addr).await?;
-        client.write_all(b"hello rdp").await?;
-        let mut buffer = [0u8; 9];
-        client.read_exact(&mut buffer).await?;
-        assert_eq!(&buffer, b"hello rdp");
-        Ok(())
-    }
 
     #[test]
-    fn refused_connections_say_where() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let err = connect(&format!("127.0.0.1:{port}")).expect_err("nothing listens");
-        assert!(
-            format!("{err:#}").contains(&format!("cannot connect to 127.0.0.1:{port}")),
-            "{err:#}"
+    fn direct_endpoints_parse() {
+        let d: DirectEndpoint = "i-0123456789abcdef0=127.0.0.1:2222".parse().expect("ok");
+        assert_eq!(
+            (d.instance.as_str(), d.address.as_str()),
+            ("i-0123456789abcdef0", "127.0.0.1:2222")
         );
-    }
-
-    #[test]
-    fn copy_passes_every_byte() -> io::Result<()> {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let mut out = Vec::new();
-        assert_eq!(copy(&mut data.as_slice(), &mut out)?, data.len() as u64);
-        assert_eq!(out, data);
-        Ok(())
+        assert_eq!(d.to_string(), "i-0123456789abcdef0=127.0.0.1:2222");
+        let v6: DirectEndpoint = "i-1=[::1]:22".parse().expect("ipv6");
+        assert_eq!(v6.address, "[::1]:22");
+        for bad in [
+            "i-1",
+            "=h:22",
+            "i-1=h",
+            "i-1=:22",
+            "i-1=h:0",
+            "i-1=h:99999",
+            "i-1=::1:22",
+        ] {
+            assert!(bad.parse::<DirectEndpoint>().is_err(), "{bad} should not parse");
+        }
+        let list = parse_list(" i-a=127.0.0.1:2222, i-b=10.0.0.5:22 ,").expect("list");
+        assert_eq!(list.len(), 2);
+        assert!(parse_list("i-a=127.0.0.1").is_err_and(|e| e.starts_with("PASSPORT_DIRECT_ENDPOINTS: ")));
+        let flags = vec!["i-a=127.0.0.1:1".parse().expect("flag")];
+        let env = Some("i-a=127.0.0.1:2,i-b=127.0.0.1:3");
+        assert_eq!(
+            lookup(&flags, env, "i-a"),
+            Ok(Some("127.0.0.1:1".to_owned())),
+            "flags win"
+        );
+        assert_eq!(lookup(&flags, env, "i-b"), Ok(Some("127.0.0.1:3".to_owned())));
+        assert_eq!(lookup(&flags, env, "i-c"), Ok(None));
+        assert_eq!(lookup(&[], None, "i-a"), Ok(None));
     }
 }

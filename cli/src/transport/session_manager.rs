@@ -16,10 +16,12 @@ use aws_sdk_ssm::{
 use passport_crds::sealed::AwsSession;
 use serde_json::json;
 
+use crate::workstation::{issued::Issued, key_dir::KeyDir, sealing};
+
 pub const PLUGIN: &str = "session-manager-plugin";
 
 /// The one line when the plugin is missing.
-pub fn missing_plugin() -> anyhow::Error {
+fn missing_plugin() -> anyhow::Error {
     anyhow!(
         "{PLUGIN} is not on PATH: install AWS's Session Manager plugin \
          (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html), \
@@ -32,7 +34,7 @@ pub fn find_plugin() -> Result<PathBuf> {
     find_on_path(PLUGIN, std::env::var_os("PATH").as_deref()).ok_or_else(missing_plugin)
 }
 
-pub fn find_on_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+fn find_on_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path?)
         .map(|dir| dir.join(program))
@@ -41,28 +43,72 @@ pub fn find_on_path(program: &str, path: Option<&std::ffi::OsStr>) -> Option<Pat
         })
 }
 
+/// Which Session Manager document to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// SSH to the port on the instance (ssh's ProxyCommand).
+    Ssh,
+    /// Forward local port `local` to the port on the instance (RDP).
+    PortForwarding { local: u16 },
+}
+
+/// Starts a session to `port` on `instance` with the sealed AWS session, and returns the plugin
+/// command that carries it.
+pub async fn open(
+    keys: &KeyDir,
+    issued: &Issued,
+    instance: &str,
+    port: u16,
+    document: Document,
+) -> Result<Command> {
+    let tunnel = issued.tunnel.clone().ok_or_else(|| {
+        anyhow!(
+            "CredentialRequest {} carries no Session Manager parameters; reach the instance with --direct INSTANCE=HOST:PORT",
+            issued.credential_request
+        )
+    })?;
+    let creds = sealing::aws_session(keys, issued)?;
+    let mut parameters = BTreeMap::new();
+    parameters.insert("portNumber".to_owned(), vec![port.to_string()]);
+    let name = match document {
+        Document::Ssh => tunnel.ssh_document,
+        Document::PortForwarding { local } => {
+            parameters.insert("localPortNumber".to_owned(), vec![local.to_string()]);
+            tunnel.port_forwarding_document
+        }
+    };
+    let target = SessionTarget {
+        instance: instance.to_owned(),
+        document: name,
+        parameters,
+        region: tunnel.region,
+    };
+    let started = start(&creds, &target).await?;
+    Ok(plugin_command(&find_plugin()?, &started, &creds))
+}
+
 /// What to open: a document on an instance, with its parameters.
 #[derive(Debug, Clone)]
-pub struct SessionTarget {
-    pub instance: String,
-    pub document: String,
-    pub parameters: BTreeMap<String, Vec<String>>,
-    pub region: String,
+struct SessionTarget {
+    instance: String,
+    document: String,
+    parameters: BTreeMap<String, Vec<String>>,
+    region: String,
 }
 
 /// A started session, ready for the plugin.
 #[derive(Debug, Clone)]
-pub struct Started {
+struct Started {
     /// The StartSession response as the plugin reads it.
-    pub response: String,
+    response: String,
     /// The StartSession request as the plugin reads it.
-    pub request: String,
-    pub region: String,
-    pub endpoint: String,
+    request: String,
+    region: String,
+    endpoint: String,
 }
 
 /// The SSM endpoint: `AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL`, else the region's public one.
-pub fn endpoint(region: &str) -> String {
+fn endpoint(region: &str) -> String {
     ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -70,7 +116,7 @@ pub fn endpoint(region: &str) -> String {
 }
 
 /// The request JSON the plugin expects.
-pub fn request_json(target: &SessionTarget) -> String {
+fn request_json(target: &SessionTarget) -> String {
     json!({
         "Target": target.instance,
         "DocumentName": target.document,
@@ -80,7 +126,7 @@ pub fn request_json(target: &SessionTarget) -> String {
 }
 
 /// Calls StartSession with the sealed session's credentials.
-pub async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started> {
+async fn start(creds: &AwsSession, target: &SessionTarget) -> Result<Started> {
     let credentials = Credentials::new(
         creds.access_key_id.clone(),
         creds.secret_access_key.clone(),
@@ -145,7 +191,7 @@ where
 }
 
 /// The plugin invocation for a started session, with the scoped credentials in its environment.
-pub fn plugin_command(plugin: &Path, started: &Started, creds: &AwsSession) -> Command {
+fn plugin_command(plugin: &Path, started: &Started, creds: &AwsSession) -> Command {
     let mut command = Command::new(plugin);
     command
         .arg(&started.response)

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use passport_crds::KeyType;
 
-use crate::{args::DirectEndpoint, keys::KeyDir};
+use super::direct::DirectEndpoint;
+use crate::workstation::key_dir::KeyDir;
 
 /// Everything the ProxyCommand needs to find the request again, from any shell, at any later time.
 #[derive(Debug, Clone)]
@@ -37,8 +38,8 @@ impl ProxySpec<'_> {
         words.push(self.request.to_owned());
         let mut line: Vec<String> = words.iter().map(|w| ssh_escape(&shell_quote(w))).collect();
         line.extend(["%h".into(), "%p".into()]);
-        if self.key_type == KeyType::Rsa {
-            line.extend(["--key-type".into(), "rsa".into()]);
+        if self.key_type != KeyType::default() {
+            line.extend(["--key-type".into(), self.key_type.to_string()]);
         }
         for direct in self.direct {
             line.push("--direct".into());

@@ -1,0 +1,138 @@
+//! Following an AccessRequest until it is Active or ends, describing each change in one line.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use passport_crds::{
+    AccessRequest, Phase,
+    access_request::AccessRequestStatus,
+    conditions::{observe, types::APPROVED},
+};
+
+use super::{condition_text, session::Session, wait};
+use crate::ui::{errors::fold, time::human_duration};
+
+/// One line describing where a request is, for progress and for timeouts.
+pub fn progress_line(status: &AccessRequestStatus) -> String {
+    let phase = format!("{:?}", status.phase);
+    let detail = match status.phase {
+        Phase::Pending => observe(&status.conditions, APPROVED)
+            .map(|c| fold(c.message))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "waiting for approval".to_owned()),
+        Phase::Provisioning => status
+            .targets
+            .iter()
+            .map(|t| {
+                let message = if t.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", fold(&t.message))
+                };
+                format!("{} {:?}{message}", t.instance_id, t.state)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => fold(&status.message),
+    };
+    let failure = condition_text::reconcile_failure(&status.conditions)
+        .map(|failure| format!(" (the operator reports {failure})"))
+        .unwrap_or_default();
+    if detail.is_empty() {
+        format!("{phase}{failure}")
+    } else {
+        format!("{phase}: {detail}{failure}")
+    }
+}
+
+/// Follows the request, handing each new progress line to `progress`, until it is Active (Ok), ends
+/// (Err saying why), or `timeout` passes (Err saying what it is stuck on).
+pub async fn wait_active(
+    session: &Session,
+    name: &str,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<AccessRequest> {
+    let mut last_line = String::new();
+    let active = wait::until(
+        &session.api(),
+        name,
+        timeout,
+        |request: Option<&AccessRequest>| {
+            let Some(request) = request else {
+                return Some(Err(anyhow!("AccessRequest {name} was deleted")));
+            };
+            let status = request.status.as_ref()?;
+            let line = progress_line(status);
+            if line != last_line {
+                progress(&line);
+                last_line = line;
+            }
+            match request.unusable() {
+                None => Some(Ok(request.clone())),
+                Some(unusable) if request.phase().is_terminal() => Some(Err(anyhow!("{unusable}"))),
+                Some(_) => None,
+            }
+        },
+    )
+    .await?;
+    active.ok_or_else(|| {
+        anyhow!(
+            "timed out after {} waiting for AccessRequest {name} to become Active: it is still {}",
+            human_duration(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)),
+            if last_line.is_empty() {
+                "without a status (is the passport operator running?)"
+            } else {
+                &last_line
+            }
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use passport_crds::{
+        access_request::{TargetState, TargetStatus},
+        conditions::{ConditionStatus, types::RECONCILED},
+    };
+
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn progress_says_what_it_waits_for() {
+        let mut status = AccessRequestStatus::default();
+        assert_eq!(progress_line(&status), "Pending: waiting for approval");
+        status.phase = Phase::Provisioning;
+        status.targets = vec![TargetStatus {
+            instance_id: fixtures::INSTANCE.into(),
+            state: TargetState::Provisioning,
+            message: "SSM\ncommand running".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            progress_line(&status),
+            "Provisioning: i-0123456789abcdef0 Provisioning (SSM command running)"
+        );
+        status.phase = Phase::Failed;
+        status.message = "instance not managed by SSM".into();
+        assert_eq!(progress_line(&status), "Failed: instance not managed by SSM");
+    }
+
+    #[test]
+    fn progress_shows_a_failing_reconcile() {
+        let status = AccessRequestStatus {
+            conditions: vec![fixtures::condition(
+                RECONCILED,
+                ConditionStatus::False,
+                "AwsUnavailable",
+                "cannot assume arn:aws:iam::1:role/p",
+            )],
+            ..AccessRequestStatus::default()
+        };
+        assert_eq!(
+            progress_line(&status),
+            "Pending: waiting for approval (the operator reports AwsUnavailable: cannot assume arn:aws:iam::1:role/p)"
+        );
+    }
+}
