@@ -74,7 +74,7 @@ async fn rdp(
     direct: Option<String>,
     format: OutputFormat,
 ) -> Result<ExitCode> {
-    let password = sealing::unseal(keys, issued, WINDOWS_PASSWORD, Some(instance))?;
+    let password = sealing::unseal(keys, issued.sealed(), WINDOWS_PASSWORD, Some(instance))?;
     let password =
         String::from_utf8(password).map_err(|_| anyhow!("the sealed Windows password is not UTF-8"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -67,7 +67,7 @@ pub async fn open(
             issued.credential_request
         )
     })?;
-    let creds = sealing::aws_session(keys, issued)?;
+    let creds = sealing::aws_session(keys, issued.sealed())?;
     let mut parameters = BTreeMap::new();
     parameters.insert("portNumber".to_owned(), vec![port.to_string()]);
     let name = match document {

@@ -62,13 +62,21 @@ impl Issued {
             return None;
         }
         if need.aws_session {
-            let session = sealing::aws_session(keys, &issued).ok()?;
+            let session = sealing::aws_session(keys, issued.sealed()).ok()?;
             let expires: Timestamp = session.expiration.parse().ok()?;
             if expires.as_second() < now.saturating_add(min) {
                 return None;
             }
         }
         Some(issued)
+    }
+
+    /// What this record carries sealed, for [`sealing::unseal`].
+    pub fn sealed(&self) -> sealing::Sealed<'_> {
+        sealing::Sealed {
+            secrets: &self.sealed_secrets,
+            credential_request: &self.credential_request,
+        }
     }
 
     /// Writes the certificate where ssh looks for it, known_hosts, and this record.

@@ -5,9 +5,12 @@ use std::{fs, str::FromStr};
 
 use age::{secrecy::ExposeSecret, x25519::Identity};
 use anyhow::{Context, Result, anyhow};
-use passport_crds::sealed::{AWS_SESSION, AwsSession};
+use passport_crds::{
+    credential_request::SealedSecret,
+    sealed::{AWS_SESSION, AwsSession},
+};
 
-use super::{cache::write_atomic, issued::Issued, key_dir::KeyDir};
+use super::{cache::write_atomic, key_dir::KeyDir};
 
 /// A fresh age X25519 identity, stored before anything is sealed to it.
 pub fn new_identity(keys: &KeyDir) -> Result<Identity> {
@@ -24,31 +27,35 @@ fn read_identity(keys: &KeyDir) -> Result<Identity> {
     Identity::from_str(text.trim()).map_err(|err| anyhow!("{} is not an age identity: {err}", path.display()))
 }
 
+/// The secrets a CredentialRequest sealed to this workstation, and which CredentialRequest it was.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed<'a> {
+    pub secrets: &'a [SealedSecret],
+    pub credential_request: &'a str,
+}
+
 /// Decrypts the sealed secret of `kind` (for `instance`, when per instance) with the stored identity.
-pub fn unseal(keys: &KeyDir, issued: &Issued, kind: &str, instance: Option<&str>) -> Result<Vec<u8>> {
-    let sealed = issued
-        .sealed_secrets
+pub fn unseal(keys: &KeyDir, sealed: Sealed<'_>, kind: &str, instance: Option<&str>) -> Result<Vec<u8>> {
+    let credential_request = sealed.credential_request;
+    let sealed = sealed
+        .secrets
         .iter()
         .find(|s| s.kind == kind && (s.instance_id.is_none() || s.instance_id.as_deref() == instance))
         .ok_or_else(|| {
             anyhow!(
-                "CredentialRequest {} carries no {kind} secret{}",
-                issued.credential_request,
+                "CredentialRequest {credential_request} carries no {kind} secret{}",
                 instance.map(|i| format!(" for {i}")).unwrap_or_default()
             )
         })?;
     let identity = read_identity(keys)?;
     age::decrypt(&identity, sealed.ciphertext.as_bytes()).map_err(|err| {
-        anyhow!(
-            "cannot unseal the {kind} secret of CredentialRequest {}: {err}",
-            issued.credential_request
-        )
+        anyhow!("cannot unseal the {kind} secret of CredentialRequest {credential_request}: {err}")
     })
 }
 
 /// The sealed scoped AWS session, unsealed.
-pub fn aws_session(keys: &KeyDir, issued: &Issued) -> Result<AwsSession> {
-    let plain = unseal(keys, issued, AWS_SESSION, None)?;
+pub fn aws_session(keys: &KeyDir, sealed: Sealed<'_>) -> Result<AwsSession> {
+    let plain = unseal(keys, sealed, AWS_SESSION, None)?;
     serde_json::from_slice(&plain).context("the aws-session secret is not the expected JSON")
 }
 
@@ -56,9 +63,10 @@ pub fn aws_session(keys: &KeyDir, issued: &Issued) -> Result<AwsSession> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use passport_crds::{credential_request::SealedSecret, sealed::WINDOWS_PASSWORD};
+    use passport_crds::sealed::WINDOWS_PASSWORD;
 
     use super::*;
+    use crate::workstation::issued::Issued;
     use crate::fixtures;
 
     #[test]
@@ -88,10 +96,15 @@ mod tests {
             }],
             ..fixtures::issued()
         };
-        let plain = unseal(&keys, &issued, WINDOWS_PASSWORD, Some(fixtures::INSTANCE))?;
+        let plain = unseal(&keys, issued.sealed(), WINDOWS_PASSWORD, Some(fixtures::INSTANCE))?;
         assert_eq!(plain, b"P@ssw0rd!");
-        let missing =
-            unseal(&keys, &issued, WINDOWS_PASSWORD, Some(fixtures::OTHER_INSTANCE)).expect_err("other");
+        let missing = unseal(
+            &keys,
+            issued.sealed(),
+            WINDOWS_PASSWORD,
+            Some(fixtures::OTHER_INSTANCE),
+        )
+        .expect_err("other");
         assert!(
             missing
                 .to_string()
@@ -99,8 +112,8 @@ mod tests {
         );
         new_identity(&keys)?;
         issued.sealed_secrets[0].instance_id = None;
-        let wrong =
-            unseal(&keys, &issued, WINDOWS_PASSWORD, Some(fixtures::INSTANCE)).expect_err("new identity");
+        let wrong = unseal(&keys, issued.sealed(), WINDOWS_PASSWORD, Some(fixtures::INSTANCE))
+            .expect_err("new identity");
         assert!(wrong.to_string().contains("cannot unseal"), "{wrong}");
         Ok(())
     }
