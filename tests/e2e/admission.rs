@@ -1,33 +1,48 @@
 //! Identity at admission: the apiserver itself, through passport's ValidatingAdmissionPolicy, refuses
 //! objects that name someone other than their creator, and groups the creator does not have.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
-use anyhow::{Result, ensure};
-use passport_tests::{ControlPlane, kubectl};
+use anyhow::{Result, bail, ensure};
+use passport_tests::{
+    ControlPlane, controlplane,
+    fixtures::{self, RequestBuilder, ReviewBuilder, Yaml},
+    kubectl,
+    wait::eventually,
+};
 
-use crate::{TestFn, test};
+use crate::{E2e, test};
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+/// How long a new RoleBinding, policy or ConfigMap may take to reach the apiserver's authorizer and
+/// admission informers (nothing to watch: they are the apiserver's own caches).
+const PROPAGATION: Duration = Duration::from_secs(60);
+
+pub fn trials() -> Vec<E2e> {
     vec![test(
         "admission::only_yourself_and_your_own_groups",
         |_env| async move {
             // Its own control plane: the policy would refuse the other tests' admin-made requests.
-            let plane = ControlPlane::start().await?;
-            passport_tests::crds::install(&plane.admin_client().await?).await?;
+            let plane = controlplane::start_with_crds().await?;
             identity_rules(&plane).await
         },
     )]
 }
 
-fn request(name: &str, requester: &str, groups: Option<&str>) -> String {
-    let annotations = groups
-        .map(|g| format!("  annotations:\n    passport.dev/requester-groups: \"{g}\"\n"))
-        .unwrap_or_default();
-    format!(
-        "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: {name}\n  namespace: team-a\n{annotations}\
-         spec:\n  requester: {requester}\n  reason: checking identity rules\n  targets:\n  - instanceId: i-0123456789abcdef0\n"
-    )
+/// A schema-valid request in team-a; whether the apiserver admits it depends only on who sends it.
+fn request(name: &str, requester: &str) -> RequestBuilder {
+    fixtures::request(name)
+        .namespace("team-a")
+        .requester(requester)
+        .reason("checking identity rules")
+}
+
+/// A review of alice's request "mine" in team-a.
+fn review_of_mine() -> ReviewBuilder {
+    fixtures::review("mine").namespace("team-a")
 }
 
 async fn identity_rules(plane: &ControlPlane) -> Result<()> {
@@ -36,47 +51,36 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     for file in ["deploy/rbac.yaml", "deploy/admission.yaml"] {
         kubectl::run(&admin, &["apply", "-f", &repo.join(file).to_string_lossy()], None)?.ok()?;
     }
-    let bindings = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n\
-        apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: requesters\n  namespace: team-a\n\
-        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: passport-requester}\n\
-        subjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}\n\
-        - {apiGroup: rbac.authorization.k8s.io, kind: User, name: argocd}\n---\n\
-        apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: approvers\n  namespace: team-a\n\
-        roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: passport-approver}\n\
-        subjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: sre}\n";
-    kubectl::apply(&admin, bindings)?.ok()?;
+    let bindings = fixtures::manifest(&[
+        &fixtures::namespace("team-a"),
+        &fixtures::role_binding(
+            "team-a",
+            "requesters",
+            "passport-requester",
+            &[("Group", "developers"), ("User", "argocd")],
+        ),
+        &fixtures::role_binding("team-a", "approvers", "passport-approver", &[("Group", "sre")]),
+    ])?;
+    kubectl::apply(&admin, &bindings)?.ok()?;
     let alice = plane.user_kubeconfig("alice");
 
     // A new binding may take a moment to reach the policy's informer; retry the first allowed create.
-    let mut first = kubectl::apply(&alice, &request("mine", "alice", Some("developers")))?;
-    for _ in 0..50 {
-        if first.success {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        first = kubectl::apply(&alice, &request("mine", "alice", Some("developers")))?;
-    }
-    first.ok()?;
+    let mine = request("mine", "alice").requester_groups("developers").yaml()?;
+    eventually(PROPAGATION, || async { kubectl::apply(&alice, &mine)?.ok() }).await?;
 
-    // A new policy is enforced once the apiserver has compiled it; until then creates slip through.
-    let mut for_bob = kubectl::apply(&alice, &request("for-bob", "bob", None))?;
-    for attempt in 0..100 {
-        if !for_bob.success {
-            break;
+    // A new policy is enforced once the apiserver has compiled it; until then creates slip through
+    // (each one that does is deleted, and the next try has a new name).
+    let attempt = AtomicU32::new(0);
+    let for_bob = eventually(PROPAGATION, || async {
+        let name = format!("for-bob-{}", attempt.fetch_add(1, Ordering::Relaxed));
+        let outcome = kubectl::apply(&alice, &request(&name, "bob").yaml()?)?;
+        if outcome.success {
+            kubectl::run(&alice, &["delete", "ar", "-n", "team-a", &name], None).ok();
+            bail!("alice created a request for bob (the policy was never enforced)");
         }
-        kubectl::run(
-            &alice,
-            &["delete", "ar", "-n", "team-a", &format!("for-bob-{attempt}")],
-            None,
-        )
-        .ok();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for_bob = kubectl::apply(&alice, &request(&format!("for-bob-{}", attempt + 1), "bob", None))?;
-    }
-    ensure!(
-        !for_bob.success,
-        "alice created a request for bob (the policy was never enforced)"
-    );
+        Ok(outcome)
+    })
+    .await?;
     ensure!(
         for_bob
             .stderr
@@ -85,7 +89,8 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         for_bob.stderr
     );
 
-    let borrowed = kubectl::apply(&alice, &request("borrowed", "alice", Some("developers,sre")))?;
+    let borrowed = request("borrowed", "alice").requester_groups("developers,sre");
+    let borrowed = kubectl::apply(&alice, &borrowed.yaml()?)?;
     ensure!(!borrowed.success, "alice claimed group sre");
     ensure!(
         borrowed.stderr.contains("may only list groups you belong to"),
@@ -93,9 +98,8 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         borrowed.stderr
     );
 
-    let review = "apiVersion: passport.dev/v1alpha1\nkind: AccessReview\nmetadata:\n  name: r\n  namespace: team-a\n\
-        spec:\n  accessRequest: mine\n  decision: Approve\n  reviewer: alice\n";
-    let as_carol = kubectl::apply(&plane.user_kubeconfig("carol"), review)?;
+    let review = review_of_mine().name("r").reviewer("alice");
+    let as_carol = kubectl::apply(&plane.user_kubeconfig("carol"), &review.yaml()?)?;
     ensure!(!as_carol.success, "carol reviewed in alice's name");
     ensure!(
         as_carol
@@ -106,8 +110,8 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     );
 
     // Only the requester changes a request: bob, a developer too, may not extend or end alice's.
-    let extend = |kubeconfig: &std::path::Path, duration: &str| {
-        let patch = format!(r#"{{"spec":{{"duration":"{duration}"}}}}"#);
+    let extend = |kubeconfig: &Path, duration: &str| {
+        let patch = serde_json::json!({ "spec": { "duration": duration } }).to_string();
         kubectl::run(
             kubeconfig,
             &[
@@ -136,18 +140,18 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
 
     // Reviewers may claim only their own groups.
     let grouped_review = |groups: &str| {
-        format!(
-            "apiVersion: passport.dev/v1alpha1\nkind: AccessReview\nmetadata:\n  generateName: r-\n  namespace: team-a\n  \
-             annotations:\n    passport.dev/reviewer-groups: \"{groups}\"\n\
-             spec:\n  accessRequest: mine\n  decision: Approve\n  reviewer: carol\n"
-        )
+        review_of_mine()
+            .generate_name("r-")
+            .reviewer("carol")
+            .reviewer_groups(groups)
+            .yaml()
     };
     let carol = plane.user_kubeconfig("carol");
-    kubectl::run(&carol, &["create", "-f", "-"], Some(&grouped_review("sre")))?.ok()?;
+    kubectl::run(&carol, &["create", "-f", "-"], Some(&grouped_review("sre")?))?.ok()?;
     let claimed = kubectl::run(
         &carol,
         &["create", "-f", "-"],
-        Some(&grouped_review("sre,admins")),
+        Some(&grouped_review("sre,admins")?),
     )?;
     ensure!(!claimed.success, "carol claimed group admins");
     ensure!(
@@ -160,7 +164,8 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
 
     // A trusted GitOps applier may request on someone's behalf; nobody else may.
     let argocd = plane.kubeconfig_for("argocd", &[])?;
-    let refused = kubectl::apply(&argocd, &request("gitops", "alice", None))?;
+    let gitops = request("gitops", "alice").yaml()?;
+    let refused = kubectl::apply(&argocd, &gitops)?;
     ensure!(!refused.success, "an untrusted applier requested for alice");
     kubectl::run(
         &admin,
@@ -176,14 +181,6 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         None,
     )?
     .ok()?;
-    let mut allowed = kubectl::apply(&argocd, &request("gitops", "alice", None))?;
-    for _ in 0..50 {
-        if allowed.success {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        allowed = kubectl::apply(&argocd, &request("gitops", "alice", None))?;
-    }
-    allowed.ok()?;
+    eventually(PROPAGATION, || async { kubectl::apply(&argocd, &gitops)?.ok() }).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! scripts on registered instances and reports their real exit code and output, lists managed
 //! instances, rejects what AWS rejects, and throttles on request so the SDK's retries are exercised.
 
-use std::time::{Duration, Instant};
+use std::{sync::Mutex, time::Duration};
 
 use anyhow::{Result, bail, ensure};
 use aws_sdk_ssm::{
@@ -11,32 +11,36 @@ use aws_sdk_ssm::{
     operation::{get_command_invocation::GetCommandInvocationOutput, send_command::SendCommandError},
     types::{CommandInvocationStatus, InstanceInformationStringFilter, PlatformType},
 };
-use passport_tests::aws::{AwsEmulator, Platform};
+use passport_tests::{
+    aws::{AwsEmulator, Platform},
+    wait::eventually,
+};
 
-use crate::{TestFn, test};
+use crate::{E2e, alone};
 
 const LINUX: &str = "i-0a1b2c3d4e5f60001";
 const WINDOWS: &str = "i-0a1b2c3d4e5f60002";
 const UNREGISTERED: &str = "i-0a1b2c3d4e5f6ffff";
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test("aws::agent_runs_the_script_and_reports_its_exit_code", |_| {
-            agent_runs_the_script()
-        }),
-        test(
-            "aws::describe_instance_information_lists_registered_agents",
-            |_| describe_lists_agents(),
+        alone(
+            "aws::agent_runs_the_script_and_reports_its_exit_code",
+            agent_runs_the_script,
         ),
-        test("aws::send_command_to_unregistered_instance_fails", |_| {
-            unregistered_instance_fails()
-        }),
-        test("aws::throttled_send_command_is_retried", |_| {
-            throttled_send_command_is_retried()
-        }),
-        test("aws::send_command_rejects_51_instances", |_| {
-            rejects_51_instances()
-        }),
+        alone(
+            "aws::describe_instance_information_lists_registered_agents",
+            describe_lists_agents,
+        ),
+        alone(
+            "aws::send_command_to_unregistered_instance_fails",
+            unregistered_instance_fails,
+        ),
+        alone(
+            "aws::throttled_send_command_is_retried",
+            throttled_send_command_is_retried,
+        ),
+        alone("aws::send_command_rejects_51_instances", rejects_51_instances),
     ]
 }
 
@@ -97,25 +101,27 @@ async fn agent_runs_the_script() -> Result<()> {
         "unfinished invocation has response code {}",
         first.response_code()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = vec![first.status().cloned()];
-    let done = loop {
+    // Every status the invocation shows on its way (SSM has no watch: it is polled).
+    let seen = Mutex::new(vec![first.status().cloned()]);
+    let done = eventually(Duration::from_secs(20), || async {
         let current = invocation(&client, &command_id, LINUX).await?;
+        let mut seen = seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if seen.last() != Some(&current.status().cloned()) {
             seen.push(current.status().cloned());
         }
-        match current.status() {
-            Some(CommandInvocationStatus::Pending | CommandInvocationStatus::InProgress) => {}
-            _ => break current,
-        }
         ensure!(
-            Instant::now() < deadline,
-            "still {:?} after 20s; log:\n{}",
+            !matches!(
+                current.status(),
+                Some(CommandInvocationStatus::Pending | CommandInvocationStatus::InProgress)
+            ),
+            "still {:?}; log:\n{}",
             current.status(),
             aws.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        Ok(current)
+    })
+    .await?;
+    let seen = seen.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     ensure!(
         seen.contains(&Some(CommandInvocationStatus::InProgress)),
         "never saw InProgress: {seen:?}"

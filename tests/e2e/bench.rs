@@ -1,5 +1,5 @@
-//! Lifecycle latency, measured on real parts; runs only with PASSPORT_BENCH=1 (it takes minutes and
-//! its numbers are reported, never asserted).
+//! Lifecycle latency, measured on real parts; an ignored trial, run with `--ignored` (it takes
+//! minutes and its numbers are reported, never asserted).
 //!
 //! 40 requests from 40 requesters (so 40 distinct OS users) to one instance, 20 applied one after
 //! another and 20 at once:
@@ -10,31 +10,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use passport_crds::Phase;
-use passport_tests::{aws::Platform, instance::Instance};
+use passport_tests::instance::Instance;
 
 use crate::{
-    TestFn,
-    scenario::{Scenario, on_shared_stack},
+    E2e, benchmark,
+    scenario::{Scenario, on_shared_stack, online_instance},
     test,
 };
 
 const REQUESTS: usize = 40;
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
-    vec![test("lifecycle::bench_latency", |env| async move {
-        if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
-            return Ok(());
-        }
-        let instance = Instance::start().await?;
-        let emulator = env.emulator().await?;
-        emulator
-            .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-            .await?;
+pub fn trials() -> Vec<E2e> {
+    vec![benchmark(test("lifecycle::bench_latency", |env| async move {
+        let instance = online_instance(env.emulator().await?).await?;
         let users: Vec<String> = (0..REQUESTS).map(|i| format!("user{i:02}")).collect();
         let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
         let s = on_shared_stack(&env, "bench", &user_refs, &[instance.id()]).await?;
         measure(&s, &instance, &users).await
-    })]
+    }))]
 }
 
 async fn measure(s: &Scenario<'_>, instance: &Instance, users: &[String]) -> Result<()> {

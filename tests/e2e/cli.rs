@@ -9,40 +9,38 @@ mod checks;
 #[path = "cli_support.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use kube::{Api, api::ListParams};
 use passport_crds::{CredentialRequest, Phase};
-use passport_tests::instance::Instance;
+use passport_tests::{
+    instance::Instance,
+    ssh::banner,
+    wait::{eventually, give_up},
+};
 
-use crate::scenario::{on_shared_stack, with_instance};
-use crate::{TestFn, scenario::Scenario, test};
+use crate::scenario::{on_instance, on_shared_stack};
+use crate::{E2e, benchmark, scenario::Scenario, test};
 use checks::{bad_input, bench, session_manager_path, valid_before_within_expiry};
-use support::{Plugin, banner, free_port, output, until_allowed};
+use support::{Plugin, free_port, output, until_allowed};
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test(
+        on_instance(
             "cli::journey_request_ssh_scp_forward_complete",
-            |env| async move {
-                let (instance, s) = with_instance(&env, "cli").await?;
-                journey(&s, &instance).await
-            },
+            "cli",
+            |s, instance| Box::pin(journey(s, instance)),
         ),
         test("cli::bad_input_is_one_line", |env| async move {
             let s = on_shared_stack(&env, "clibad", &["dave"], &["i-0ddddddddddddddd4"]).await?;
             bad_input(&s).await
         }),
-        test("cli::bench_connect", |env| async move {
-            if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
-                return Ok(());
-            }
-            let (instance, s) = with_instance(&env, "clibench").await?;
-            bench(&s, &instance).await
-        }),
+        benchmark(on_instance("cli::bench_connect", "clibench", |s, instance| {
+            Box::pin(bench(s, instance))
+        })),
     ]
 }
 
@@ -307,23 +305,21 @@ async fn port_forward(alice: &Plugin, config: &str, instance: &Instance) -> Resu
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let result = loop {
-        if let Ok(text) = banner(port).await
-            && text.starts_with("SSH-2.0-")
-        {
-            break Ok(());
+    let result = eventually(Duration::from_secs(30), || {
+        let exited = child.try_wait();
+        async move {
+            if let Some(status) = exited? {
+                return Err(give_up(anyhow!("ssh -L exited with {status}")));
+            }
+            let answer = banner(port).await;
+            ensure!(
+                answer.as_deref().is_ok_and(|text| text.starts_with("SSH-2.0-")),
+                "no SSH banner through the forward on port {port}: {answer:?}"
+            );
+            Ok(())
         }
-        if let Some(status) = child.try_wait()? {
-            break Err(anyhow::anyhow!("ssh -L exited with {status}"));
-        }
-        if Instant::now() > deadline {
-            break Err(anyhow::anyhow!(
-                "no SSH banner through the forward on port {port}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let _ = child.kill().await;
     result
 }

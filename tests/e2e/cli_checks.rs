@@ -2,7 +2,7 @@
 //! answers to bad input, an approver's review, `kubectl passport` as a kubectl plugin,
 //! and (with PASSPORT_BENCH=1) how long `connect` takes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use kube::{Api, api::ListParams};
@@ -46,18 +46,16 @@ pub async fn bad_input(s: &Scenario<'_>) -> Result<()> {
         .one_error_line("no kubeconfig: set KUBECONFIG or pass --kubeconfig")?;
 
     // Not auto-approved here: --wait times out saying what it waits for; nobody approves their own.
+    let request_pending = [
+        "request",
+        "pending",
+        "--instance",
+        "i-0ddddddddddddddd4",
+        "--reason",
+        "r",
+    ];
     let run = alice
-        .run(&[
-            "request",
-            "pending",
-            "--instance",
-            "i-0ddddddddddddddd4",
-            "--reason",
-            "r",
-            "--wait",
-            "--timeout",
-            "10s",
-        ])
+        .run(&[&request_pending[..], &["--wait", "--timeout", "10s"]].concat())
         .await?;
     let last = run.stderr.lines().last().unwrap_or_default();
     ensure!(
@@ -77,14 +75,7 @@ pub async fn bad_input(s: &Scenario<'_>) -> Result<()> {
         .await?
         .one_error_line("you cannot approve your own AccessRequest pending")?;
     alice
-        .run(&[
-            "request",
-            "pending",
-            "--instance",
-            "i-0ddddddddddddddd4",
-            "--reason",
-            "r",
-        ])
+        .run(&request_pending)
         .await?
         .one_error_line("already exists")?;
     let bad = alice
@@ -152,25 +143,12 @@ pub async fn bench(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     let mut cold = Vec::new();
     for _ in 0..10 {
         let fresh = plugin_for(s, "alice", instance)?;
-        let start = Instant::now();
-        fresh
-            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-            .await?
-            .ok("connect (cold)")?;
-        cold.push(start.elapsed());
+        cold.push(timed_connect(&fresh, &name, "connect (cold)").await?);
     }
-    alice
-        .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-        .await?
-        .ok("connect")?;
+    timed_connect(&alice, &name, "connect").await?;
     let mut warm = Vec::new();
     for _ in 0..10 {
-        let start = Instant::now();
-        alice
-            .run(&["connect", &name, "--", "-o", "BatchMode=yes", "true"])
-            .await?
-            .ok("connect (warm)")?;
-        warm.push(start.elapsed());
+        warm.push(timed_connect(&alice, &name, "connect (warm)").await?);
     }
     let (cold_median, cold_worst) = median_and_worst(cold);
     let (warm_median, warm_worst) = median_and_worst(warm);
@@ -179,6 +157,16 @@ pub async fn bench(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
          warm (certificate reused) median {warm_median:?} worst {warm_worst:?}"
     );
     Ok(())
+}
+
+/// How long `connect NAME -- true` takes to the remote command's end.
+async fn timed_connect(plugin: &Plugin, name: &str, what: &str) -> Result<Duration> {
+    let start = Instant::now();
+    plugin
+        .run(&["connect", name, "--", "-o", "BatchMode=yes", "true"])
+        .await?
+        .ok(what)?;
+    Ok(start.elapsed())
 }
 
 /// Without a direct endpoint the proxy goes to Session Manager: it says how to get the plugin when it

@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use passport_tests::binaries::workspace_binary;
+use passport_tests::{binaries::workspace_binary, wait::eventually};
 use tokio::process::Command;
 
 /// What one process printed and how it ended.
@@ -127,26 +127,13 @@ pub async fn output(mut command: Command, timeout_secs: u64) -> Result<Run> {
     })
 }
 
-/// Retries `args` until it succeeds (a new RoleBinding takes a moment to be authorized).
+/// Retries `args` until it succeeds: a new RoleBinding takes a moment to reach the apiserver's
+/// authorizer (its cache has no watch).
 pub async fn until_allowed(plugin: &Plugin, args: &[&str]) -> Result<Run> {
-    let mut last = plugin.run(args).await?;
-    for _ in 0..50 {
-        if last.code == Some(0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        last = plugin.run(args).await?;
-    }
-    last.ok(&args.join(" "))
-}
-
-/// Reads the first bytes a TCP server sends (an SSH banner).
-pub async fn banner(port: u16) -> Result<String> {
-    use tokio::io::AsyncReadExt;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut buffer = vec![0; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await??;
-    Ok(String::from_utf8_lossy(&buffer[..n]).into_owned())
+    eventually(Duration::from_secs(30), || async {
+        plugin.run(args).await?.ok(&args.join(" "))
+    })
+    .await
 }
 
 pub fn free_port() -> Result<u16> {

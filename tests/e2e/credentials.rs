@@ -17,12 +17,13 @@ use kube::{
 };
 use passport_crds::{
     CredentialRequest, KeyType, Phase,
+    conditions::ConditionStatus,
     sealed::{AWS_SESSION, AwsSession},
 };
-use passport_tests::{instance::Instance, kubectl};
+use passport_tests::{fixtures, instance::Instance, wait::eventually};
 
-use crate::scenario::{on_shared_stack, with_instance};
-use crate::{TestFn, scenario::Scenario, test};
+use crate::scenario::{on_instance, on_shared_stack};
+use crate::{E2e, benchmark, scenario::Scenario, test};
 use support::{
     caller_arn, check_logbook, check_recorded_policy, create, issued_condition, issued_status, wait_decided,
 };
@@ -30,29 +31,26 @@ use workstation::{Workstation, field, principals, valid_to};
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(30);
-const ROLE: &str = "arn:aws:iam::123456789012:role/passport-e2e";
+/// How long a new RoleBinding may take to reach the apiserver's authorizer (its cache: no watch).
+const AUTHORIZATION: Duration = Duration::from_secs(30);
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test(
+        on_instance(
             "credentials::issued_credentials_work_and_are_scoped",
-            |env| async move {
-                let (instance, s) = with_instance(&env, "creds").await?;
-                issued_credentials(&s, &instance).await
-            },
+            "creds",
+            |s, instance| Box::pin(issued_credentials(s, instance)),
         ),
         test("credentials::refusals_say_why", |env| async move {
             // Nobody is auto-approved: alice's requests stay Pending.
             let s = on_shared_stack(&env, "refuse", &["dave"], &["i-0ccccccccccccccc3"]).await?;
             refusals(&s).await
         }),
-        test("credentials::bench_issuance", |env| async move {
-            if std::env::var("PASSPORT_BENCH").as_deref() != Ok("1") {
-                return Ok(());
-            }
-            let (instance, s) = with_instance(&env, "credbench").await?;
-            bench::bench_issuance(&s, &instance).await
-        }),
+        benchmark(on_instance(
+            "credentials::bench_issuance",
+            "credbench",
+            |s, instance| Box::pin(bench::bench_issuance(s, instance)),
+        )),
     ]
 }
 
@@ -69,15 +67,7 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     let workstation = Workstation::new(KeyType::Ed25519).await?;
     let spec = workstation.spec("r", "alice", KeyType::Ed25519)?;
     // A fresh RoleBinding may take a moment to be authorized; retry the first create.
-    let mut created = create(&alice, "alice-ed25519", spec.clone()).await;
-    for _ in 0..50 {
-        if created.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        created = create(&alice, "alice-ed25519", spec.clone()).await;
-    }
-    created?;
+    eventually(AUTHORIZATION, || create(&alice, "alice-ed25519", spec.clone())).await?;
     let issued = wait_decided(s, &alice, "alice-ed25519").await?;
     let status = issued_status(&issued)?;
     ensure!(
@@ -239,12 +229,13 @@ async fn refusals(s: &Scenario<'_>) -> Result<()> {
     let admin: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
     let workstation = Workstation::new(KeyType::Ed25519).await?;
     s.request("pending", "alice", "1h", &["i-0ccccccccccccccc3"])?;
-    let manifest = format!(
-        "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: done\n  namespace: {}\n\
-         spec:\n  requester: alice\n  reason: e2e\n  completed: true\n  account: {}\n  targets:\n  - instanceId: i-0ccccccccccccccc3\n",
-        s.namespace, s.account
-    );
-    kubectl::apply(&s.plane.admin_kubeconfig(), &manifest)?.ok()?;
+    s.apply(
+        &fixtures::request("done")
+            .namespace(&s.namespace)
+            .account(&s.account)
+            .targets(["i-0ccccccccccccccc3"])
+            .completed(),
+    )?;
     s.wait_phase("pending", Phase::Pending, PROVISION_TIMEOUT).await?;
     s.wait_phase("done", Phase::Completed, PROVISION_TIMEOUT).await?;
 
@@ -289,12 +280,15 @@ async fn refusals(s: &Scenario<'_>) -> Result<()> {
     }
     for (name, _, _, reason, message) in cases {
         let decided = wait_decided(s, &admin, name).await?;
-        let (status, got_reason, got_message) = issued_condition(&decided).context("undecided")?;
+        let issued = issued_condition(&decided).context("undecided")?;
         ensure!(
-            status == "False" && got_reason == reason,
-            "{name}: {status} {got_reason}: {got_message}"
+            issued.status == ConditionStatus::False && issued.reason == reason,
+            "{name}: {} {}: {}",
+            issued.status,
+            issued.reason,
+            issued.message
         );
-        ensure!(got_message.starts_with(message), "{name}: {got_message}");
+        ensure!(issued.message.starts_with(message), "{name}: {}", issued.message);
         let st = decided.status.unwrap_or_default();
         ensure!(
             st.certificates.is_empty() && st.sealed_secrets.is_empty() && st.valid_before.is_none(),

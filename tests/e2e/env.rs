@@ -7,11 +7,8 @@ use std::{
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{
-    Api,
-    api::{ObjectMeta, PostParams},
-};
-use passport_tests::{ControlPlane, aws::AwsEmulator, operator::OperatorProcess};
+use kube::{Api, api::PostParams};
+use passport_tests::{ControlPlane, aws::AwsEmulator, controlplane, fixtures, operator::OperatorProcess};
 use tokio::sync::OnceCell;
 
 #[derive(Debug, Default)]
@@ -25,13 +22,7 @@ pub struct Env {
 impl Env {
     /// The shared control plane, started (and given the CRDs) on first use.
     pub async fn plane(&self) -> Result<&ControlPlane> {
-        self.plane
-            .get_or_try_init(|| async {
-                let plane = ControlPlane::start().await?;
-                passport_tests::crds::install(&plane.admin_client().await?).await?;
-                Ok(plane)
-            })
-            .await
+        self.plane.get_or_try_init(controlplane::start_with_crds).await
     }
 
     /// The shared AWS emulator (moto with passport's extension), started on first use.
@@ -53,14 +44,8 @@ impl Env {
         let plane = self.plane().await?;
         let name = format!("{prefix}-{}", self.namespaces.fetch_add(1, Ordering::Relaxed));
         let api: Api<Namespace> = Api::all(plane.admin_client().await?);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        api.create(&PostParams::default(), &ns).await?;
+        api.create(&PostParams::default(), &fixtures::namespace(&name))
+            .await?;
         Ok(name)
     }
 

@@ -10,27 +10,32 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
-use passport_tests::instance::Instance;
+use anyhow::{Context, Result, anyhow, ensure};
+use passport_tests::{
+    instance::Instance,
+    ssh,
+    wait::{eventually, give_up},
+};
 
-use crate::{TestFn, test};
+use crate::{E2e, alone};
 
 const USER: &str = "rs-0000abcd";
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test("instance::scripts_create_users_only_inside", |_env| async move {
-            scripts_create_users_only_inside().await
-        }),
-        test("instance::ssh_login_with_pinned_host_keys", |_env| async move {
-            ssh_login_with_pinned_host_keys().await
-        }),
-        test("instance::pkill_inside_spares_the_host", |_env| async move {
-            pkill_inside_spares_the_host().await
-        }),
-        test("instance::stop_leaves_nothing_behind", |_env| async move {
-            stop_leaves_nothing_behind().await
-        }),
+        alone(
+            "instance::scripts_create_users_only_inside",
+            scripts_create_users_only_inside,
+        ),
+        alone(
+            "instance::ssh_login_with_pinned_host_keys",
+            ssh_login_with_pinned_host_keys,
+        ),
+        alone(
+            "instance::pkill_inside_spares_the_host",
+            pkill_inside_spares_the_host,
+        ),
+        alone("instance::stop_leaves_nothing_behind", stop_leaves_nothing_behind),
     ]
 }
 
@@ -137,17 +142,7 @@ async fn scripts_create_users_only_inside() -> Result<()> {
 async fn prepare_login(instance: &Instance, dir: &Path) -> Result<std::path::PathBuf> {
     instance.run_script(&create_user_script()).await?.ok()?;
     let key = dir.join("id_ed25519");
-    let keygen = tokio::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "passport-test", "-f"])
-        .arg(&key)
-        .output()
-        .await
-        .context("running ssh-keygen (openssh-client)")?;
-    ensure!(
-        keygen.status.success(),
-        "ssh-keygen: {}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
+    ssh::generate_key(&key, &["-t", "ed25519"]).await?;
     let public = fs::read_to_string(key.with_extension("pub"))?;
     let install = format!(
         "#!/bin/bash\nset -euo pipefail\n\
@@ -162,36 +157,10 @@ async fn prepare_login(instance: &Instance, dir: &Path) -> Result<std::path::Pat
     Ok(key)
 }
 
+/// `ssh` as [`USER`] with the key from [`prepare_login`], host keys pinned by `dir/known_hosts`.
 fn ssh(instance: &Instance, dir: &Path, key: &Path, command: &str) -> tokio::process::Command {
-    let mut ssh = tokio::process::Command::new("ssh");
-    ssh.args(["-F", "/dev/null", "-i"])
-        .arg(key)
-        .arg("-p")
-        .arg(instance.ssh_port().to_string())
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            dir.join("known_hosts").display()
-        ))
-        .args([
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=10",
-        ])
-        .arg(format!("{USER}@127.0.0.1"))
-        .arg(command)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    ssh
+    let known_hosts = dir.join("known_hosts");
+    ssh::pinned_command(key, None, &known_hosts, USER, instance.ssh_port(), command)
 }
 
 async fn ssh_login_with_pinned_host_keys() -> Result<()> {
@@ -222,20 +191,23 @@ async fn ssh_login_with_pinned_host_keys() -> Result<()> {
     let reload = "#!/bin/bash\nset -euo pipefail\npid=\"$(cat /run/sshd.pid)\"\n\
                   [ \"$(cat /proc/$pid/comm)\" = sshd ]\nkill -HUP \"$pid\"\n";
     instance.run_script(reload).await?.ok()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let again = ssh(&instance, dir.path(), &key, "whoami").output().await?;
-        if again.status.success() && String::from_utf8_lossy(&again.stdout).trim() == USER {
-            break;
+    eventually(Duration::from_secs(20), || async {
+        if !instance.is_running() {
+            return Err(give_up(anyhow!(
+                "the instance stopped after sshd's reload; sshd log:\n{}",
+                instance.log_tail()
+            )));
         }
+        let again = ssh(&instance, dir.path(), &key, "whoami").output().await?;
         ensure!(
-            Instant::now() < deadline && instance.is_running(),
+            again.status.success() && String::from_utf8_lossy(&again.stdout).trim() == USER,
             "no login after sshd's reload: {}\nsshd log:\n{}",
             String::from_utf8_lossy(&again.stderr),
             instance.log_tail()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(())
+    })
+    .await?;
     ensure!(
         instance.log_tail().contains("Received SIGHUP; restarting."),
         "sshd did not reload"
@@ -291,24 +263,22 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
         .context("starting a host process as the instance user's uid")?;
     let host_pid = host_process.id().context("no pid")?;
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found = instance.exec(&["pgrep", "-u", USER, "-x", "sleep"]).await?;
-        if found.success() {
-            break;
+    let inside = &instance;
+    eventually(Duration::from_secs(20), || {
+        let ended = session.try_wait();
+        async move {
+            if let Some(status) = ended? {
+                return Err(give_up(anyhow!(
+                    "the ssh session ended early ({status}); sshd log:\n{}",
+                    inside.log_tail()
+                )));
+            }
+            let found = inside.exec(&["pgrep", "-u", USER, "-x", "sleep"]).await?;
+            ensure!(found.success(), "the session's sleep never showed up inside");
+            Ok(())
         }
-        if let Some(status) = session.try_wait()? {
-            bail!(
-                "the ssh session ended early ({status}); sshd log:\n{}",
-                instance.log_tail()
-            );
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the session's sleep never showed up inside"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await?;
     let seen = instance.exec(&["pgrep", "-u", USER]).await?.ok()?;
     ensure!(
         !seen.stdout.lines().any(|pid| pid.trim() == host_pid.to_string()),

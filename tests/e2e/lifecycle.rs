@@ -6,60 +6,59 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use passport_crds::{Phase, access_request::TargetState};
-use passport_tests::{instance::Instance, operator::OperatorProcess, ssh::SshClient};
+use passport_crds::{
+    AwsAccount, Phase,
+    access_request::TargetState,
+    conditions::{self, types::READY},
+};
+use passport_tests::{fixtures, instance::Instance, operator::OperatorProcess, ssh::SshClient, wait};
 
 use crate::{
-    TestFn,
-    scenario::{OwnStack, Scenario, on_shared_stack, target_message, username, with_instance},
+    E2e,
+    scenario::{Scenario, on_instance, on_own_stack, on_shared_stack, target_message, username},
     test,
 };
 
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test("lifecycle::expiry_revokes_and_kills_sessions", |env| async move {
-            let (instance, s) = with_instance(&env, "expiry").await?;
-            end_of_access(&s, &instance, Ending::Expiry).await
-        }),
-        test("lifecycle::completion_revokes_at_once", |env| async move {
-            let (instance, s) = with_instance(&env, "complete").await?;
-            end_of_access(&s, &instance, Ending::Completion).await
-        }),
-        test(
+        on_instance(
+            "lifecycle::expiry_revokes_and_kills_sessions",
+            "expiry",
+            |s, instance| Box::pin(end_of_access(s, instance, Ending::Expiry)),
+        ),
+        on_instance(
+            "lifecycle::completion_revokes_at_once",
+            "complete",
+            |s, instance| Box::pin(end_of_access(s, instance, Ending::Completion)),
+        ),
+        on_instance(
             "lifecycle::deletion_revokes_before_the_object_goes",
-            |env| async move {
-                let (instance, s) = with_instance(&env, "delete").await?;
-                end_of_access(&s, &instance, Ending::Deletion).await
-            },
+            "delete",
+            |s, instance| Box::pin(end_of_access(s, instance, Ending::Deletion)),
         ),
-        test(
+        // A stack of its own: this test kills the operator.
+        on_own_stack(
             "lifecycle::restarted_operator_revokes_past_expiry",
-            |_env| async move {
-                // A stack of its own: this test kills the operator.
-                let stack = OwnStack::start().await?;
-                let (instance, s) = stack.with_instance("restart").await?;
-                restart_past_expiry(&s, &instance).await
-            },
+            "restart",
+            |s, instance| Box::pin(restart_past_expiry(s, instance)),
         ),
-        test(
+        on_instance(
             "lifecycle::aws_account_ready_once_role_assumed",
-            |env| async move {
-                let (_instance, s) = with_instance(&env, "account").await?;
-                account_ready(&s).await
-            },
+            "account",
+            |s, _instance| Box::pin(account_ready(s)),
         ),
         test("lifecycle::missing_account_fails_and_says_so", |env| async move {
             let id = "i-0aaaaaaaaaaaaaaa1";
             let s = on_shared_stack(&env, "noacct", &["alice"], &[id]).await?;
-            let manifest = format!(
-                "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: r\n  namespace: {}\n\
-                 spec:\n  requester: alice\n  reason: e2e\n  account: nope\n  targets:\n  - instanceId: {id}\n",
-                s.namespace
-            );
-            passport_tests::kubectl::apply(&s.plane.admin_kubeconfig(), &manifest)?.ok()?;
+            s.apply(
+                &fixtures::request("r")
+                    .namespace(&s.namespace)
+                    .account("nope")
+                    .targets([id]),
+            )?;
             let failed = s.wait_phase("r", Phase::Failed, PROVISION_TIMEOUT).await?;
             let message = failed.status.map(|st| st.message).unwrap_or_default();
             ensure!(
@@ -98,14 +97,11 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
                 Ok(())
             },
         ),
-        test(
+        // A stack of its own: injected throttles would hit other tests' commands too.
+        on_own_stack(
             "lifecycle::throttling_is_retried_and_reported",
-            |_env| async move {
-                // A stack of its own: injected throttles would hit other tests' commands too.
-                let stack = OwnStack::start().await?;
-                let (instance, s) = stack.with_instance("throttle").await?;
-                throttling(&s, &instance).await
-            },
+            "throttle",
+            |s, instance| Box::pin(throttling(s, instance)),
         ),
     ]
 }
@@ -163,17 +159,7 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     match ending {
         Ending::Expiry => drop(s.wait_phase("r", Phase::Expired, wait).await?),
         Ending::Completion => drop(s.wait_phase("r", Phase::Completed, wait).await?),
-        Ending::Deletion => {
-            let deadline = Instant::now() + wait;
-            while s.requests.get_opt("r").await?.is_some() {
-                ensure!(
-                    Instant::now() < deadline,
-                    "request still present: {}",
-                    s.operator.log_tail()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        Ending::Deletion => s.wait_gone("r", wait).await?,
     }
     let session = tokio::time::timeout(Duration::from_secs(10), held.wait()).await;
     ensure!(session.is_ok(), "the held-open SSH session survived revocation");
@@ -288,24 +274,15 @@ async fn extend_moves_expiry(s: &Scenario<'_>, active: &passport_crds::AccessReq
 
 /// The AwsAccount is Ready once its role was assumed, with the external id its trust policy wants.
 async fn account_ready(s: &Scenario<'_>) -> Result<()> {
-    let accounts: kube::Api<passport_crds::AwsAccount> = kube::Api::all(s.admin.clone());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let account = accounts.get(&s.account).await?;
-        let ready = account
-            .status
-            .iter()
-            .flat_map(|st| &st.conditions)
-            .find(|c| c.type_ == "Ready");
-        if ready.is_some_and(|c| c.status == "True") {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "AwsAccount {} not Ready: {ready:?}",
-            s.account
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let accounts: kube::Api<AwsAccount> = kube::Api::all(s.admin.clone());
+    let ready = |account: Option<&AwsAccount>| {
+        account
+            .and_then(|a| a.status.as_ref())
+            .is_some_and(|st| conditions::is_true(&st.conditions, READY))
+    };
+    if let Err(err) = wait::object(&accounts, &s.account, Duration::from_secs(30), ready).await {
+        let status = accounts.get_opt(&s.account).await?.and_then(|a| a.status);
+        anyhow::bail!("AwsAccount {} not Ready ({err:#}): {status:?}", s.account);
     }
     let roles = s.emulator.assumed_roles().await?;
     let external_id = format!("e2e-{}", s.namespace);

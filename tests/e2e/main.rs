@@ -1,6 +1,9 @@
-//! passport's end-to-end suite on real parts: a real kube-apiserver and etcd (see the `controlplane`
+//! passport's end-to-end suite on real parts: a real kube-apiserver and etcd (the `local-controlplane`
 //! harness), the real `kubectl`, and the real operator binary. One control plane serves the whole run;
 //! each test works in its own namespace. It starts lazily, so filtering to no e2e test starts nothing.
+//!
+//! Benchmarks are ignored trials: they run with `--ignored` (or `--include-ignored`, or
+//! `PASSPORT_BENCH=1`), e.g. `cargo test -p passport-tests --test e2e -- --ignored bench`.
 
 mod admission;
 mod aws;
@@ -32,6 +35,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let env = Arc::new(Env::default());
+    let benchmarks_asked = std::env::var("PASSPORT_BENCH").as_deref() == Ok("1");
     let mut trials = Vec::new();
     trials.extend(schema::trials());
     trials.extend(operator::trials());
@@ -44,13 +48,14 @@ fn main() -> std::process::ExitCode {
     trials.extend(cli::trials());
     let trials = trials
         .into_iter()
-        .map(|(name, test)| {
-            let (env, runtime) = (env.clone(), runtime.clone());
-            Trial::test(name, move || {
+        .map(|e2e| {
+            let (env, runtime, run) = (env.clone(), runtime.clone(), e2e.run);
+            Trial::test(e2e.name, move || {
                 runtime
-                    .block_on(test(env))
+                    .block_on(run(env))
                     .map_err(|err| Failed::from(format!("{err:#}")))
             })
+            .with_ignored_flag(e2e.benchmark && !benchmarks_asked)
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
@@ -62,11 +67,51 @@ fn main() -> std::process::ExitCode {
 pub type TestFn =
     Box<dyn FnOnce(Arc<Env>) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send>;
 
-/// Wraps an async test function for the runner.
-pub fn test<F, Fut>(name: &'static str, f: F) -> (&'static str, TestFn)
+/// One trial of the suite: its name says the rule it checks.
+pub struct E2e {
+    name: &'static str,
+    run: TestFn,
+    /// Measures instead of asserting; runs only when asked for.
+    benchmark: bool,
+}
+
+/// A test that needs nothing of the shared environment (it starts what it checks).
+pub fn alone<F, Fut>(name: &'static str, f: F) -> E2e
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    test(name, |_env| f())
+}
+
+impl std::fmt::Debug for E2e {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E2e")
+            .field("name", &self.name)
+            .field("benchmark", &self.benchmark)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A test: an async function of the shared environment that fails when the rule `name` is broken.
+pub fn test<F, Fut>(name: &'static str, f: F) -> E2e
 where
     F: FnOnce(Arc<Env>) -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    (name, Box::new(move |env| Box::pin(f(env))))
+    E2e {
+        name,
+        run: Box::new(move |env| Box::pin(f(env))),
+        benchmark: false,
+    }
+}
+
+/// Makes `trial` a benchmark: it reports numbers and fails only when it cannot measure. Ignored
+/// unless asked for (`--ignored`, `--include-ignored`, or `PASSPORT_BENCH=1`), so a benchmark that
+/// did not run never shows as a passing test.
+pub fn benchmark(trial: E2e) -> E2e {
+    E2e {
+        benchmark: true,
+        ..trial
+    }
 }

@@ -6,22 +6,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use passport_tests::{ControlPlane, binaries::workspace_binary, operator::OperatorProcess};
+use passport_tests::{
+    ControlPlane, binaries::workspace_binary, controlplane, operator::OperatorProcess, wait,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{TestFn, test};
+use crate::{E2e, alone, test};
 
-pub fn trials() -> Vec<(&'static str, TestFn)> {
+pub fn trials() -> Vec<E2e> {
     vec![
-        test("operator::refuses_to_start_without_crds", |_env| async move {
-            refuses_to_start_without_crds().await
-        }),
-        test("operator::standby_takes_over_the_lease", |_env| async move {
-            standby_takes_over().await
-        }),
+        alone(
+            "operator::refuses_to_start_without_crds",
+            refuses_to_start_without_crds,
+        ),
+        alone("operator::standby_takes_over_the_lease", standby_takes_over),
         test("operator::serves_health_and_stops_on_sigterm", |env| async move {
             let plane = env.plane().await?;
             serves_health_and_stops_on_sigterm(plane).await
@@ -30,7 +31,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
 }
 
 async fn refuses_to_start_without_crds() -> Result<()> {
-    let bare = ControlPlane::start().await?;
+    let bare = controlplane::start().await?;
     let output = Command::new(workspace_binary("passport-operator", "passport-operator")?)
         .env("KUBECONFIG", bare.admin_kubeconfig())
         .args(["--http-addr", "127.0.0.1:0"])
@@ -82,18 +83,19 @@ async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> 
     Ok(())
 }
 
+/// Polls the operator's HTTP endpoint `path` (a port: nothing to watch) until it answers 200.
 async fn wait_for_ok(port: u16, path: &str) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match http_get(port, path).await {
-            Ok(response) if response.starts_with("HTTP/1.1 200") => return Ok(response),
-            Ok(_) | Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Ok(response) => bail!("{path} never became ready: {response}"),
-            Err(err) => bail!("{path} never answered: {err}"),
-        }
-    }
+    wait::eventually(Duration::from_secs(30), || async move {
+        let response = http_get(port, path)
+            .await
+            .with_context(|| format!("{path} never answered"))?;
+        ensure!(
+            response.starts_with("HTTP/1.1 200"),
+            "{path} never became ready: {response}"
+        );
+        Ok(response)
+    })
+    .await
 }
 
 /// A minimal HTTP/1.1 GET, enough to read the operator's plain-text endpoints.
@@ -108,35 +110,32 @@ async fn http_get(port: u16, path: &str) -> Result<String> {
 
 /// Two replicas: one holds the Lease; when it dies without releasing, the other takes over.
 async fn standby_takes_over() -> Result<()> {
-    let plane = ControlPlane::start().await?;
-    passport_tests::crds::install(&plane.admin_client().await?).await?;
+    let plane = controlplane::start_with_crds().await?;
     let first = OperatorProcess::start(&plane, &[("POD_NAME", "replica-a".to_owned())])?;
     let leases: Api<Lease> = Api::namespaced(plane.admin_client().await?, "passport-system");
-    let holder = || async {
-        let lease = leases.get_opt("passport-operator").await.ok().flatten();
-        lease
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-            .unwrap_or_default()
+    let held_by = |holder: &'static str| {
+        move |lease: Option<&Lease>| {
+            lease
+                .and_then(|l| l.spec.as_ref())
+                .and_then(|s| s.holder_identity.as_deref())
+                == Some(holder)
+        }
     };
-    wait_until(Duration::from_secs(30), || async {
-        holder().await == "replica-a"
-    })
-    .await
-    .context("replica-a never led")?;
+    wait::object(&leases, LEASE, Duration::from_secs(30), held_by("replica-a"))
+        .await
+        .context("replica-a never led")?;
     let second = OperatorProcess::start(&plane, &[("POD_NAME", "replica-b".to_owned())])?;
     wait_for_ok(second.http_port(), "/readyz").await?;
+    let lease = leases.get_opt(LEASE).await?;
     ensure!(
-        holder().await == "replica-a",
+        held_by("replica-a")(lease.as_ref()),
         "the standby took the lease from a live leader"
     );
     first.kill();
     let started = Instant::now();
-    wait_until(Duration::from_secs(40), || async {
-        holder().await == "replica-b"
-    })
-    .await
-    .with_context(|| format!("replica-b never took over:\n{}", second.log_tail()))?;
+    wait::object(&leases, LEASE, Duration::from_secs(40), held_by("replica-b"))
+        .await
+        .with_context(|| format!("replica-b never took over:\n{}", second.log_tail()))?;
     eprintln!(
         "standby took over {:?} after the leader was killed",
         started.elapsed()
@@ -144,15 +143,5 @@ async fn standby_takes_over() -> Result<()> {
     Ok(())
 }
 
-async fn wait_until<F, Fut>(timeout: Duration, check: F) -> Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        ensure!(Instant::now() < deadline, "condition not met within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
+/// The Lease the operator's replicas elect their leader with.
+const LEASE: &str = "passport-operator";

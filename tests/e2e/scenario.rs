@@ -1,7 +1,7 @@
 //! A lifecycle scenario: a namespace, an AwsAccount that allows it, a policy that auto-approves its
 //! requesters for given instances, and helpers to watch requests move through their phases.
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Secret;
@@ -10,13 +10,15 @@ use passport_crds::{AccessRequest, Phase};
 use passport_tests::{
     ControlPlane,
     aws::{AwsEmulator, Platform},
+    controlplane,
+    fixtures::{self, Yaml},
     instance::Instance,
     kubectl,
     operator::OperatorProcess,
     requests,
 };
 
-use crate::Env;
+use crate::{E2e, Env, test};
 
 pub struct Scenario<'a> {
     pub plane: &'a ControlPlane,
@@ -40,26 +42,17 @@ impl<'a> Scenario<'a> {
         instance_ids: &[&str],
     ) -> Result<Self> {
         let account = format!("acct-{namespace}");
-        let list = |items: &[&str]| {
-            format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(|i| format!("{i:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let manifest = format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
-             apiVersion: passport.dev/v1alpha1\nkind: AwsAccount\nmetadata:\n  name: {account}\n\
-             spec:\n  roleArn: arn:aws:iam::123456789012:role/passport-e2e\n  region: us-east-1\n  \
-             externalId: e2e-{namespace}\n  allowedNamespaces: [{namespace}]\n---\n\
-             apiVersion: passport.dev/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: e2e\n  namespace: {namespace}\n\
-             spec:\n  requesters:\n    users: {users}\n  targets:\n    instanceIds: {ids}\n  autoApprove:\n  - users: {users}\n",
-            users = list(requesters),
-            ids = list(instance_ids),
-        );
+        let manifest = fixtures::manifest(&[
+            &fixtures::namespace(&namespace),
+            &fixtures::account(&account)
+                .external_id(&format!("e2e-{namespace}"))
+                .allowed_namespaces([namespace.as_str()]),
+            &fixtures::policy("e2e")
+                .namespace(&namespace)
+                .requester_users(requesters.iter().copied())
+                .instances(instance_ids.iter().copied())
+                .auto_approve_users(requesters.iter().copied()),
+        ])?;
         kubectl::apply(&plane.admin_kubeconfig(), &manifest)?.ok()?;
         let admin = plane.admin_client().await?;
         let requests = Api::namespaced(admin.clone(), &namespace);
@@ -90,31 +83,29 @@ impl<'a> Scenario<'a> {
     /// Binds ClusterRole `role` to `subject` (`User` or `Group`) in the scenario's namespace, as an
     /// administrator would.
     pub fn bind(&self, role: &str, kind: &str, subject: &str) -> Result<()> {
-        let manifest = format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {role}-{}\n  namespace: {}\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
-             subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {subject}}}\n",
-            subject.to_lowercase(),
-            self.namespace,
-        );
-        kubectl::apply(&self.plane.admin_kubeconfig(), &manifest)?
+        let name = format!("{role}-{}", subject.to_lowercase());
+        let binding = fixtures::role_binding(&self.namespace, &name, role, &[(kind, subject)]);
+        kubectl::apply(&self.plane.admin_kubeconfig(), &binding.yaml()?)?
             .ok()
             .map(drop)
     }
 
-    /// Applies an AccessRequest as the admin would from Git.
+    /// Applies an AccessRequest as the admin would from Git: `requester` for `duration` on
+    /// `instance_ids`, in the scenario's account.
     pub fn request(&self, name: &str, requester: &str, duration: &str, instance_ids: &[&str]) -> Result<()> {
-        let targets: String = instance_ids
-            .iter()
-            .map(|id| format!("  - instanceId: {id}\n"))
-            .collect();
-        let manifest = format!(
-            "apiVersion: passport.dev/v1alpha1\nkind: AccessRequest\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
-             spec:\n  requester: {requester}\n  reason: e2e lifecycle\n  duration: {duration}\n  account: {account}\n  targets:\n{targets}",
-            ns = self.namespace,
-            account = self.account,
-        );
-        kubectl::apply(&self.plane.admin_kubeconfig(), &manifest)?
+        let request = fixtures::request(name)
+            .namespace(&self.namespace)
+            .requester(requester)
+            .reason("e2e lifecycle")
+            .duration(duration)
+            .account(&self.account)
+            .targets(instance_ids.iter().copied());
+        self.apply(&request)
+    }
+
+    /// Applies any object (e.g. a [`fixtures`] builder) as the admin.
+    pub fn apply(&self, object: &dyn Yaml) -> Result<()> {
+        kubectl::apply(&self.plane.admin_kubeconfig(), &object.yaml()?)?
             .ok()
             .map(drop)
     }
@@ -132,6 +123,11 @@ impl<'a> Scenario<'a> {
 
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> Result<AccessRequest> {
         requests::wait_phase(&self.requests, name, phase, timeout, || self.operator_log()).await
+    }
+
+    /// Waits until the request is gone (the operator's finalizer done).
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) -> Result<()> {
+        requests::wait_gone(&self.requests, name, timeout, || self.operator_log()).await
     }
 
     fn operator_log(&self) -> String {
@@ -174,13 +170,46 @@ pub fn target_message(request: &AccessRequest) -> String {
         .unwrap_or_default()
 }
 
-/// An instance with an online SSM agent, and a scenario on the shared stack auto-approving alice on it.
-pub async fn with_instance<'a>(env: &'a Env, prefix: &str) -> Result<(Instance, Scenario<'a>)> {
-    let emulator = env.emulator().await?;
+/// What a scenario test returns: its checks, borrowing the scenario and the instance.
+pub type Checks<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// A trial on the shared stack: a fresh instance with an online SSM agent, and a scenario in a
+/// namespace `<prefix>-N` auto-approving alice on it; `checks` gets both.
+pub fn on_instance<F>(name: &'static str, prefix: &'static str, checks: F) -> E2e
+where
+    F: for<'a> FnOnce(&'a Scenario<'a>, &'a Instance) -> Checks<'a> + Send + 'static,
+{
+    test(name, move |env| async move {
+        let (instance, s) = with_instance(&env, prefix).await?;
+        checks(&s, &instance).await
+    })
+}
+
+/// A trial like [`on_instance`], but on a stack of its own (control plane, emulator, operator), for
+/// tests that kill the operator or inject faults that would disturb others.
+pub fn on_own_stack<F>(name: &'static str, namespace: &'static str, checks: F) -> E2e
+where
+    F: for<'a> FnOnce(&'a Scenario<'a>, &'a Instance) -> Checks<'a> + Send + 'static,
+{
+    test(name, move |_env| async move {
+        let stack = OwnStack::start().await?;
+        let (instance, s) = stack.with_instance(namespace).await?;
+        checks(&s, &instance).await
+    })
+}
+
+/// A test instance with an online SSM agent that runs what it is sent.
+pub async fn online_instance(emulator: &AwsEmulator) -> Result<Instance> {
     let instance = Instance::start().await?;
     emulator
         .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
         .await?;
+    Ok(instance)
+}
+
+/// An instance with an online SSM agent, and a scenario on the shared stack auto-approving alice on it.
+pub async fn with_instance<'a>(env: &'a Env, prefix: &str) -> Result<(Instance, Scenario<'a>)> {
+    let instance = online_instance(env.emulator().await?).await?;
     let scenario = on_shared_stack(env, prefix, &["alice"], &[instance.id()]).await?;
     Ok((instance, scenario))
 }
@@ -215,8 +244,7 @@ pub struct OwnStack {
 impl OwnStack {
     pub async fn start() -> Result<Self> {
         let emulator = AwsEmulator::start().await?;
-        let plane = ControlPlane::start().await?;
-        passport_tests::crds::install(&plane.admin_client().await?).await?;
+        let plane = controlplane::start_with_crds().await?;
         let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
         Ok(Self {
             emulator,
@@ -227,10 +255,7 @@ impl OwnStack {
 
     /// An instance with an online SSM agent, and a scenario auto-approving alice on it.
     pub async fn with_instance(&self, namespace: &str) -> Result<(Instance, Scenario<'_>)> {
-        let instance = Instance::start().await?;
-        self.emulator
-            .register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-            .await?;
+        let instance = online_instance(&self.emulator).await?;
         let s = Scenario::new(
             &self.plane,
             &self.emulator,

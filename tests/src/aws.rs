@@ -11,7 +11,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value, json};
 
-use crate::process::{Keeper, guarded, spawn_kept};
+use local_controlplane::process::{Keeper, checked_output, guarded, spawn_kept};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -274,18 +274,13 @@ async fn ensure_moto() -> Result<()> {
     if import.status.success() {
         return Ok(());
     }
-    let install = Command::new("python3")
+    let mut install = Command::new("python3");
+    install
         .args(["-m", "pip", "install", "--quiet", MOTO])
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::null());
+    checked_output(&mut install, &format!("pip install {MOTO}"))
         .await
-        .context("running pip")?;
-    ensure!(
-        install.status.success(),
-        "pip install {MOTO} failed: {}",
-        String::from_utf8_lossy(&install.stderr)
-    );
-    Ok(())
+        .map(drop)
 }
 
 fn recorded_command(value: &Value) -> Result<RecordedCommand> {

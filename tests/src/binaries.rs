@@ -1,7 +1,7 @@
 //! The workspace's own binaries, built on demand so a test always runs the current code.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
 };
 
@@ -31,25 +31,4 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
     let path = dir.join(bin);
     anyhow::ensure!(path.exists(), "{} was not built where expected", path.display());
     Ok(path)
-}
-
-/// What a cached build script reports (a directory, on stdout), unless `env_var` names one already.
-/// The scripts build on first use per machine and print progress on stderr, passed through here.
-pub fn cached_build(env_var: &str, script: &Path) -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os(env_var) {
-        return Ok(PathBuf::from(dir));
-    }
-    let output = Command::new("bash")
-        .arg(script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} failed ({}); see its output above",
-            script.display(),
-            output.status
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }

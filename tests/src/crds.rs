@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    runtime::wait::{await_condition, conditions},
+    runtime::wait::conditions,
 };
+use local_controlplane::wait;
 
 /// Server-side applies every passport CRD and waits for each to be Established.
 pub async fn install(client: &Client) -> Result<()> {
@@ -19,12 +20,14 @@ pub async fn install(client: &Client) -> Result<()> {
         api.patch(&name, &params, &Patch::Apply(&crd))
             .await
             .with_context(|| format!("applying CRD {name}"))?;
-        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
-        match tokio::time::timeout(Duration::from_secs(30), established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => bail!("waiting for CRD {name}: {err}"),
-            Err(_) => bail!("CRD {name} was not Established within 30s"),
-        }
+        wait::object(
+            &api,
+            &name,
+            Duration::from_secs(30),
+            conditions::is_crd_established(),
+        )
+        .await
+        .with_context(|| format!("CRD {name} was not Established"))?;
     }
     Ok(())
 }

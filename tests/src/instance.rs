@@ -38,8 +38,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
-use tokio::io::AsyncReadExt;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use local_controlplane::{binaries::cached_build, eventually, eventually_blocking, give_up};
 
 /// How long the instance may take from `unshare` to sshd answering with its banner.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -201,27 +201,22 @@ impl Instance {
     }
 
     async fn wait_for_banner(&self, exited: &Mutex<Option<ExitStatus>>) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        eventually(START_TIMEOUT, || async {
             if let Some(status) = *exited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) {
-                bail!(
+                return Err(give_up(anyhow!(
                     "the instance's sshd exited with {status}; its log:\n{}",
                     self.log_tail()
-                );
+                )));
             }
-            if let Ok(banner) = read_banner(self.port).await
-                && banner.starts_with("SSH-2.0-")
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the instance's sshd did not answer within {START_TIMEOUT:?}; its log:\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let banner = crate::ssh::banner(self.port).await;
+            ensure!(
+                banner.as_deref().is_ok_and(|b| b.starts_with("SSH-2.0-")),
+                "the instance's sshd does not answer ({banner:?}); its log:\n{}",
+                self.log_tail()
+            );
+            Ok(())
+        })
+        .await
     }
 
     fn read_host_keys(&self) -> Result<Vec<String>> {
@@ -501,22 +496,19 @@ fn shut_down(child: &mut Child, host_pid: u32, id: &str) {
             .stderr(Stdio::null())
             .status();
     }
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                // unshare's death makes the kernel SIGKILL the instance's PID 1 (--kill-child).
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-        }
+    let unshare_exited = eventually_blocking(STOP_TIMEOUT, || match child.try_wait() {
+        Ok(Some(_)) | Err(_) => Ok(()),
+        Ok(None) => bail!("unshare still runs"),
+    });
+    if unshare_exited.is_err() {
+        // unshare's death makes the kernel SIGKILL the instance's PID 1 (--kill-child).
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    while instance_at(host_pid, id) && Instant::now() < deadline + STOP_TIMEOUT {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _ = eventually_blocking(STOP_TIMEOUT, || {
+        ensure!(!instance_at(host_pid, id), "the instance's PID 1 still runs");
+        Ok(())
+    });
 }
 
 /// Whether the process at `pid` is the PID 1 of instance `id` (start.sh writes the id to /run).
@@ -547,17 +539,10 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-async fn read_banner(port: u16) -> Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut buffer = vec![0; 256];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await??;
-    Ok(String::from_utf8_lossy(&buffer[..read]).into_owned())
-}
-
 /// Where the instance root filesystem is: `PASSPORT_INSTANCE_ROOTFS`, or whatever the cached build
 /// script reports (it builds it on first use, about a minute).
 pub fn rootfs_dir() -> Result<PathBuf> {
-    crate::binaries::cached_build("PASSPORT_INSTANCE_ROOTFS", &script_path("build-rootfs.sh"))
+    cached_build("PASSPORT_INSTANCE_ROOTFS", &script_path("build-rootfs.sh"))
 }
 
 fn script_path(name: &str) -> PathBuf {

@@ -1,18 +1,17 @@
-//! Test harness for passport: a real local Kubernetes control plane, and helpers the end-to-end suite
-//! and the local demo share.
+//! passport's test harness: what the end-to-end suite and the local demo need besides the reusable
+//! control plane ([`local_controlplane`]): passport's users and CRDs on it, the AWS emulator, the
+//! OpenSSH test instance, the operator as a child process, the OpenSSH client, and typed builders
+//! for passport's objects ([`fixtures`]).
 #![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod binaries;
 pub mod controlplane;
 pub mod crds;
+pub mod fixtures;
 pub mod instance;
-pub mod kubeconfig;
-pub mod kubectl;
 pub mod operator;
-pub mod pki;
-pub mod process;
 pub mod requests;
 pub mod ssh;
 
-pub use controlplane::{ControlPlane, USERS};
+pub use local_controlplane::{self, ControlPlane, kubectl, wait};

@@ -5,19 +5,15 @@ use std::{
     fs,
     net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Result, bail};
+use local_controlplane::process::{self, Keeper, guarded, spawn_kept};
 
-use crate::{
-    ControlPlane,
-    binaries::workspace_binary,
-    kubectl,
-    process::{Keeper, guarded, spawn_kept},
-};
+use crate::{ControlPlane, binaries::workspace_binary, kubectl};
 
 /// The operator's service-account identity, as its RBAC in deploy/rbac.yaml names it.
 pub const IDENTITY: &str = "system:serviceaccount:passport-system:passport-operator";
@@ -95,19 +91,10 @@ impl OperatorProcess {
         let Some((mut child, _keeper)) = self.lock().take() else {
             return Ok(false);
         };
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()?;
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match process::terminate(&mut child, grace)? {
+            Some(status) => Ok(status.success()),
+            None => bail!("operator still running {grace:?} after SIGTERM"),
         }
-        child.kill()?;
-        child.wait()?;
-        bail!("operator still running {grace:?} after SIGTERM")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Child, Keeper)>> {

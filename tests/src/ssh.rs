@@ -7,7 +7,8 @@ use std::{
     process::Stdio,
 };
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
+use local_controlplane::process::checked_output;
 use tokio::process::{Child, Command};
 
 use crate::instance::Instance;
@@ -30,12 +31,12 @@ impl SshClient {
         let ca = dir.path().join("ca");
         std::fs::write(&ca, ca_private_key)?;
         std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o600))?;
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-s"])
+        let mut sign = Command::new("ssh-keygen");
+        sign.args(["-q", "-s"])
             .arg(&ca)
             .args(["-I", "passport-e2e", "-n", user, "-V", validity])
-            .arg(key.with_extension("pub")))
-        .await?;
+            .arg(key.with_extension("pub"));
+        checked_output(&mut sign, SSH_KEYGEN).await?;
         std::fs::remove_file(&ca)?;
         std::fs::write(dir.path().join("known_hosts"), instance.known_hosts())?;
         Ok(Self {
@@ -54,7 +55,7 @@ impl SshClient {
         let path = |name: &str| self.dir.path().join(name);
         pinned_command(
             &path("id_ed25519"),
-            &self.certificate(),
+            Some(&self.certificate()),
             &path("known_hosts"),
             &self.user,
             self.port,
@@ -86,24 +87,28 @@ impl SshClient {
     }
 }
 
-/// `ssh user@127.0.0.1 -p port remote` with exactly this key and certificate, host keys pinned by
-/// `known_hosts` (no trust on first use), no config file and no prompts.
+/// `ssh user@127.0.0.1 -p port remote` with exactly this key (and certificate, when given), host keys
+/// pinned by `known_hosts` alone (no trust on first use, no global file), no config file and no
+/// prompts.
 pub fn pinned_command(
     key: &Path,
-    certificate: &Path,
+    certificate: Option<&Path>,
     known_hosts: &Path,
     user: &str,
     port: u16,
     remote: &str,
 ) -> Command {
     let mut ssh = Command::new("ssh");
-    ssh.args(["-F", "/dev/null", "-i"])
-        .arg(key)
-        .arg("-o")
-        .arg(format!("CertificateFile={}", certificate.display()))
-        .arg("-o")
+    ssh.args(["-F", "/dev/null", "-i"]).arg(key);
+    if let Some(certificate) = certificate {
+        ssh.arg("-o")
+            .arg(format!("CertificateFile={}", certificate.display()));
+    }
+    ssh.arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
             "-o",
             "StrictHostKeyChecking=yes",
             "-o",
@@ -111,7 +116,7 @@ pub fn pinned_command(
             "-o",
             "IdentitiesOnly=yes",
         ])
-        .args(["-o", "ConnectTimeout=5", "-p", &port.to_string()])
+        .args(["-o", "ConnectTimeout=10", "-p", &port.to_string()])
         .arg(format!("{user}@127.0.0.1"))
         .arg(remote)
         .stdin(Stdio::null())
@@ -132,23 +137,22 @@ pub fn known_hosts(port: u16, host_keys: &[String]) -> String {
 
 /// A passphrase-less key pair at `path` (and `path.pub`), of the type `key_args` asks ssh-keygen for.
 pub async fn generate_key(path: &Path, key_args: &[&str]) -> Result<()> {
-    run(Command::new("ssh-keygen")
+    let mut keygen = Command::new("ssh-keygen");
+    keygen
         .args(["-q", "-N", "", "-C", "e2e@workstation"])
         .args(key_args)
         .arg("-f")
-        .arg(path))
-    .await
+        .arg(path);
+    checked_output(&mut keygen, SSH_KEYGEN).await.map(drop)
 }
 
-async fn run(command: &mut Command) -> Result<()> {
-    let output = command
-        .output()
-        .await
-        .context("running ssh-keygen (openssh-client)")?;
-    ensure!(
-        output.status.success(),
-        "ssh-keygen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+const SSH_KEYGEN: &str = "ssh-keygen (openssh-client)";
+
+/// The first bytes the server at 127.0.0.1:`port` sends, such as an SSH banner.
+pub async fn banner(port: u16) -> Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut buffer = vec![0; 256];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer)).await??;
+    Ok(String::from_utf8_lossy(&buffer[..read]).into_owned())
 }

@@ -1,4 +1,4 @@
-//! Issuance latency on the real control plane (runs only with PASSPORT_BENCH=1; reported, never
+//! Issuance latency on the real control plane (an ignored trial, run with `--ignored`; reported, never
 //! asserted).
 
 use std::time::{Duration, Instant};

@@ -1,49 +1,38 @@
 //! Creating CredentialRequests and waiting for the operator's answer; reading back what AWS and the
 //! logbook recorded.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::{Context, Result, bail, ensure};
 use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use jiff::Timestamp;
+use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api,
-    api::{ObjectMeta, PostParams},
-    runtime::wait::await_condition,
+    api::{ListParams, PostParams},
 };
 use passport_crds::{
-    CredentialRequest, CredentialRequestSpec, credential_request::CredentialRequestStatus, sealed::AwsSession,
+    CredentialRequest, CredentialRequestSpec,
+    conditions::{ConditionStatus, Observed, observe, types::ISSUED},
+    credential_request::CredentialRequestStatus,
+    sealed::AwsSession,
 };
-use passport_tests::{instance::Instance, kubectl};
+use passport_tests::{fixtures::ROLE_ARN, instance::Instance, wait};
 use serde_json::Value;
 
-use super::{ISSUE_TIMEOUT, ROLE};
+use super::ISSUE_TIMEOUT;
 use crate::scenario::Scenario;
 
 pub async fn create(api: &Api<CredentialRequest>, name: &str, spec: CredentialRequestSpec) -> Result<()> {
-    let request = CredentialRequest {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        spec,
-        status: None,
-    };
-    api.create(&PostParams::default(), &request).await?;
+    api.create(&PostParams::default(), &CredentialRequest::new(name, spec))
+        .await?;
     Ok(())
 }
 
-pub fn issued_condition(request: &CredentialRequest) -> Option<(String, String, String)> {
-    request
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Issued" && (c.status == "True" || c.status == "False"))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+/// The operator's decision: the Issued condition once it is True or False.
+pub fn issued_condition(request: &CredentialRequest) -> Option<Observed<'_>> {
+    let conditions = &request.status.as_ref()?.conditions;
+    observe(conditions, ISSUED).filter(|issued| issued.status != ConditionStatus::Unknown)
 }
 
 /// Watches until the operator has decided (Issued True or False).
@@ -53,12 +42,11 @@ pub async fn wait_decided(
     name: &str,
 ) -> Result<CredentialRequest> {
     let decided = |r: Option<&CredentialRequest>| r.is_some_and(|r| issued_condition(r).is_some());
-    match tokio::time::timeout(ISSUE_TIMEOUT, await_condition(api.clone(), name, decided)).await {
-        Ok(Ok(Some(request))) => Ok(request),
-        Ok(Ok(None)) => bail!("CredentialRequest {name} is gone"),
-        Ok(Err(err)) => bail!("watching CredentialRequest {name}: {err}"),
-        Err(_) => bail!(
-            "CredentialRequest {name} not decided after {ISSUE_TIMEOUT:?}: {:?}\n--- operator log ---\n{}",
+    match wait::object(api, name, ISSUE_TIMEOUT, decided).await {
+        Ok(Some(request)) => Ok(request),
+        Ok(None) => bail!("CredentialRequest {name} is gone"),
+        Err(err) => bail!(
+            "CredentialRequest {name} not decided ({err:#}): {:?}\n--- operator log ---\n{}",
             api.get_opt(name).await?.and_then(|r| r.status),
             s.operator.log_tail()
         ),
@@ -66,8 +54,13 @@ pub async fn wait_decided(
 }
 
 pub fn issued_status(request: &CredentialRequest) -> Result<CredentialRequestStatus> {
-    let (status, reason, message) = issued_condition(request).context("undecided")?;
-    ensure!(status == "True", "refused: {reason}: {message}");
+    let issued = issued_condition(request).context("undecided")?;
+    ensure!(
+        issued.status == ConditionStatus::True,
+        "refused: {}: {}",
+        issued.reason,
+        issued.message
+    );
     request.status.clone().context("no status")
 }
 
@@ -107,7 +100,7 @@ pub async fn check_recorded_policy(
         .iter()
         .find(|c| c["RoleSessionName"] == session_name)
         .with_context(|| format!("no AssumeRole with session name {session_name}: {calls:#?}"))?;
-    ensure!(call["RoleArn"] == ROLE, "{call}");
+    ensure!(call["RoleArn"] == ROLE_ARN, "{call}");
     ensure!(call["ExternalId"] == format!("e2e-{}", s.namespace), "{call}");
     ensure!(call["AccessKeyId"] == session.access_key_id.as_str(), "{call}");
     let duration = call["DurationSeconds"].as_i64().unwrap_or_default();
@@ -149,45 +142,40 @@ pub async fn check_logbook(
     serial: u64,
     session: &AwsSession,
 ) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = kubectl::run(
-            &s.plane.admin_kubeconfig(),
-            &["get", "events.events.k8s.io", "-n", &s.namespace, "-o", "json"],
-            None,
-        )?
-        .ok()?
-        .stdout;
-        let events: Value = serde_json::from_str(&events)?;
-        let issued: Vec<&Value> = events["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["reason"] == "CredentialIssued" && e["regarding"]["name"] == "r")
-            .collect();
-        if let Some(event) = issued
-            .iter()
-            .find(|e| e["note"].as_str().is_some_and(|n| n.contains(session_name)))
-        {
-            ensure!(event["action"] == "credential_issued", "{event}");
-            let note = event["note"].as_str().unwrap_or_default();
-            ensure!(note.contains(&serial.to_string()), "{note}");
-            let text = events.to_string();
-            ensure!(
-                !text.contains(&session.secret_access_key) && !text.contains(&session.session_token),
-                "an Event carries a secret"
-            );
-            let log = s.operator.log_tail();
-            ensure!(
-                !log.contains(&session.secret_access_key) && !log.contains(&session.session_token),
-                "the operator log carries a secret"
-            );
-            return Ok(());
+    let events: Api<Event> = Api::namespaced(s.admin.clone(), &s.namespace);
+    let issued = |e: &Event| {
+        e.reason.as_deref() == Some("CredentialIssued")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("r")
+    };
+    let event = match wait::any(&events, Duration::from_secs(10), |e| {
+        issued(e) && e.note.as_deref().is_some_and(|n| n.contains(session_name))
+    })
+    .await
+    {
+        Ok(event) => event,
+        Err(err) => {
+            let seen: Vec<Event> = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(issued)
+                .collect();
+            bail!("no credential_issued Event ({err:#}): {seen:?}");
         }
-        ensure!(
-            Instant::now() < deadline,
-            "no credential_issued Event: {issued:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    ensure!(event.action.as_deref() == Some("credential_issued"), "{event:?}");
+    let note = event.note.as_deref().unwrap_or_default();
+    ensure!(note.contains(&serial.to_string()), "{note}");
+    let text = serde_json::to_string(&events.list(&ListParams::default()).await?.items)?;
+    ensure!(
+        !text.contains(&session.secret_access_key) && !text.contains(&session.session_token),
+        "an Event carries a secret"
+    );
+    let log = s.operator.log_tail();
+    ensure!(
+        !log.contains(&session.secret_access_key) && !log.contains(&session.session_token),
+        "the operator log carries a secret"
+    );
+    Ok(())
 }

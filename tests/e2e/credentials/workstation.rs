@@ -6,10 +6,10 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use jiff::Timestamp;
 use passport_crds::{CredentialRequestSpec, KeyType};
-use passport_tests::instance::Instance;
+use passport_tests::{instance::Instance, local_controlplane::process::checked_output};
 
 /// A workstation: a key pair made by `ssh-keygen`, and an age identity to unseal with.
 pub struct Workstation {
@@ -77,23 +77,17 @@ impl Workstation {
         let known_hosts = self.dir.path().join("known_hosts");
         let lines = passport_tests::ssh::known_hosts(instance.ssh_port(), host_keys);
         std::fs::write(&known_hosts, lines)?;
-        let output = passport_tests::ssh::pinned_command(
+        let mut ssh = passport_tests::ssh::pinned_command(
             &self.key,
-            &cert,
+            Some(&cert),
             &known_hosts,
             user,
             instance.ssh_port(),
             "whoami",
-        )
-        .output()
-        .await
-        .context("running ssh")?;
-        ensure!(
-            output.status.success(),
-            "ssh with the issued certificate failed: {}\nsshd log:\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            instance.log_tail()
         );
+        let output = checked_output(&mut ssh, "ssh with the issued certificate")
+            .await
+            .with_context(|| format!("sshd log:\n{}", instance.log_tail()))?;
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
@@ -101,18 +95,9 @@ impl Workstation {
     pub async fn describe(&self, certificate: &str) -> Result<String> {
         let path = self.dir.path().join(format!("describe-{}.pub", rand_suffix()));
         std::fs::write(&path, format!("{certificate}\n"))?;
-        let output = tokio::process::Command::new("ssh-keygen")
-            .env("TZ", "UTC")
-            .arg("-L")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .await?;
-        ensure!(
-            output.status.success(),
-            "ssh-keygen -L: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let mut describe = tokio::process::Command::new("ssh-keygen");
+        describe.env("TZ", "UTC").arg("-L").arg("-f").arg(&path);
+        let output = checked_output(&mut describe, "ssh-keygen -L").await?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }

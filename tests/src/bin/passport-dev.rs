@@ -16,10 +16,10 @@ use clap::Parser;
 use kube::Api;
 use passport_crds::{AccessRequest, Phase};
 use passport_tests::{
-    ControlPlane, USERS,
+    ControlPlane,
     aws::{AwsEmulator, Platform},
     binaries::workspace_binary,
-    crds,
+    controlplane, crds, fixtures,
     instance::Instance,
     kubectl,
     operator::OperatorProcess,
@@ -45,7 +45,7 @@ async fn main() -> Result<()> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     step("starting kube-apiserver and etcd on loopback");
     let started = std::time::Instant::now();
-    let plane = ControlPlane::start().await?;
+    let plane = controlplane::start().await?;
     println!("    kube-apiserver ready in {:.1?}", started.elapsed());
     crds::install(&plane.admin_client().await?).await?;
     let admin = plane.admin_kubeconfig();
@@ -64,7 +64,7 @@ async fn main() -> Result<()> {
         "admin: AwsAccount prod, team-a's policy auto-approving alice on {}",
         instance.id()
     ));
-    kubectl::apply(&admin, &setup(instance.id()))?.ok()?;
+    kubectl::apply(&admin, &setup(instance.id())?)?.ok()?;
     let state = write_kubeconfigs(&plane, &args.state_dir)?;
     let alice = Plugin::new(&plane, &state, "alice", &instance)?;
 
@@ -166,19 +166,25 @@ fn step(what: &str) {
 }
 
 /// What an administrator sets up: the account, team-a's policy, and the developers' rights.
-fn setup(instance_id: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\n\
-         apiVersion: passport.dev/v1alpha1\nkind: AwsAccount\nmetadata:\n  name: prod\nspec:\n  \
-         roleArn: arn:aws:iam::123456789012:role/passport\n  region: us-east-1\n  externalId: passport-demo\n  \
-         allowedNamespaces: [team-a]\n---\n\
-         apiVersion: passport.dev/v1alpha1\nkind: AccessPolicy\nmetadata:\n  name: app-servers\n  namespace: team-a\nspec:\n  \
-         requesters:\n    groups: [developers]\n  targets:\n    instanceIds: [{instance_id}]\n  maxDuration: 4h\n  \
-         autoApprove:\n  - users: [alice]\n  defaultAccount: prod\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: developers\n  namespace: team-a\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: passport-requester}}\n\
-         subjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}}\n"
-    )
+fn setup(instance_id: &str) -> Result<String> {
+    let account = fixtures::account("prod")
+        .role_arn("arn:aws:iam::123456789012:role/passport")
+        .external_id("passport-demo")
+        .allowed_namespaces(["team-a"]);
+    let policy = fixtures::policy("app-servers")
+        .namespace("team-a")
+        .requester_groups(["developers"])
+        .instances([instance_id])
+        .max_duration("4h")
+        .auto_approve_users(["alice"])
+        .default_account("prod");
+    let developers = fixtures::role_binding(
+        "team-a",
+        "developers",
+        "passport-requester",
+        &[("Group", "developers")],
+    );
+    fixtures::manifest(&[&fixtures::namespace("team-a"), &account, &policy, &developers])
 }
 
 /// The kubectl plugin as one user runs it: their kubeconfig, namespace team-a, their own cache dir,
@@ -249,9 +255,9 @@ fn write_kubeconfigs(plane: &ControlPlane, dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
     fs::copy(plane.admin_kubeconfig(), dir.join("admin.kubeconfig"))?;
-    for user in USERS {
+    for user in plane.users() {
         fs::copy(
-            plane.user_kubeconfig(user.name),
+            plane.user_kubeconfig(&user.name),
             dir.join(format!("{}.kubeconfig", user.name)),
         )?;
     }

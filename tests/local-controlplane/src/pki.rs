@@ -1,6 +1,6 @@
 //! Throw-away PKI for the local control plane: one CA that signs the apiserver's serving certificate
 //! and every client certificate. The apiserver maps a client certificate's CN to the username and its
-//! O entries to groups, which is how the suite plays alice, bob and carol.
+//! O entries to groups, which is how tests act as the users they name.
 
 use anyhow::{Context, Result};
 use rcgen::{
@@ -34,11 +34,10 @@ impl std::fmt::Debug for Pki {
 }
 
 impl Pki {
-    pub fn new() -> Result<Self> {
+    /// A fresh CA whose certificate's CN is `ca_name`.
+    pub fn new(ca_name: &str) -> Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "passport-local-ca");
+        params.distinguished_name.push(DnType::CommonName, ca_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate()?).context("self-signing the CA")?;
@@ -71,7 +70,7 @@ impl Pki {
         // the apiserver reads every O attribute as a group either way.
         anyhow::ensure!(
             groups.len() <= 2,
-            "a test user can carry at most two groups, got {groups:?}"
+            "a client certificate here carries at most two groups, got {groups:?}"
         );
         let organization_types = [DnType::OrganizationName, DnType::CustomDnType(vec![2, 5, 4, 10])];
         for (ty, group) in organization_types.into_iter().zip(groups) {

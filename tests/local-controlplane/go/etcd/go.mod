@@ -1,4 +1,4 @@
-module passport.dev/controlplane/etcd
+module local-controlplane/etcd
 
 go 1.24
 

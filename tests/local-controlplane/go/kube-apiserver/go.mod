@@ -1,4 +1,4 @@
-module passport.dev/controlplane/kube-apiserver
+module local-controlplane/kube-apiserver
 
 go 1.24.0
 

@@ -6,13 +6,13 @@ use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedC
 
 use crate::pki::CertPair;
 
-pub const CLUSTER_NAME: &str = "passport-local";
-
-pub fn render(server: &str, ca_pem: &str, user: &str, cert: &CertPair) -> Kubeconfig {
-    let context = format!("{user}@{CLUSTER_NAME}");
+/// A kubeconfig for `user` (authenticated by `cert`) on the cluster `cluster` at `server`: one
+/// cluster, one user, one context `<user>@<cluster>` with namespace `default`, selected.
+pub fn render(cluster: &str, server: &str, ca_pem: &str, user: &str, cert: &CertPair) -> Kubeconfig {
+    let context = format!("{user}@{cluster}");
     Kubeconfig {
         clusters: vec![NamedCluster {
-            name: CLUSTER_NAME.to_owned(),
+            name: cluster.to_owned(),
             cluster: Some(Cluster {
                 server: Some(server.to_owned()),
                 certificate_authority_data: Some(STANDARD.encode(ca_pem)),
@@ -32,7 +32,7 @@ pub fn render(server: &str, ca_pem: &str, user: &str, cert: &CertPair) -> Kubeco
         contexts: vec![NamedContext {
             name: context.clone(),
             context: Some(Context {
-                cluster: CLUSTER_NAME.to_owned(),
+                cluster: cluster.to_owned(),
                 user: Some(user.to_owned()),
                 namespace: Some("default".to_owned()),
                 ..Context::default()

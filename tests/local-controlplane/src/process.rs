@@ -4,12 +4,15 @@
 //! by a keeper thread that lives exactly as long as the [`Keeper`] handle.
 
 use std::{
-    process::{Child, Command},
+    process::{Child, Command, ExitStatus, Output},
     sync::mpsc,
     thread::JoinHandle,
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
+
+use crate::wait::eventually_blocking;
 
 /// Keeps a child's forking thread alive. Dropping it ends the thread, and the kernel then kills the
 /// child if it still runs.
@@ -60,4 +63,43 @@ pub fn spawn_kept(mut command: Command) -> Result<(Child, Keeper)> {
             thread: Some(thread),
         },
     ))
+}
+
+/// Asks `child` to stop (SIGTERM) and waits up to `grace` for it to exit; kills it if it has not.
+/// Returns how it exited within the grace period, `None` if it had to be killed.
+pub fn terminate(child: &mut Child, grace: Duration) -> Result<Option<ExitStatus>> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(Some(status));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .context("running kill")?;
+    let exited = eventually_blocking(grace, || {
+        child.try_wait()?.context("the process still runs after SIGTERM")
+    });
+    match exited {
+        Ok(status) => Ok(Some(status)),
+        Err(_) => {
+            child.kill()?;
+            child.wait()?;
+            Ok(None)
+        }
+    }
+}
+
+/// Runs `command` to its end and returns its output, failing with its stderr unless it succeeded.
+/// `what` names it in errors, e.g. `ssh-keygen (openssh-client)`.
+pub async fn checked_output(command: &mut tokio::process::Command, what: &str) -> Result<Output> {
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim_end()
+    );
+    Ok(output)
 }
