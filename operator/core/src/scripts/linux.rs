@@ -7,12 +7,17 @@
 //!
 //! The scripts honour these environment variables, meant for tests and unusual hosts:
 //! `PASSPORT_SSHD` (sshd binary, default `/usr/sbin/sshd`), `PASSPORT_SSHD_PID` (pid file used when
-//! systemd is not running, default `/run/sshd.pid`), `PASSPORT_SSH_DIR` (default `/etc/ssh`) and
-//! `PASSPORT_STATE_DIR` (where ownership markers live, default `/var/lib/passport`).
+//! systemd is not running, default `/run/sshd.pid`), `PASSPORT_SSH_DIR` (default `/etc/ssh`),
+//! `PASSPORT_STATE_DIR` (ownership markers and the uid high-water mark, default `/var/lib/passport`),
+//! `PASSPORT_UID_MIN` (start of passport's uid range, default 2000000000). Revocation also reads
+//! `PASSPORT_TMP_DIRS` (colon-separated, default `/tmp:/var/tmp:/dev/shm`), `PASSPORT_SETUID_ROOTS`
+//! (colon-separated; default: the local filesystems listed in `PASSPORT_MOUNTS`, default
+//! `/proc/self/mounts`) and `PASSPORT_SYSVIPC_DIR` (default `/proc/sysvipc`).
 
 use super::quote::sh_quote;
 use super::{
-    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_SSHD_CONFIG, ScriptError, checked_request, checked_username,
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_SSHD_CONFIG, ScriptError, checked_holder, checked_request,
+    checked_username,
 };
 use ssh_key::{Algorithm, PublicKey};
 
@@ -22,6 +27,7 @@ pub const HOST_KEYS_BEGIN: &str = "--- passport host keys ---";
 pub const HOST_KEYS_END: &str = "--- end host keys ---";
 
 const COMMON: &str = include_str!("sh/common.sh");
+const HOLDERS: &str = include_str!("sh/holders.sh");
 const PROVISION: &str = include_str!("sh/provision.sh");
 const REVOKE: &str = include_str!("sh/revoke.sh");
 
@@ -35,17 +41,22 @@ pub struct LinuxProvision<'a> {
     pub ca_public_keys: &'a [String],
     /// The AccessRequest as `namespace/name`; recorded in the ownership marker, never executed.
     pub request: &'a str,
+    /// The AccessRequest's UID: the holder this provisioning adds to the user's marker.
+    pub holder: &'a str,
 }
 
 /// Builds the bash script that creates (or refreshes) the user and enables certificate login for it.
 ///
-/// The script is idempotent. It refuses (exit [`EXIT_FOREIGN_USER`]) to touch an existing account
-/// passport did not create, validates the sshd configuration before and after its change, rolls the
-/// change back if sshd rejects it (exit [`EXIT_SSHD_CONFIG`]), reloads sshd, and prints the host keys
-/// between [`HOST_KEYS_BEGIN`] and [`HOST_KEYS_END`] (see [`parse_host_keys`]).
+/// The script is idempotent: provisioning again refreshes the user and lists the holder once. A new
+/// user gets a uid (and group id) passport never handed out before on the host. The script refuses
+/// (exit [`EXIT_FOREIGN_USER`]) to touch an existing account passport did not create, validates the
+/// sshd configuration before and after its change, rolls the change back if sshd rejects it (exit
+/// [`EXIT_SSHD_CONFIG`]), reloads sshd, and prints the host keys between [`HOST_KEYS_BEGIN`] and
+/// [`HOST_KEYS_END`] (see [`parse_host_keys`]).
 pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptError> {
     let username = checked_username(p.username)?;
     let request = checked_request(p.request)?;
+    let holder = checked_holder(p.holder)?;
     if p.ca_public_keys.is_empty() {
         return Err(ScriptError::NoCaKeys);
     }
@@ -57,21 +68,31 @@ pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptEr
         keys.push('\n');
     }
     let assignments = format!(
-        "PASSPORT_USER={}\nPASSPORT_REQUEST={}\nPASSPORT_CA_KEYS=(\n{keys})\n",
+        "PASSPORT_USER={}\nPASSPORT_HOLDER={}\nPASSPORT_REQUEST={}\nPASSPORT_CA_KEYS=(\n{keys})\n",
         sh_quote("username", username)?,
+        sh_quote("holder", holder)?,
         sh_quote("request", request)?,
     );
     Ok(assemble("provision a just-in-time user", &assignments, PROVISION))
 }
 
-/// Builds the bash script that ends the user's sessions and processes and removes the user.
+/// Builds the bash script that removes `holder` (the AccessRequest's UID) from the user's marker and,
+/// if no other request holds the user, ends its sessions and processes, removes what it left behind
+/// (at jobs, System V IPC objects, its files in the temporary directories, setuid and setgid files it
+/// owns) and removes the user and its group.
 ///
-/// The principals file goes first, so no new login can start while sessions are being ended. A
-/// missing user is success; a user passport did not create is never touched (exit
+/// While other requests hold the user, nothing about it changes (exit 0). The principals file goes
+/// first, so no new login can start while sessions are being ended. A missing user and a holder
+/// that is not listed are success; a user passport did not create is never touched (exit
 /// [`EXIT_FOREIGN_USER`]). The CA keys and the sshd configuration stay for other passport users.
-pub fn linux_revoke_script(username: &str) -> Result<String, ScriptError> {
+pub fn linux_revoke_script(username: &str, holder: &str) -> Result<String, ScriptError> {
     let username = checked_username(username)?;
-    let assignments = format!("PASSPORT_USER={}\n", sh_quote("username", username)?);
+    let holder = checked_holder(holder)?;
+    let assignments = format!(
+        "PASSPORT_USER={}\nPASSPORT_HOLDER={}\n",
+        sh_quote("username", username)?,
+        sh_quote("holder", holder)?
+    );
     Ok(assemble("revoke a just-in-time user", &assignments, REVOKE))
 }
 
@@ -89,7 +110,7 @@ fn assemble(purpose: &str, assignments: &str, action: &str) -> String {
          set -euo pipefail\n\
          readonly PASSPORT_EXIT_INVALID={EXIT_INVALID_INPUT} PASSPORT_EXIT_FOREIGN={EXIT_FOREIGN_USER} \
          PASSPORT_EXIT_SSHD={EXIT_SSHD_CONFIG}\n\
-         {assignments}\n{COMMON}\n{action}"
+         {assignments}\n{COMMON}\n{HOLDERS}\n{action}"
     )
 }
 
@@ -149,227 +170,4 @@ pub fn parse_host_keys(stdout: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::test_support::{ECDSA_P256, ED25519, RSA_3072, bash_syntax_error, hostile_string};
-    use super::*;
-    use proptest::prelude::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    const USER: &str = "rs-5f3a9c21";
-
-    fn keys() -> Vec<String> {
-        vec![ED25519.to_owned(), RSA_3072.to_owned()]
-    }
-
-    fn provision(username: &str, keys: &[String], request: &str) -> Result<String, ScriptError> {
-        linux_provision_script(&LinuxProvision {
-            username,
-            ca_public_keys: keys,
-            request,
-        })
-    }
-
-    #[test]
-    fn scripts_parse_with_bash() {
-        let one = vec![ED25519.to_owned()];
-        let rotation = vec![
-            ED25519.to_owned(),
-            RSA_3072.to_owned(),
-            ECDSA_P256.to_owned(),
-            ED25519.to_owned(),
-        ];
-        for (user, keys, request) in [
-            (USER, &one, "team-a/cpu-alarm"),
-            ("rs-00000000-dc1", &rotation, "ns/name"),
-            (USER, &keys(), ""),
-            (USER, &keys(), "it's $(rm -rf /) `x` \n; \u{2019}"),
-        ] {
-            let script = provision(user, keys, request).expect("valid input");
-            assert!(script.starts_with("#!/bin/bash\n"));
-            assert_eq!(bash_syntax_error(&script), None, "{script}");
-        }
-        let revoke = linux_revoke_script("rs-0123abcd-x").expect("valid");
-        assert_eq!(bash_syntax_error(&revoke), None, "{revoke}");
-    }
-
-    #[test]
-    fn script_shape() {
-        let script = provision(USER, &keys(), "team-a/cpu-alarm").expect("valid input");
-        assert!(script.contains("set -euo pipefail\n"));
-        assert!(script.contains("\nPASSPORT_USER='rs-5f3a9c21'\n"));
-        assert!(script.contains("\nPASSPORT_REQUEST='team-a/cpu-alarm'\n"));
-        // Comments of the CA keys are dropped.
-        assert!(!script.contains("user@example.com"));
-        assert!(script.contains(
-            "    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti'\n"
-        ));
-        for needle in [
-            HOST_KEYS_BEGIN,
-            HOST_KEYS_END,
-            "useradd --create-home --shell /bin/bash",
-            "Match User rs-*",
-            "TrustedUserCAKeys $CA_FILE",
-            "AuthorizedPrincipalsFile $PRINCIPALS_DIR/%u",
-            "DROPIN_DIR=\"$SSH_DIR/sshd_config.d\"",
-            "DROPIN=\"$DROPIN_DIR/50-passport.conf\"",
-            "-t -f \"$SSHD_CONFIG\"",
-            "${PASSPORT_SSHD:-/usr/sbin/sshd}",
-            "${PASSPORT_SSHD_PID:-/run/sshd.pid}",
-        ] {
-            assert!(script.contains(needle), "missing {needle:?}");
-        }
-        let revoke = linux_revoke_script(USER).expect("valid");
-        for needle in [
-            "userdel --remove",
-            "pkill -KILL -u",
-            "loginctl terminate-user",
-            "rm -f -- \"$PRINCIPALS_FILE\"",
-        ] {
-            assert!(revoke.contains(needle), "missing {needle:?}");
-        }
-        // The principals file goes before anything is killed or removed.
-        let principals = revoke
-            .find("rm -f -- \"$PRINCIPALS_FILE\"\nusermod")
-            .expect("principals removal");
-        assert!(principals < revoke.find("pkill").expect("pkill"));
-    }
-
-    /// shellcheck catches what `bash -n` cannot (quoting, unused or unset variables). It is optional:
-    /// skipped where it is not installed.
-    #[test]
-    fn shellcheck_is_clean_when_available() {
-        if Command::new("shellcheck").arg("--version").output().is_err() {
-            eprintln!("shellcheck not installed; skipped");
-            return;
-        }
-        let provision = provision(USER, &keys(), "it's \"$(x)\"").expect("valid input");
-        for script in [provision, linux_revoke_script(USER).expect("valid")] {
-            let mut child = Command::new("shellcheck")
-                // SC2034: the header assigns exit codes not every action uses. Info-level notes
-                // ("does not expand in single quotes") describe exactly what quoting is for.
-                .args(["--shell=bash", "--severity=warning", "--exclude=SC2034", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn shellcheck");
-            child
-                .stdin
-                .take()
-                .expect("piped")
-                .write_all(script.as_bytes())
-                .expect("write");
-            let out = child.wait_with_output().expect("shellcheck finishes");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        }
-    }
-
-    #[test]
-    fn request_data_only_in_the_header() {
-        // Static parts must not reference anything the operator did not assign in the header.
-        for body in [COMMON, PROVISION, REVOKE] {
-            assert!(!body.contains("PASSPORT_REQUEST=") && !body.contains("PASSPORT_USER="));
-        }
-        let script = provision(USER, &keys(), "x'; touch /tmp/pwned; '").expect("valid input");
-        assert!(script.contains(r"PASSPORT_REQUEST='x'\''; touch /tmp/pwned; '\'''"));
-        assert_eq!(script.matches("touch /tmp/pwned").count(), 1);
-    }
-
-    #[test]
-    fn invalid_inputs_are_rejected_with_clear_messages() {
-        let err = provision("root", &keys(), "a/b").expect_err("bad username");
-        assert_eq!(
-            err.to_string(),
-            "username \"root\" is not a passport username (rs-<8 hex>[-<suffix>])"
-        );
-        assert_eq!(provision(USER, &[], "a/b"), Err(ScriptError::NoCaKeys));
-        let bad = vec![ED25519.to_owned(), "ssh-ed25519 not-base64".to_owned()];
-        let err = provision(USER, &bad, "a/b").expect_err("bad key");
-        assert_eq!(
-            err.to_string(),
-            "CA public key 2 is not an OpenSSH public key line"
-        );
-        for junk in [
-            "",
-            "garbage",
-            "cert-authority ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti",
-            &format!("{ED25519}\n{RSA_3072}"),
-            &format!("{ED25519} '$(id)'\nrm -rf /"),
-            &ED25519.replace("ssh-ed25519", "ssh-rsa"),
-        ] {
-            assert_eq!(
-                provision(USER, &[junk.to_owned()], "a/b"),
-                Err(ScriptError::InvalidCaKey { index: 1 })
-            );
-        }
-        let err = provision(USER, &keys(), "a\0b").expect_err("NUL");
-        assert_eq!(err.to_string(), "field request contains a NUL byte");
-        let long = "x".repeat(super::super::MAX_REQUEST_LEN + 1);
-        assert!(matches!(
-            provision(USER, &keys(), &long),
-            Err(ScriptError::TooLong { field: "request", .. })
-        ));
-        assert!(linux_revoke_script("rs-5f3a9c21; reboot").is_err());
-    }
-
-    #[test]
-    fn host_keys_are_extracted_and_junk_ignored() {
-        let stdout = format!(
-            "passport: created user rs-5f3a9c21\n\
-             {ED25519}\n\
-             {HOST_KEYS_BEGIN}\n\
-             {ED25519}\n\
-             {ECDSA_P256}\r\n\
-             \n\
-             not a key\n\
-             ssh-ed25519 AAAAtruncated\n\
-             ssh-ed25519\n\
-             foo-bar AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti\n\
-             {ED25519}\n\
-             {RSA_3072}\n\
-             {HOST_KEYS_END}\n\
-             {RSA_3072}\n\
-             passport: user rs-5f3a9c21 is ready\n"
-        );
-        let keys = parse_host_keys(&stdout);
-        let strip = |k: &str| algorithm_and_data(k).expect("two fields");
-        assert_eq!(keys, vec![strip(ED25519), strip(ECDSA_P256), strip(RSA_3072)]);
-        assert!(parse_host_keys("no markers here\n").is_empty());
-        assert!(parse_host_keys(&format!("{HOST_KEYS_BEGIN}\n{HOST_KEYS_END}\n")).is_empty());
-        // Truncated output: keys before the cut still count, a cut line does not.
-        let truncated = format!("{HOST_KEYS_BEGIN}\n{ED25519}\n{}", &RSA_3072[..200]);
-        assert_eq!(parse_host_keys(&truncated), vec![strip(ED25519)]);
-        // A later section wins over one printed earlier (e.g. by something else on the host).
-        let two = format!(
-            "{HOST_KEYS_BEGIN}\n{RSA_3072}\n{HOST_KEYS_END}\n{HOST_KEYS_BEGIN}\n{ED25519}\n{HOST_KEYS_END}\n"
-        );
-        assert_eq!(parse_host_keys(&two), vec![strip(ED25519)]);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        /// Hostile request text is quoted, so the script still parses, and the text appears only
-        /// in the PASSPORT_REQUEST assignment.
-        #[test]
-        fn hostile_requests_stay_data(request in hostile_string()) {
-            match provision(USER, &keys(), &request) {
-                Err(err) => prop_assert!(matches!(err, ScriptError::TooLong { .. }), "{}", err),
-                Ok(script) => {
-                    let quoted = sh_quote("r", &request).expect("no NUL");
-                    let assignment = format!("\nPASSPORT_REQUEST={quoted}\n");
-                    prop_assert!(script.contains(&assignment));
-                    prop_assert_eq!(bash_syntax_error(&script), None);
-                }
-            }
-        }
-
-        #[test]
-        fn hostile_usernames_and_keys_are_rejected(user in hostile_string(), key in hostile_string()) {
-            prop_assume!(!super::super::is_passport_username(&user));
-            prop_assert!(provision(&user, &keys(), "a/b").is_err());
-            prop_assert!(linux_revoke_script(&user).is_err());
-            prop_assert_eq!(provision(USER, &[key], "a/b"), Err(ScriptError::InvalidCaKey { index: 1 }));
-        }
-    }
-}
+mod tests;

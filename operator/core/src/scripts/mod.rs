@@ -7,12 +7,21 @@
 //!
 //! # How values from a request reach a script
 //!
-//! Every value that comes from a request (username, request name, CA keys, password) is validated on
-//! the Rust side and then enters the script in exactly one place: a quoted variable assignment in the
-//! script's header, produced by the functions in [`quote`]. The body of each script is static text
-//! (see the `sh/` and `ps/` directories next to this file) that only ever refers to those variables,
-//! always double-quoted in bash. That keeps the generated code auditable: no request data is ever
-//! spliced into code, comments or command lines.
+//! Every value that comes from a request (username, holder, request name, CA keys, password) is
+//! validated on the Rust side and then enters the script in exactly one place: a quoted variable
+//! assignment in the script's header, produced by the functions in [`quote`]. The body of each script
+//! is static text (see the `sh/` and `ps/` directories next to this file) that only ever refers to
+//! those variables, always double-quoted in bash. That keeps the generated code auditable: no request
+//! data is ever spliced into code, comments or command lines.
+//!
+//! # Holders
+//!
+//! Several AccessRequests of one requester share one OS user on an instance. The instance itself
+//! records which requests hold the user (by AccessRequest UID, the `holder` of each builder):
+//! provisioning adds its holder, revocation removes it, and only the revocation of the last holder
+//! removes the user. The operator therefore sends a revoke for every request that ends, without
+//! having to know about the others. The upgrade rule for users created before holders existed is
+//! described in `sh/holders.sh` (Linux) and `ps/common.ps1` (Windows).
 //!
 //! # Exit codes
 //!
@@ -34,6 +43,10 @@ mod sandbox;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cleanup;
+#[cfg(test)]
+mod tests_holders;
 
 pub use linux::{
     HOST_KEYS_BEGIN, HOST_KEYS_END, LinuxProvision, linux_provision_script, linux_revoke_script,
@@ -54,6 +67,9 @@ pub const EXIT_FOREIGN_USER: i32 = 3;
 /// Exit code when `sshd -t` rejects the configuration; passport's change has been rolled back.
 pub const EXIT_SSHD_CONFIG: i32 = 4;
 
+/// Longest holder accepted: a Kubernetes UID is 36 characters; this leaves room for other forms.
+pub const MAX_HOLDER_LEN: usize = 64;
+
 /// Longest `request` ("namespace/name") accepted. A Kubernetes namespace is at most 63 bytes and an
 /// object name at most 253, so this leaves room while bounding what an SSM command carries.
 pub const MAX_REQUEST_LEN: usize = 512;
@@ -65,6 +81,10 @@ pub enum ScriptError {
     /// The username does not have the `rs-<8 hex>[-<suffix>]` form.
     #[error("username {0:?} is not a passport username (rs-<8 hex>[-<suffix>])")]
     InvalidUsername(String),
+    /// The holder (the AccessRequest's UID) is not 1 to [`MAX_HOLDER_LEN`] characters of `0-9`,
+    /// `a-z` and `-`.
+    #[error("field holder {0:?} is not a Kubernetes UID (1 to 64 characters of 0-9, a-z and -)")]
+    InvalidHolder(String),
     /// No CA public key was given, so no certificate could ever be accepted.
     #[error("no CA public keys given: at least one OpenSSH public key of the user CA is required")]
     NoCaKeys,
@@ -103,6 +123,19 @@ fn checked_username(username: &str) -> Result<&str, ScriptError> {
         // Hostile input can be arbitrarily long; keep the error (and the logs it ends up in) short.
         let shown: String = username.chars().take(64).collect();
         Err(ScriptError::InvalidUsername(shown))
+    }
+}
+
+/// Checks the holder (the AccessRequest's UID): it is a line key in the marker the scripts keep.
+fn checked_holder(holder: &str) -> Result<&str, ScriptError> {
+    let valid = (1..=MAX_HOLDER_LEN).contains(&holder.len())
+        && holder
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-');
+    if valid {
+        Ok(holder)
+    } else {
+        Err(ScriptError::InvalidHolder(holder.chars().take(64).collect()))
     }
 }
 

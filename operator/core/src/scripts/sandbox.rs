@@ -1,9 +1,12 @@
 //! A sandbox for running the Linux scripts for real: the `PASSPORT_*` variables point them at a
 //! temporary directory and stub commands on `PATH` stand in for useradd, sshd, systemctl and friends,
-//! keeping a fake user database and a log of every call. Nothing outside the sandbox is touched, and
-//! it works whether or not the tests run as root.
+//! keeping a fake user and group database and a log of every call. Nothing outside the sandbox is
+//! touched, and it works whether or not the tests run as root. The leftover searches of revoke (temp
+//! directories, setuid roots, mount table, System V IPC listing) point into the sandbox too; atq,
+//! atrm and ipcrm are stubs, so no real at job or IPC object is ever looked at or removed.
 
 use super::test_support::{ED25519, RSA_3072};
+use super::{LinuxProvision, linux_provision_script, linux_revoke_script};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -11,24 +14,43 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Stub commands. Each logs its call to `$FAKE_ROOT/log`; the user database is `$FAKE_ROOT/passwd`.
+/// userdel and groupdel: remove the entry named by the last argument from passwd or group. Like
+/// userdel with USERGROUPS_ENAB=no, userdel leaves the user's group alone.
+const DELETE_ENTRY: &str = r#"db="$FAKE_ROOT/passwd"; [ "${0##*/}" = userdel ] || db="$FAKE_ROOT/group"
+grep -v "^${*: -1}:" "$db" >"$db.new" || true
+mv "$db.new" "$db""#;
+
+/// Stub commands. Each logs its call to `$FAKE_ROOT/log`; the user database is `$FAKE_ROOT/passwd`,
+/// the group database `$FAKE_ROOT/group`.
 const STUBS: &[(&str, &str)] = &[
     (
         "id",
         r#"if [ "$*" = -u ]; then echo "${FAKE_UID:-0}"; else exec /usr/bin/id "$@"; fi"#,
     ),
-    ("getent", r#"grep "^$2:" "$FAKE_ROOT/passwd" || exit 2"#),
+    (
+        "getent",
+        r#"[ $# -ge 2 ] || exec cat "$FAKE_ROOT/$1"
+awk -F: -v k="$2" '$1 == k || $3 == k { print; found = 1; exit } END { exit found ? 0 : 2 }' "$FAKE_ROOT/$1""#,
+    ),
     (
         "useradd",
-        r#"u="${*: -1}"; echo "$u:x:1001:1001:passport:/home/$u:/bin/bash" >>"$FAKE_ROOT/passwd""#,
+        r#"uid=1001 gid=1001
+while [ $# -gt 1 ]; do case "$1" in --uid) uid="$2"; shift ;; --gid) gid="$2"; shift ;; esac; shift; done
+echo "$1:x:$uid:$gid:passport:/home/$1:/bin/bash" >>"$FAKE_ROOT/passwd""#,
+    ),
+    (
+        "groupadd",
+        r#"gid=1001
+while [ $# -gt 1 ]; do case "$1" in --gid) gid="$2"; shift ;; esac; shift; done
+! grep -q "^$1:" "$FAKE_ROOT/group" || exit 9
+echo "$1:x:$gid:" >>"$FAKE_ROOT/group""#,
     ),
     ("usermod", ":"),
-    (
-        "userdel",
-        r#"u="${*: -1}"
-grep -v "^$u:" "$FAKE_ROOT/passwd" >"$FAKE_ROOT/passwd.new"
-mv "$FAKE_ROOT/passwd.new" "$FAKE_ROOT/passwd""#,
-    ),
+    ("userdel", DELETE_ENTRY),
+    ("groupdel", DELETE_ENTRY),
+    ("atq", r#"cat "$FAKE_ROOT/atq" 2>/dev/null || true"#),
+    ("atrm", ":"),
+    ("ipcrm", ":"),
     ("pkill", ":"),
     ("pgrep", r#"[ -e "$FAKE_ROOT/procs" ]"#),
     ("loginctl", ":"),
@@ -70,7 +92,9 @@ impl Sandbox {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let root = std::env::temp_dir().join(format!("pp-script-test-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        for dir in ["bin", "etc/ssh", "state"] {
+        for dir in [
+            "bin", "etc/ssh", "state", "tmp", "var/tmp", "dev/shm", "fs", "sysvipc",
+        ] {
             fs::create_dir_all(root.join(dir)).expect("create sandbox");
         }
         let sandbox = Self { root };
@@ -80,6 +104,8 @@ impl Sandbox {
         sandbox.write("etc/ssh/ssh_host_ed25519_key.pub", &format!("{ED25519}\n"));
         sandbox.write("etc/ssh/ssh_host_rsa_key.pub", RSA_3072); // no final newline
         sandbox.write("passwd", "root:x:0:0:root:/root:/bin/bash\n");
+        sandbox.write("group", "root:x:0:\n");
+        sandbox.write("mounts", "");
         for (name, body) in STUBS {
             let path = sandbox.path("bin").join(name);
             let log = format!("echo \"{name} $*\" >>\"$FAKE_ROOT/log\"\n");
@@ -105,19 +131,33 @@ impl Sandbox {
         self.path(rel).exists()
     }
 
+    /// Removes a stub, for tests of a host without that tool.
+    pub(super) fn remove_stub(&self, name: &str) {
+        fs::remove_file(self.path("bin").join(name)).expect("remove stub");
+    }
+
     pub(super) fn command(&self, program: &str, env: &[(&str, &str)]) -> Command {
         let path = format!(
             "{}:{}",
             self.path("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let in_sandbox = |dirs: &[&str]| {
+            let paths: Vec<String> = dirs.iter().map(|d| self.path(d).display().to_string()).collect();
+            paths.join(":")
+        };
         let mut cmd = Command::new(program);
         cmd.env("PATH", path)
             .env("FAKE_ROOT", &self.root)
             .env("PASSPORT_SSH_DIR", self.path("etc/ssh"))
             .env("PASSPORT_STATE_DIR", self.path("state"))
             .env("PASSPORT_SSHD", self.path("bin/sshd"))
-            .env("PASSPORT_SSHD_PID", self.path("sshd.pid"));
+            .env("PASSPORT_SSHD_PID", self.path("sshd.pid"))
+            // Revoke must never search the host's own directories: every root is overridden.
+            .env("PASSPORT_TMP_DIRS", in_sandbox(&["tmp", "var/tmp", "dev/shm"]))
+            .env("PASSPORT_SETUID_ROOTS", in_sandbox(&["fs"]))
+            .env("PASSPORT_MOUNTS", self.path("mounts"))
+            .env("PASSPORT_SYSVIPC_DIR", self.path("sysvipc"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -144,12 +184,38 @@ impl Sandbox {
         self.run_with("bash", script, env)
     }
 
+    /// Runs the provisioning script for `user`, with `holder` and `request`.
+    pub(super) fn provision(&self, user: &str, holder: &str, request: &str, env: &[(&str, &str)]) -> Output {
+        self.run(&provision_script(user, holder, request), env)
+    }
+
+    /// Runs the revoke script for `user` and `holder`.
+    pub(super) fn revoke(&self, user: &str, holder: &str, env: &[(&str, &str)]) -> Output {
+        self.run(&linux_revoke_script(user, holder).expect("valid"), env)
+    }
+
     pub(super) fn users(&self) -> Vec<String> {
-        self.read("passwd")
+        names(&self.read("passwd"))
+    }
+
+    pub(super) fn groups(&self) -> Vec<String> {
+        names(&self.read("group"))
+    }
+
+    /// The uid and gid of `user` in the fake user database.
+    pub(super) fn ids(&self, user: &str) -> Option<(u32, u32)> {
+        let passwd = self.read("passwd");
+        let fields: Vec<&str> = passwd
             .lines()
-            .filter_map(|l| l.split(':').next())
-            .map(str::to_owned)
-            .collect()
+            .find(|l| l.starts_with(&format!("{user}:")))?
+            .split(':')
+            .collect();
+        Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+    }
+
+    /// The marker of `user`.
+    pub(super) fn marker(&self, user: &str) -> String {
+        self.read(&format!("state/users/{user}"))
     }
 
     pub(super) fn leftovers(&self) -> Vec<String> {
@@ -175,6 +241,26 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// The provisioning script for `user`, `holder` and `request`, with the test CA keys.
+pub(super) fn provision_script(user: &str, holder: &str, request: &str) -> String {
+    let keys = [ED25519.to_owned(), RSA_3072.to_owned()];
+    let p = LinuxProvision {
+        username: user,
+        ca_public_keys: &keys,
+        request,
+        holder,
+    };
+    linux_provision_script(&p).expect("valid")
+}
+
+/// The first field of each line of a passwd or group file.
+fn names(db: &str) -> Vec<String> {
+    db.lines()
+        .filter_map(|l| l.split(':').next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Waits for `child` to exit, up to a few seconds; kills it if it does not.

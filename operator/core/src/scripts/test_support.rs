@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Public test vectors from the `ssh-key` crate (public halves only).
 pub const ED25519: &str = concat!(
@@ -44,22 +44,31 @@ pub fn hostile_string() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Runs `bash -n` (parse only) on `script`; returns bash's complaint if it does not parse.
-pub fn bash_syntax_error(script: &str) -> Option<String> {
-    let mut child = Command::new("bash")
-        .arg("-n")
+/// The holder rule, written independently of the code under test: `^[0-9a-z-]{1,64}$`.
+pub fn holder_is_valid(holder: &str) -> bool {
+    (1..=64).contains(&holder.len()) && holder.chars().all(|c| matches!(c, '0'..='9' | 'a'..='z' | '-'))
+}
+
+/// Runs `cmd` with `input` on its standard input and its output captured.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("bash is installed");
+        .expect("spawn");
     child
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    let out = child.wait_with_output().expect("bash -n finishes");
+        .write_all(input.as_bytes())
+        .expect("write input");
+    child.wait_with_output().expect("wait")
+}
+
+/// Runs `bash -n` (parse only) on `script`; returns bash's complaint if it does not parse.
+pub fn bash_syntax_error(script: &str) -> Option<String> {
+    let out = run_with_input(Command::new("bash").arg("-n"), script);
     (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -1,7 +1,7 @@
 //! Runs the Linux scripts for real in a [`Sandbox`] and checks what they did.
 
-use super::sandbox::{CONFIG_WITH_INCLUDE, CONFIG_WITHOUT_INCLUDE, Sandbox, exited};
-use super::test_support::{ED25519, RSA_3072};
+use super::sandbox::{self, CONFIG_WITH_INCLUDE, CONFIG_WITHOUT_INCLUDE, Sandbox, exited};
+use super::test_support::ED25519;
 use super::{LinuxProvision, linux_provision_script, linux_revoke_script, parse_host_keys};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -9,23 +9,18 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-const USER: &str = "rs-5f3a9c21";
+pub(super) const USER: &str = "rs-5f3a9c21";
+pub(super) const HOLDER: &str = "0b9c1f5e-3d2a-4c8b-9e7f-6a5d4c3b2a10";
 
 fn provision_script(request: &str) -> String {
-    let keys = [ED25519.to_owned(), RSA_3072.to_owned()];
-    linux_provision_script(&LinuxProvision {
-        username: USER,
-        ca_public_keys: &keys,
-        request,
-    })
-    .expect("valid")
+    sandbox::provision_script(USER, HOLDER, request)
 }
 
-fn stdout(out: &Output) -> String {
+pub(super) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &Output) -> String {
+pub(super) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -35,10 +30,7 @@ fn provision_creates_the_user_and_its_trust() {
     let out = sb.run(&provision_script("team-a/cpu-alarm"), &[]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sb.users(), ["root", USER]);
-    assert_eq!(
-        sb.read(&format!("state/users/{USER}")),
-        "request=team-a/cpu-alarm\n"
-    );
+    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/cpu-alarm\n"));
     let marker_mode = fs::metadata(sb.path(&format!("state/users/{USER}")))
         .expect("marker")
         .permissions()
@@ -75,9 +67,17 @@ fn provision_creates_the_user_and_its_trust() {
     // With an Include, sshd_config itself is left alone.
     assert!(!sb.read("etc/ssh/sshd_config").contains("passport"));
     let log = sb.read("log");
+    // Its own group and uid, both the first number of passport's range.
+    assert!(
+        log.contains(&format!("groupadd --gid 2000000000 -- {USER}")),
+        "{log}"
+    );
     assert!(log.contains(&format!(
-        "useradd --create-home --shell /bin/bash --user-group --comment passport -- {USER}"
+        "useradd --create-home --shell /bin/bash --uid 2000000000 --gid 2000000000 --no-log-init \
+         --comment passport -- {USER}"
     )));
+    assert_eq!(sb.ids(USER), Some((2_000_000_000, 2_000_000_000)));
+    assert_eq!(sb.groups(), ["root", USER]);
     assert!(
         log.contains(&format!("usermod --password * --expiredate  -- {USER}")),
         "{log}"
@@ -96,6 +96,7 @@ fn provision_creates_the_user_and_its_trust() {
     assert_eq!(sb.users(), ["root", USER]);
     assert_eq!(sb.read("log").matches("useradd").count(), 1);
     assert_eq!(parse_host_keys(&stdout(&again)), keys);
+    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/cpu-alarm\n"));
 }
 
 #[test]
@@ -208,10 +209,11 @@ fn sshd_is_reloaded_through_its_pid_file_without_systemd() {
 fn revoke_removes_the_user_but_keeps_shared_configuration() {
     let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
     assert_eq!(sb.run(&provision_script("a/b"), &[]).status.code(), Some(0));
-    let revoke = linux_revoke_script(USER).expect("valid");
+    let revoke = linux_revoke_script(USER, HOLDER).expect("valid");
     let out = sb.run(&revoke, &[]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sb.users(), ["root"]);
+    assert_eq!(sb.groups(), ["root"], "the user's own group goes too");
     assert!(!sb.exists(&format!("state/users/{USER}")));
     assert!(!sb.exists(&format!("etc/ssh/passport/principals/{USER}")));
     assert!(sb.exists("etc/ssh/passport/ca.pub") && sb.exists("etc/ssh/sshd_config.d/50-passport.conf"));
@@ -233,7 +235,7 @@ fn revoke_removes_the_user_but_keeps_shared_configuration() {
 fn revoke_never_touches_a_user_passport_did_not_create() {
     let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
     sb.write("passwd", &format!("{USER}:x:1500:1500::/home/x:/bin/sh\n"));
-    let out = sb.run(&linux_revoke_script(USER).expect("valid"), &[]);
+    let out = sb.revoke(USER, HOLDER, &[]);
     assert_eq!(out.status.code(), Some(super::EXIT_FOREIGN_USER));
     assert_eq!(sb.users(), [USER]);
     assert!(!sb.read("log").contains("pkill") && !sb.read("log").contains("userdel"));
@@ -244,7 +246,7 @@ fn revoke_fails_rather_than_delete_a_user_with_surviving_processes() {
     let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
     assert_eq!(sb.run(&provision_script("a/b"), &[]).status.code(), Some(0));
     sb.write("procs", "");
-    let out = sb.run(&linux_revoke_script(USER).expect("valid"), &[]);
+    let out = sb.revoke(USER, HOLDER, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("still running"));
     assert_eq!(sb.read("log").matches("pkill -KILL -u").count(), 10);
@@ -263,12 +265,14 @@ fn scripts_refuse_bad_environments() {
     assert_eq!(out.status.code(), Some(super::EXIT_INVALID_INPUT));
     assert!(stderr(&out).contains("must run as root"));
     // The script's own username check, should a bad name ever get past the Rust side.
-    let tampered = linux_revoke_script(USER)
-        .expect("valid")
-        .replace(&format!("'{USER}'"), "'root'");
-    let out = sb.run(&tampered, &[]);
+    let revoke = linux_revoke_script(USER, HOLDER).expect("valid");
+    let out = sb.run(&revoke.replace(&format!("'{USER}'"), "'root'"), &[]);
     assert_eq!(out.status.code(), Some(super::EXIT_INVALID_INPUT));
     assert!(stderr(&out).contains("not a passport username"));
+    // Likewise the holder, a line key of the marker.
+    let out = sb.run(&revoke.replace(&format!("'{HOLDER}'"), "'x y'"), &[]);
+    assert_eq!(out.status.code(), Some(super::EXIT_INVALID_INPUT));
+    assert!(stderr(&out).contains("not a Kubernetes UID"), "{}", stderr(&out));
     let out = sb.run(
         &provision_script("a/b"),
         &[("PASSPORT_SSHD", "/nonexistent/sshd")],
@@ -278,14 +282,15 @@ fn scripts_refuse_bad_environments() {
 }
 
 #[test]
-fn hostile_request_is_stored_verbatim_and_never_run() {
+fn hostile_request_is_stored_on_one_line_and_never_run() {
     let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
     let request = "x'; touch \"$FAKE_ROOT/pwned1\"; '$(touch \"$FAKE_ROOT/pwned2\")`touch pwned3`\n\u{2019}";
     let out = sb.run(&provision_script(request), &[]);
     assert_eq!(out.status.code(), Some(0));
+    // Verbatim but for control characters, which could otherwise forge a holder line.
     assert_eq!(
-        sb.read(&format!("state/users/{USER}")),
-        format!("request={request}\n")
+        sb.marker(USER),
+        format!("holder={HOLDER} {}\n", request.replace('\n', "?"))
     );
     assert!(!sb.exists("pwned1") && !sb.exists("pwned2") && !Path::new("pwned3").exists());
     assert!(
@@ -313,6 +318,7 @@ fn concurrent_provisions_are_serialised_and_all_succeed() {
                 username,
                 ca_public_keys: &keys,
                 request: "a/b",
+                holder: HOLDER,
             };
             let file = format!("{username}.sh");
             sb.write(&file, &linux_provision_script(&p).expect("valid"));
@@ -327,6 +333,14 @@ fn concurrent_provisions_are_serialised_and_all_succeed() {
         assert!(child.wait().expect("wait").success());
     }
     assert_eq!(sb.users().len(), 4);
+    // Each got a uid of its own.
+    let mut uids: Vec<u32> = sb.users()[1..]
+        .iter()
+        .filter_map(|u| sb.ids(u))
+        .map(|(uid, _)| uid)
+        .collect();
+    uids.sort_unstable();
+    assert_eq!(uids, [2_000_000_000, 2_000_000_001, 2_000_000_002]);
     assert_eq!(
         sb.read("etc/ssh/sshd_config").matches("# BEGIN passport").count(),
         1

@@ -11,7 +11,9 @@
 //! Remote Desktop Services" policy includes them, which is not the default.
 
 use super::quote::ps_ascii_expr;
-use super::{EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, ScriptError, checked_request, checked_username};
+use super::{
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, ScriptError, checked_holder, checked_request, checked_username,
+};
 use rand::Rng;
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
@@ -46,6 +48,8 @@ pub struct WindowsProvision<'a> {
     pub password: &'a str,
     /// The AccessRequest as `namespace/name`; carried as data, never executed.
     pub request: &'a str,
+    /// The AccessRequest's UID: the holder this provisioning adds to the account's holders file.
+    pub holder: &'a str,
     /// Whether the instance is a domain controller, where accounts are domain accounts.
     pub domain_controller: bool,
 }
@@ -56,13 +60,14 @@ impl fmt::Debug for WindowsProvision<'_> {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("request", &self.request)
+            .field("holder", &self.holder)
             .field("domain_controller", &self.domain_controller)
             .finish()
     }
 }
 
-/// Builds the PowerShell script that creates the user (or, if passport created it earlier, resets
-/// its password and enables it) and adds it to Remote Desktop Users.
+/// Builds the PowerShell script that records the holder, creates the user (or, if passport created it
+/// earlier, resets its password and enables it) and adds it to Remote Desktop Users.
 ///
 /// An existing account whose description does not mark it as passport's is never touched (exit
 /// [`EXIT_FOREIGN_USER`]).
@@ -75,27 +80,42 @@ pub fn windows_provision_script(p: &WindowsProvision<'_>) -> Result<String, Scri
     let header = header(
         "provision a just-in-time user",
         p.username,
+        p.holder,
         p.request,
         p.domain_controller,
     )?;
     Ok(format!("{header}{secret}\n{COMMON}\n{PROVISION}"))
 }
 
-/// Builds the PowerShell script that disables the user, logs off its sessions, stops its processes,
-/// and removes the account and its profile. A missing user is success; an account passport did not
-/// create is never touched (exit [`EXIT_FOREIGN_USER`]).
-pub fn windows_revoke_script(username: &str, domain_controller: bool) -> Result<String, ScriptError> {
-    let header = header("revoke a just-in-time user", username, "", domain_controller)?;
+/// Builds the PowerShell script that removes `holder` (the AccessRequest's UID) from the account's
+/// holders and, if no other request holds the account, disables it, logs off its sessions, stops its
+/// processes, and removes the account and its profile. While other requests hold the account nothing
+/// about it changes (exit 0). A missing user and a holder that is not listed are success; an account
+/// passport did not create is never touched (exit [`EXIT_FOREIGN_USER`]).
+pub fn windows_revoke_script(
+    username: &str,
+    holder: &str,
+    domain_controller: bool,
+) -> Result<String, ScriptError> {
+    let header = header(
+        "revoke a just-in-time user",
+        username,
+        holder,
+        "",
+        domain_controller,
+    )?;
     Ok(format!("{header}\n{COMMON}\n{REVOKE}"))
 }
 
 fn header(
     purpose: &str,
     username: &str,
+    holder: &str,
     request: &str,
     domain_controller: bool,
 ) -> Result<String, ScriptError> {
     let username = checked_username(username)?;
+    let holder = checked_holder(holder)?;
     let request = checked_request(request)?;
     let domain_controller = if domain_controller { "$true" } else { "$false" };
     Ok(format!(
@@ -105,9 +125,11 @@ fn header(
          $PassportExitInvalid = {EXIT_INVALID_INPUT}\n\
          $PassportExitForeign = {EXIT_FOREIGN_USER}\n\
          $PassportUser = {}\n\
+         $PassportHolder = {}\n\
          $PassportRequest = {}\n\
          $PassportDomainController = {domain_controller}\n",
         ps_ascii_expr("username", username)?,
+        ps_ascii_expr("holder", holder)?,
         ps_ascii_expr("request", request)?,
     ))
 }
@@ -150,200 +172,4 @@ pub fn generate_password() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::quote::ps_quote;
-    use super::super::test_support::{hostile_string, ps_eval};
-    use super::*;
-    use proptest::prelude::*;
-
-    const USER: &str = "rs-5f3a9c21";
-    const PASSWORD: &str = "Xy7#pQ2!mN4%kL9=wR3?tV6@";
-
-    fn provision(domain_controller: bool, password: &str, request: &str) -> Result<String, ScriptError> {
-        let username = if domain_controller { "rs-5f3a9c21-dc" } else { USER };
-        windows_provision_script(&WindowsProvision {
-            username,
-            password,
-            request,
-            domain_controller,
-        })
-    }
-
-    /// A coarse syntax check: outside strings and comments, brackets must balance. Also rejects
-    /// `"$name:"` inside double-quoted strings, which PowerShell parses as a scoped variable.
-    fn check_ps_syntax(script: &str) {
-        let mut stack = Vec::new();
-        let mut chars = script.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '#' => while chars.next_if(|&c| c != '\n').is_some() {},
-                '\'' => while chars.next().is_some_and(|c| c != '\'') {},
-                '"' => {
-                    let mut text = String::new();
-                    while let Some(c) = chars.next_if(|&c| c != '"') {
-                        text.push(c);
-                    }
-                    chars.next();
-                    let scoped = text.split('$').skip(1).any(|after| {
-                        let name: String = after
-                            .chars()
-                            .take_while(|c| c.is_alphanumeric() || *c == '_')
-                            .collect();
-                        !name.is_empty() && after[name.len()..].starts_with(':')
-                    });
-                    assert!(!scoped, "scoped-variable trap in {text:?}");
-                }
-                '(' | '{' | '[' => stack.push(c),
-                ')' | '}' | ']' => {
-                    let expected = match c {
-                        ')' => '(',
-                        '}' => '{',
-                        _ => '[',
-                    };
-                    assert_eq!(stack.pop(), Some(expected), "unbalanced {c}");
-                }
-                _ => {}
-            }
-        }
-        assert!(stack.is_empty(), "unclosed {stack:?}");
-    }
-
-    #[test]
-    fn provision_scripts_use_the_expected_cmdlets() {
-        let local = provision(false, PASSWORD, "team-a/rdp").expect("valid");
-        for needle in [
-            "$ErrorActionPreference = 'Stop'",
-            "$PassportUser = 'rs-5f3a9c21'",
-            "$PassportRequest = 'team-a/rdp'",
-            "$PassportDomainController = $false",
-            "ConvertTo-SecureString -String 'Xy7#pQ2!mN4%kL9=wR3?tV6@' -AsPlainText -Force",
-            "New-LocalUser",
-            "-PasswordNeverExpires",
-            "Add-LocalGroupMember -SID $RemoteDesktopUsersSid",
-            "S-1-5-32-555",
-            "-Description $PassportDescription",
-        ] {
-            assert!(local.contains(needle), "missing {needle:?}");
-        }
-        let dc = provision(true, PASSWORD, "team-a/rdp").expect("valid");
-        for needle in [
-            "$PassportDomainController = $true",
-            "New-ADUser",
-            "Add-ADGroupMember",
-            "rs-5f3a9c21-dc",
-        ] {
-            assert!(dc.contains(needle), "missing {needle:?}");
-        }
-        for script in [&local, &dc] {
-            assert_eq!(
-                script.matches(PASSWORD).count(),
-                1,
-                "the password appears once, quoted"
-            );
-            assert!(script.is_ascii());
-            check_ps_syntax(script);
-        }
-    }
-
-    #[test]
-    fn revoke_scripts_log_off_and_remove_only_passport_accounts() {
-        for dc in [false, true] {
-            let script = windows_revoke_script(if dc { "rs-5f3a9c21-dc" } else { USER }, dc).expect("valid");
-            for needle in ["quser", "logoff.exe", "Assert-PassportOwned $account", "exit 0"] {
-                assert!(script.contains(needle), "missing {needle:?}");
-            }
-            assert!(script.contains(if dc { "Remove-ADUser" } else { "Remove-LocalUser" }));
-            // Ownership is checked before anything is disabled, logged off or removed.
-            let check = script
-                .rfind("Assert-PassportOwned $account")
-                .expect("ownership check");
-            assert!(check < script.rfind("Stop-PassportSessions\n").expect("logoff"));
-            check_ps_syntax(&script);
-        }
-        assert!(windows_revoke_script("Administrator", false).is_err());
-    }
-
-    #[test]
-    fn debug_redacts_the_password() {
-        let p = WindowsProvision {
-            username: USER,
-            password: PASSWORD,
-            request: "a/b",
-            domain_controller: false,
-        };
-        let shown = format!("{p:?} {p:#?}");
-        assert!(!shown.contains(PASSWORD) && !shown.contains("Xy7#"), "{shown}");
-        assert!(shown.contains("<redacted>") && shown.contains(USER));
-    }
-
-    #[test]
-    fn bad_passwords_are_rejected_without_echo() {
-        for bad in [
-            "Zq9",
-            &"a".repeat(128),
-            "line\nbreak-password",
-            "nul\0-in-password-x",
-        ] {
-            let err = provision(false, bad, "a/b").expect_err("rejected");
-            assert!(!err.to_string().contains(bad), "{err}");
-        }
-    }
-
-    #[test]
-    fn generated_passwords_are_strong_and_distinct() {
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..200 {
-            let pw = generate_password();
-            assert_eq!(pw.len(), PASSWORD_LEN);
-            for class in [UPPER, LOWER, DIGITS, SYMBOLS] {
-                assert!(pw.bytes().any(|b| class.contains(&b)), "{pw} lacks a class");
-            }
-            // Safe in any PowerShell string: quoting changes nothing.
-            assert_eq!(ps_quote("p", &pw).expect("no NUL"), format!("'{pw}'"));
-            assert!(!pw.contains(['\'', '"', '`', '$']));
-            assert!(seen.insert(pw));
-        }
-    }
-
-    /// Any string, made into a password Windows would accept (no control characters, 14..=127).
-    fn hostile_password() -> impl Strategy<Value = String> {
-        hostile_string().prop_map(|s| {
-            let s: String = s.chars().filter(|c| !c.is_control()).collect();
-            format!("{s}'\u{2019}Aa1!aaaaaaaaaaaa")
-                .chars()
-                .take(MAX_PASSWORD_LEN)
-                .collect()
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// Whatever the password and request, they appear only as quoted expressions that evaluate
-        /// back to them, and the script stays ASCII.
-        #[test]
-        fn hostile_values_stay_quoted(
-            password in hostile_password(),
-            request in hostile_string(),
-            dc in any::<bool>(),
-        ) {
-            let result = provision(dc, &password, &request);
-            if request.len() > super::super::MAX_REQUEST_LEN {
-                let too_long = matches!(result, Err(ScriptError::TooLong { field: "request", .. }));
-                prop_assert!(too_long, "{:?}", result);
-                return Ok(());
-            }
-            let script = result.expect("valid input");
-            prop_assert!(script.is_ascii());
-            let value_of = |prefix: &str| {
-                let line = script.lines().find(|l| l.starts_with(prefix)).expect("assignment present");
-                line[prefix.len()..].to_owned()
-            };
-            let pw = value_of("$PassportPassword = ConvertTo-SecureString -String ");
-            let pw = pw.strip_suffix(" -AsPlainText -Force").expect("password line shape");
-            prop_assert_eq!(ps_eval(pw), Some(password));
-            prop_assert_eq!(ps_eval(&value_of("$PassportRequest = ")), Some(request));
-            check_ps_syntax(&script);
-        }
-    }
-}
+mod tests;

@@ -16,8 +16,57 @@ function Exit-Passport([int] $Code, [string] $Message) {
 if ($PassportUser -cnotmatch '^rs-[0-9a-f]{8}(-[a-z0-9]{1,6})?\z') {
     Exit-Passport $PassportExitInvalid "refusing to run: '$PassportUser' is not a passport username"
 }
+if ($PassportHolder -cnotmatch '^[0-9a-z-]{1,64}\z') {
+    Exit-Passport $PassportExitInvalid "refusing to run: '$PassportHolder' is not a Kubernetes UID"
+}
 if ($PassportDomainController) {
     Import-Module ActiveDirectory
+}
+
+# One passport script at a time on a host: SSM runs commands concurrently, and the holders file is
+# read, changed and written back. Windows releases the mutex when the process ends.
+$PassportLock = New-Object System.Threading.Mutex($false, 'Global\passport')
+try {
+    if (-not $PassportLock.WaitOne(300000)) {
+        Exit-Passport 1 'timed out waiting for another passport script on this host'
+    }
+} catch {
+    # A mutex abandoned by a script that died is acquired all the same.
+    if ($_.Exception.GetBaseException() -isnot [System.Threading.AbandonedMutexException]) {
+        throw
+    }
+}
+
+# Several access requests of one requester share one account. This file lists the requests holding
+# it, one line each: "holder=<AccessRequest UID> <namespace/name>"; the last one to go removes the
+# account. (On a domain controller the file is on that controller, not in the domain.)
+# Upgrade rule: accounts created before holders existed have no file, and earlier versions recorded
+# no request. The missing file counts as one unknown holder standing for the requests provisioned
+# before the upgrade: the next provisioning adopts it (the file then lists that request), a revoke
+# before that releases it. Those requests thus count as one, and the first to end can end the access
+# of the others: ending access early is preferred to an account no revoke would ever remove.
+$PassportHoldersFile = Join-Path $env:ProgramData ('passport\users\' + $PassportUser)
+
+# The holder lines of every request but this one.
+function Get-OtherHolders {
+    if (Test-Path -LiteralPath $PassportHoldersFile) {
+        Get-Content -LiteralPath $PassportHoldersFile |
+            Where-Object { $_ -clike 'holder=*' -and ($_ -split ' ', 2)[0] -cne ('holder=' + $PassportHolder) }
+    }
+}
+
+# Writes the holders file. Its directory is for SYSTEM and Administrators only.
+function Set-Holders([string[]] $Lines) {
+    $dir = Split-Path -Parent $PassportHoldersFile
+    if (-not (Test-Path -LiteralPath $dir)) {
+        New-Item -ItemType Directory -Path $dir -Force | Out-Null
+        icacls.exe $dir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' | Out-Null
+    }
+    $text = ''
+    foreach ($line in $Lines) {
+        $text += $line + "`r`n"
+    }
+    [System.IO.File]::WriteAllText($PassportHoldersFile, $text)
 }
 
 # The account, or $null. The AD filter is a literal string: the AD module reads $PassportUser itself.

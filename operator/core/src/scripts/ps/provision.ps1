@@ -1,6 +1,16 @@
 # ---- passport: provision (static text) ----
 
 $account = Get-PassportAccount
+$others = @()
+if ($null -ne $account) {
+    Assert-PassportOwned $account
+    $others = @(Get-OtherHolders)
+}
+# Control characters of the request would break the file into lines.
+$holder = 'holder=' + $PassportHolder + ' ' + ($PassportRequest -replace '[\x00-\x1f\x7f]', '?')
+# Recorded first: an account passport created is never left without the request that holds it.
+Set-Holders ($others + $holder)
+
 if ($PassportDomainController) {
     if ($null -eq $account) {
         $account = New-ADUser -Name $PassportUser -SamAccountName $PassportUser `
@@ -8,7 +18,6 @@ if ($PassportDomainController) {
             -PasswordNeverExpires $true -CannotChangePassword $true -Enabled $true -PassThru
         Write-Output "passport: created domain user $PassportUser"
     } else {
-        Assert-PassportOwned $account
         Set-ADAccountPassword -Identity $account -Reset -NewPassword $PassportPassword
         Enable-ADAccount -Identity $account
         Write-Output "passport: domain user $PassportUser exists (created by passport); password reset"
@@ -22,7 +31,6 @@ if ($PassportDomainController) {
             -AccountNeverExpires
         Write-Output "passport: created local user $PassportUser"
     } else {
-        Assert-PassportOwned $account
         Set-LocalUser -InputObject $account -Password $PassportPassword -PasswordNeverExpires $true `
             -AccountNeverExpires
         Enable-LocalUser -InputObject $account

@@ -25,10 +25,20 @@ function Stop-PassportSessions {
 
 $account = Get-PassportAccount
 if ($null -eq $account) {
+    Remove-Item -LiteralPath $PassportHoldersFile -Force -ErrorAction SilentlyContinue
     Write-Output "passport: user $PassportUser does not exist; nothing to revoke"
     exit 0
 }
 Assert-PassportOwned $account
+
+# This request lets go (a holder the file does not list changes nothing). Written first: should the
+# removal below fail, a retry finds no holder left and removes the account.
+$others = @(Get-OtherHolders)
+Set-Holders $others
+if ($others.Count -gt 0) {
+    Write-Output ("passport: user $PassportUser kept: still held by " + $others.Count + ' other request(s)')
+    exit 0
+}
 $sid = $account.SID.Value
 
 # Disable first so that no new logon starts while sessions are being ended.
@@ -48,5 +58,6 @@ try {
 } catch {
     Write-Warning ("passport: could not remove the profile of " + $PassportUser + ": " + $_)
 }
+Remove-Item -LiteralPath $PassportHoldersFile -Force -ErrorAction SilentlyContinue
 Write-Output "passport: revoked user $PassportUser"
 exit 0

@@ -20,17 +20,6 @@ install_dir() {
     chmod "$2" "$1"
 }
 
-# Replaces file $1 atomically with $3 plus a newline: a temporary file in the same directory, then
-# mv, so sshd never reads a half-written file. Mode $2, root-owned.
-write_file() {
-    local tmp
-    tmp="$(mktemp "$1.passport.XXXXXX")"
-    printf '%s\n' "$3" >"$tmp"
-    chown root:root "$tmp"
-    chmod "$2" "$tmp"
-    mv -f -- "$tmp" "$1"
-}
-
 # Like write_file, but keeps the owner and mode of the existing file $1.
 rewrite_file() {
     local tmp
@@ -38,6 +27,58 @@ rewrite_file() {
     cp -p -- "$1" "$tmp"
     printf '%s\n' "$2" >"$tmp"
     mv -f -- "$tmp" "$1"
+}
+
+# ---- uids ----
+# A new account gets the next number of passport's own range, for its uid and for the gid of its own
+# group, and that number is never handed out again on this host: files, IPC objects or audit records
+# an earlier account left behind can never belong to a later one (of another requester). The
+# high-water mark is saved before the account exists, so even a failed useradd uses its number up.
+UID_MIN="${PASSPORT_UID_MIN:-2000000000}"
+# systemd reserves the numbers from 2147352576 (0x7FFE0000) on.
+UID_LIMIT=2147352575
+NEXT_UID_FILE="$STATE_DIR/next-uid"
+[[ $UID_MIN =~ ^[1-9][0-9]{3,9}$ ]] && ((UID_MIN <= UID_LIMIT)) ||
+    die "$PASSPORT_EXIT_INVALID" "PASSPORT_UID_MIN must be a number from 1000 to $UID_LIMIT"
+
+# Sets NEW_UID: the high-water mark (at least UID_MIN), past any number already taken by a user or
+# a group, and records the number after it as the new mark.
+allocate_uid() {
+    local next="$UID_MIN" recorded
+    if [ -e "$NEXT_UID_FILE" ]; then
+        recorded="$(head -n 1 -- "$NEXT_UID_FILE")"
+        [[ $recorded =~ ^[0-9]{1,10}$ ]] ||
+            die 1 "$NEXT_UID_FILE is corrupt; refusing to pick a uid that may have been used before"
+        if ((10#$recorded > next)); then next=$((10#$recorded)); fi
+    fi
+    while in_database passwd "$next" || in_database group "$next"; do
+        next=$((next + 1))
+    done
+    ((next <= UID_LIMIT)) || die 1 "passport's uid range is used up (the next uid would be $next)"
+    write_file "$NEXT_UID_FILE" 0600 "$((next + 1))"
+    NEW_UID="$next"
+}
+
+# Creates the account and its own group, both numbered $1. If that fails, removes what it created,
+# unless useradd got as far as the account (exit 12: no home directory); exit 9 means someone else
+# created the name meanwhile.
+create_account() {
+    local rc=0
+    groupadd --gid "$1" -- "$PASSPORT_USER" || rc=$?
+    if [ "$rc" != 0 ]; then
+        rm -f -- "$MARKER"
+        die 1 "groupadd failed for $PASSPORT_USER with exit code $rc (9: a group of that name exists)"
+    fi
+    # --no-log-init: lastlog and faillog are indexed by uid; no need for huge sparse files.
+    useradd --create-home --shell /bin/bash --uid "$1" --gid "$1" --no-log-init --comment passport \
+        -- "$PASSPORT_USER" || rc=$?
+    if [ "$rc" != 0 ]; then
+        if [ "$rc" = 9 ] || ! user_exists; then
+            rm -f -- "$MARKER"
+            groupdel -- "$PASSPORT_USER" || true
+        fi
+        die 1 "useradd failed for $PASSPORT_USER with exit code $rc"
+    fi
 }
 
 # ---- sshd configuration helpers ----
@@ -120,22 +161,16 @@ install_dir "$MARKER_DIR" 0700
 if user_exists; then
     [ -f "$MARKER" ] || die "$PASSPORT_EXIT_FOREIGN" \
         "user $PASSPORT_USER exists but was not created by passport (no $MARKER); refusing to touch it"
-    write_file "$MARKER" 0600 "request=$PASSPORT_REQUEST"
+    update_marker add "$PASSPORT_REQUEST"
     echo "passport: user $PASSPORT_USER already exists (created by passport)"
 else
-    # The marker goes first: a user passport created without one could never be removed by it.
-    write_file "$MARKER" 0600 "request=$PASSPORT_REQUEST"
-    rc=0
-    useradd --create-home --shell /bin/bash --user-group --comment passport -- "$PASSPORT_USER" || rc=$?
-    if [ "$rc" != 0 ]; then
-        # Keep the marker only if useradd got as far as creating the account (exit 12: no home
-        # directory); exit 9 means someone else created the name meanwhile.
-        if [ "$rc" = 9 ] || ! user_exists; then
-            rm -f -- "$MARKER"
-        fi
-        die 1 "useradd failed for $PASSPORT_USER with exit code $rc"
-    fi
-    echo "passport: created user $PASSPORT_USER"
+    allocate_uid
+    # The marker goes first: a user passport created without one could never be removed by it. A
+    # stale marker (its user is gone) lists stale holders: start afresh.
+    marker="$(marker_update add /dev/null "$PASSPORT_REQUEST")"
+    write_file "$MARKER" 0600 "$marker"
+    create_account "$NEW_UID"
+    echo "passport: created user $PASSPORT_USER (uid $NEW_UID)"
 fi
 # No password can match '*', so password login is impossible. Unlike a '!'-locked password it does
 # not make sshd refuse the account outright when UsePAM is off. An empty expiry date undoes the
