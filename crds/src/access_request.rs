@@ -306,6 +306,9 @@ pub struct AccessRequestStatus {
     /// later changes to the default do not move it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The AwsAccount's role, region and external id as they were at approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_role: Option<AccountRole>,
     /// The duration the approval covers. An extension (a larger spec.duration) is approved like a
     /// request; until it is, expiresAt stays where this puts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -361,6 +364,34 @@ pub struct TargetStatus {
     /// The instance's SSH host public keys, as reported when the user was created; pinned by the CLI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_keys: Vec<String>,
+    /// Provisioning commands started for this instance, each recorded before it was sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Since when a provisioning command whose outcome is not known yet may run on the instance;
+    /// revocation makes sure such a command cannot recreate the user afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_since: Option<Time>,
+    /// Revoke commands that failed or could not be sent so far; retries back off with each.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revoke_failures: u32,
+    /// No command is sent to this instance before this time (a retry's backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Time>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The AWS role the request was approved for, pinned at approval: revocation uses it whatever
+/// happens to the AwsAccount afterwards.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRole {
+    pub role_arn: String,
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// The operating system family of a target.

@@ -17,6 +17,8 @@ pub mod types {
     pub const ACCEPTED: &str = "Accepted";
     /// Something keeps the operator from making progress on the object; the reason says what.
     pub const RECONCILED: &str = "Reconciled";
+    /// Revocation keeps failing on some instance; the message says what an administrator can do.
+    pub const REVOCATION_STUCK: &str = "RevocationStuck";
 }
 
 /// A condition's `status`.

@@ -93,9 +93,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 () = leadership.lost() => true,
             };
             stop_tx.send_replace(true);
-            // In-flight reconciles get a moment to finish; all state is in status, so cutting one
-            // short loses nothing: the next leader picks it up.
-            if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
+            if lost {
+                // Another replica may lead already: not one more command from this one's cache.
+                controllers.abort();
+            } else if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
+                // In-flight reconciles get a moment to finish; every intent is in status, so
+                // cutting one short loses nothing: the next leader picks it up.
                 tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
             }
             lost

@@ -3,7 +3,14 @@
 
 use std::time::Instant;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -16,6 +23,9 @@ pub struct Metrics {
     pub credential_requests: IntCounterVec,
     /// From a CredentialRequest's creationTimestamp (whole seconds) to its status being written.
     pub credential_issuance: Histogram,
+    /// AccessRequests whose revocation is stuck, and which ones (by UID) to keep the gauge right.
+    revocations_stuck: IntGauge,
+    stuck_requests: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Metrics {
@@ -68,6 +78,11 @@ impl Metrics {
                 )
                 .buckets(vec![0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]),
             )?,
+            revocations_stuck: IntGauge::new(
+                "revocations_stuck",
+                "AccessRequests whose revocation keeps failing on some instance (see their RevocationStuck condition).",
+            )?,
+            stuck_requests: Arc::default(),
         };
         // Export every controller's series from the start, at zero, so dashboards and alerts see them.
         for controller in ["AccessRequest", "AwsAccount", "CredentialRequest"] {
@@ -89,6 +104,7 @@ impl Metrics {
         registry.register(Box::new(metrics.ssm_commands.clone()))?;
         registry.register(Box::new(metrics.credential_requests.clone()))?;
         registry.register(Box::new(metrics.credential_issuance.clone()))?;
+        registry.register(Box::new(metrics.revocations_stuck.clone()))?;
         Ok((metrics, registry))
     }
 
@@ -98,6 +114,23 @@ impl Metrics {
         ReconcileTimer {
             histogram: self.reconcile_duration.with_label_values(&[controller]),
             start: Instant::now(),
+        }
+    }
+
+    /// Records whether the request with this UID has a stuck revocation.
+    pub fn stuck(&self, uid: &str, stuck: bool) {
+        let mut requests = self
+            .stuck_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = if stuck {
+            requests.insert(uid.to_owned())
+        } else {
+            requests.remove(uid)
+        };
+        if changed {
+            self.revocations_stuck
+                .set(i64::try_from(requests.len()).unwrap_or(i64::MAX));
         }
     }
 

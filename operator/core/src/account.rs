@@ -4,7 +4,7 @@
 //! `defaultAccount`); once approved, the name pinned in `status.account`. It is usable when the
 //! AwsAccount exists and lists the request's namespace.
 
-use passport_crds::{AccessPolicy, AccessRequest, AwsAccount, AwsAccountSpec};
+use passport_crds::{AccessPolicy, AccessRequest, AwsAccount, AwsAccountSpec, access_request::AccountRole};
 
 /// How to reach one AWS account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -22,6 +22,36 @@ impl From<&AwsAccountSpec> for Account {
             external_id: spec.external_id.clone(),
         }
     }
+}
+
+impl From<&AccountRole> for Account {
+    fn from(role: &AccountRole) -> Self {
+        Self {
+            role_arn: role.role_arn.clone(),
+            region: role.region.clone(),
+            external_id: role.external_id.clone(),
+        }
+    }
+}
+
+impl From<&Account> for AccountRole {
+    fn from(account: &Account) -> Self {
+        Self {
+            role_arn: account.role_arn.clone(),
+            region: account.region.clone(),
+            external_id: account.external_id.clone(),
+        }
+    }
+}
+
+/// The account to act through for `request`: the role pinned at approval whatever happened to the
+/// AwsAccount since, else (before approval, or for requests approved by an older version) the
+/// account as it resolves now.
+pub fn acting(request: &AccessRequest, resolved: Option<&Resolved>) -> Option<Account> {
+    let pinned = request.status.as_ref().and_then(|s| s.account_role.as_ref());
+    pinned
+        .map(Account::from)
+        .or_else(|| resolved.map(|r| r.account.clone()))
 }
 
 /// The request's account, resolved.
@@ -149,6 +179,39 @@ mod tests {
         p.spec.default_account = Some("new-default".into());
         let found = resolve(&r, &[p], lookup(vec![account("pinned", &["team-a"])])).expect("usable");
         assert_eq!(found.name, "pinned");
+    }
+
+    #[test]
+    fn the_pinned_role_is_acted_through_whatever_the_account_says_now() {
+        let mut r = request("r");
+        let resolved = Resolved {
+            name: "prod".into(),
+            account: Account {
+                role_arn: "arn:aws:iam::123456789012:role/changed".into(),
+                region: "us-east-1".into(),
+                external_id: None,
+            },
+        };
+        assert_eq!(
+            acting(&r, Some(&resolved)),
+            Some(resolved.account.clone()),
+            "nothing pinned yet"
+        );
+        let pinned = AccountRole {
+            role_arn: "arn:aws:iam::123456789012:role/passport".into(),
+            region: "eu-west-1".into(),
+            external_id: Some("x".into()),
+        };
+        r.status.get_or_insert_default().account_role = Some(pinned.clone());
+        assert_eq!(
+            acting(&r, Some(&resolved)).map(|a| AccountRole::from(&a)),
+            Some(pinned.clone())
+        );
+        assert_eq!(
+            acting(&r, None).map(|a| AccountRole::from(&a)),
+            Some(pinned),
+            "even with the AwsAccount gone"
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub fn target(id: &str, state: TargetState, platform: Platform) -> TargetStatus 
         command_id: Some("cmd".into()),
         message: String::new(),
         host_keys: vec![format!("ssh-ed25519 AAAAhostkeyof{id}")],
+        ..TargetStatus::default()
     }
 }
 

@@ -45,6 +45,10 @@ pub enum LogAction {
     Expired,
     Revoked,
     Failed,
+    /// Revocation keeps failing on some instance; an administrator may have to act.
+    RevocationStuck,
+    /// Revocation went through after it had been reported stuck.
+    RevocationResumed,
 }
 
 impl LogAction {

@@ -26,6 +26,8 @@ use super::{AwsError, Fleet, RunCommand, ScopedSession};
 const MAX_ATTEMPTS: u32 = 4;
 /// How long a provisioning or revoke script may run on an instance.
 const SCRIPT_TIMEOUT_SECONDS: &str = "300";
+/// SSM's delivery timeout (its minimum): see `passport_core::lifecycle::UNCONFIRMED_GRACE`.
+const DELIVERY_TIMEOUT_SECONDS: i32 = 30;
 /// AWS truncates invocation output at 24000 characters; keep status messages short.
 const MESSAGE_TAIL: usize = 500;
 
@@ -146,6 +148,9 @@ impl Fleet for SdkFleet {
             .comment(command.comment.chars().take(100).collect::<String>())
             .parameters("commands", vec![command.script.to_owned()])
             .parameters("executionTimeout", vec![SCRIPT_TIMEOUT_SECONDS.to_owned()])
+            // An instance that is off or lost its agent fails the command after this instead of
+            // holding it for hours; passport retries revocations with backoff.
+            .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
             .send()
             .await
             .map_err(classify)?;

@@ -8,9 +8,8 @@ use std::{sync::Arc, time::Duration};
 use jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use passport_core::{
-    account::{self, Resolved},
+    account::{self, Account, Resolved},
     approval::{self, Approval},
-    holders,
     lifecycle::{self, AccountAccess, Inputs, Observations, Transition, Wanted, apply_outcome},
     scripts::masked_username,
     time::elapsed,
@@ -55,45 +54,65 @@ async fn step<F: Fleet>(
     let transition = lifecycle::step(gathered.inputs(request, deleting, now));
     let mut next = transition.status.clone();
     report::clear(&mut next.conditions);
-    // Outcomes are recorded as they come: a command sent must be in status even if a later one fails.
-    let target = send::Target {
-        request,
-        username: &gathered.username,
-        account: gathered.account.as_ref().ok().map(|r| &r.account),
-    };
-    let mut failure = None;
-    for command in &transition.commands {
-        match send::send(ctx, &target, command).await {
-            Ok(outcome) => apply_outcome(&mut next, &outcome),
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
+    ctx.metrics.stuck(
+        &request.uid().unwrap_or_default(),
+        lifecycle::stuck(&next.targets).count() > 0,
+    );
+    // Intent before side effect: the status saying which commands start is written first, fenced by
+    // the version decided on, so nothing is sent on a stale decision and no send goes unrecorded.
     if request.status.as_ref() != Some(&next) {
         let version = request.meta().resource_version.as_deref();
         status::write(api, &request.name_any(), version, &next).await?;
     }
-    if let Some(err) = failure {
-        return Err(err);
+    if !transition.commands.is_empty() {
+        let recorded = next.clone();
+        let target = send::Target {
+            request,
+            username: &gathered.username,
+            account: gathered.acting.as_ref(),
+        };
+        // Outcomes are recorded as they come: a command sent must be in status even if a later one fails.
+        let mut failure = None;
+        for command in &transition.commands {
+            match send::send_isolated(ctx, &target, command).await {
+                Ok(outcomes) => outcomes.iter().for_each(|o| apply_outcome(&mut next, o, now)),
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        // Not fenced: only this reconcile writes this status, and the intent it completes is recorded.
+        if next != recorded {
+            status::write(api, &request.name_any(), None, &next).await?;
+        }
+        if let Some(err) = failure {
+            return Err(err);
+        }
     }
     act_after_write(request, &transition, &next, deleting, api, ctx).await?;
     // Deadlines are relative to `now`, taken when this pass began; count the time it took.
-    let requeue = transition
-        .requeue_after
-        .map(|after| after.saturating_sub(elapsed(now, Timestamp::now())));
+    let requeue = match (transition.requeue_after, transition.commands.is_empty()) {
+        // Just sent: look at the commands soon.
+        (_, false) => Some(SOON),
+        (after, true) => after.map(|after| after.saturating_sub(elapsed(now, Timestamp::now()))),
+    };
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
+
+/// When to look at commands just sent.
+const SOON: Duration = Duration::from_secs(1);
 
 /// What the lifecycle reads, gathered from caches and AWS.
 struct Gathered {
     requested: Duration,
     approved: Option<Duration>,
     approval: Approval,
-    account: Result<Resolved, account::AccountProblem>,
     access: AccountAccess,
+    /// The account commands go through: pinned at approval, else as it resolves now.
+    acting: Option<Account>,
     observations: Observations,
+    /// Pinned in status at creation; computed only for a request that has none yet.
     username: String,
 }
 
@@ -140,42 +159,40 @@ async fn gather<F: Fleet>(
         ),
         None => Approval::Approved { by: String::new() },
     };
-    let account = account::resolve(request, &policies, |name| ctx.account(name));
-    let access = match &account {
-        Ok(resolved) => AccountAccess::Usable {
-            name: resolved.name.clone(),
+    let resolved = account::resolve(request, &policies, |name| ctx.account(name));
+    let access = match &resolved {
+        Ok(Resolved { name, account }) => AccountAccess::Usable {
+            name: name.clone(),
+            role: account.into(),
         },
         Err(problem) => AccountAccess::Unusable(problem.clone()),
     };
+    let acting = account::acting(request, resolved.as_ref().ok());
     let mut observations = Observations::default();
-    if let Ok(resolved) = &account {
+    if let Some(account) = &acting {
         let starting = lifecycle::about_to_provision(&status, &approval, deleting, &request.spec);
-        observe(
-            ctx,
-            &resolved.account,
-            &lifecycle::wanted(&request.spec, &status, starting),
-            &mut observations,
-        )
-        .await;
+        let wanted = lifecycle::wanted(&request.spec, &status, starting);
+        observe(ctx, account, &wanted, &mut observations).await;
     }
-    let others = ctx.requests.state();
-    observations.still_granted =
-        holders::still_granted_elsewhere(request, others.iter().map(Arc::as_ref), now);
+    let username = status
+        .username
+        .clone()
+        .unwrap_or_else(|| masked_username(&request.spec.requester, &ctx.authority.username_key));
     Ok(Gathered {
         requested,
         approved,
         approval,
-        account,
         access,
+        acting,
         observations,
-        username: masked_username(&request.spec.requester, &ctx.authority.username_key),
+        username,
     })
 }
 
 /// Asks AWS what the lifecycle wants to know; what cannot be asked now is noted, not fatal.
 async fn observe<F: Fleet>(
     ctx: &Context<F>,
-    account: &passport_core::account::Account,
+    account: &Account,
     wanted: &Wanted,
     observations: &mut Observations,
 ) {

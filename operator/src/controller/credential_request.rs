@@ -43,18 +43,18 @@ async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> 
     // Read fresh, not from the cache: a request completed a moment ago must not get credentials.
     let requests: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
     let access_request = requests.get_opt(&request.spec.access_request).await?;
+    // The account as pinned at approval: the one the user was created through.
     let resolved = access_request
         .as_ref()
         .map(|r| account::resolve(r, &ctx.policies_in(&namespace), |name| ctx.account(name)));
-    let problem;
-    let account = match &resolved {
-        Some(Ok(resolved)) => Ok(&resolved.account),
-        Some(Err(err)) => {
-            problem = err.to_string();
-            Err(problem.as_str())
-        }
-        None => Err("the AccessRequest names no usable AwsAccount"),
+    let acting = access_request
+        .as_ref()
+        .and_then(|r| account::acting(r, resolved.as_ref().and_then(|r| r.as_ref().ok())));
+    let problem = match &resolved {
+        Some(Err(err)) => err.to_string(),
+        _ => "the AccessRequest names no usable AwsAccount".to_owned(),
     };
+    let account = acting.as_ref().ok_or(problem.as_str());
     let name = request.name_any();
     let inputs = Inputs {
         namespace: &namespace,

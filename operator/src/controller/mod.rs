@@ -96,9 +96,16 @@ pub struct Settings<F> {
     pub certificate_ttl: Duration,
 }
 
-/// A shared watch of every `K`: the cache, a stream of changes for controllers, and the task that
-/// drives both.
-fn shared_watch<K>(api: Api<K>) -> (Store<K>, reflector::ReflectHandle<K>, impl Future<Output = ()>)
+/// A shared watch of every `K`: the cache, the changes for controllers, the deletions (which shared
+/// streams leave out), and the task that drives them.
+struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static, D> {
+    store: Store<K>,
+    changes: reflector::ReflectHandle<K>,
+    deletions: futures::channel::mpsc::UnboundedReceiver<K>,
+    driver: D,
+}
+
+fn shared_watch<K>(api: Api<K>) -> SharedWatch<K, impl Future<Output = ()>>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -109,12 +116,24 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store_shared(SHARED_BUFFER);
-    let subscriber = writer.subscribe().expect("a shared store has a dispatcher");
+    let changes = writer.subscribe().expect("a shared store has a dispatcher");
+    let (deleted, deletions) = futures::channel::mpsc::unbounded();
     let driver = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect_shared(writer)
-        .for_each(|_| future::ready(()));
-    (store, subscriber, driver)
+        .for_each(move |event| {
+            if let Ok(watcher::Event::Delete(object)) = event {
+                // Nobody listening is fine: only some kinds' deletions matter.
+                let _ = deleted.unbounded_send(object);
+            }
+            future::ready(())
+        });
+    SharedWatch {
+        store,
+        changes,
+        deletions,
+        driver,
+    }
 }
 
 /// Runs every controller until `shutdown` resolves.
@@ -123,12 +142,16 @@ pub async fn run<F: Fleet>(
     settings: Settings<F>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (policies, policy_changes, policy_watch) = shared_watch(Api::<AccessPolicy>::all(client.clone()));
-    let (reviews, review_changes, review_watch) = shared_watch(Api::<AccessReview>::all(client.clone()));
-    let (accounts, account_changes, account_watch) = shared_watch(Api::<AwsAccount>::all(client.clone()));
-    tokio::spawn(policy_watch);
-    tokio::spawn(review_watch);
-    tokio::spawn(account_watch);
+    let policies = shared_watch(Api::<AccessPolicy>::all(client.clone()));
+    let reviews = shared_watch(Api::<AccessReview>::all(client.clone()));
+    let accounts = shared_watch(Api::<AwsAccount>::all(client.clone()));
+    let (policy_changes, review_changes) = (policies.changes, reviews.changes);
+    let (account_changes, account_deletions) = (accounts.changes, accounts.deletions);
+    let account_changes_for_requests = account_changes.clone();
+    tokio::spawn(policies.driver);
+    tokio::spawn(reviews.driver);
+    tokio::spawn(accounts.driver);
+    let (policies, reviews, accounts) = (policies.store, reviews.store, accounts.store);
     // A decision on a half-filled cache (say, an AwsAccount not yet seen) could fail a request for good.
     let synced = future::join3(
         policies.wait_until_ready(),
@@ -172,6 +195,17 @@ pub async fn run<F: Fleet>(
         certificate_ttl: settings.certificate_ttl,
     });
     let live_in_namespace = requests.clone();
+    let live_using_account = requests.clone();
+    let using_account = move |name: &str| -> Vec<ObjectRef<AccessRequest>> {
+        live_using_account
+            .state()
+            .into_iter()
+            .filter(|r| !r.phase().is_terminal())
+            .filter(|r| r.status.as_ref().and_then(|s| s.account.as_deref()) == Some(name))
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect()
+    };
+    let using_deleted_account = using_account.clone();
     let request_controller = Controller::for_stream(request_changes, requests)
         .watches_shared_stream(review_changes, |review| {
             let namespace = review.namespace()?;
@@ -186,6 +220,14 @@ pub async fn run<F: Fleet>(
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
         })
+        // An AwsAccount deleted, or no longer open to a namespace, revokes what its requests granted.
+        .watches_shared_stream(account_changes_for_requests, move |account| {
+            using_account(&account.name_any())
+        })
+        .reconcile_on(
+            account_deletions
+                .flat_map(move |account| futures::stream::iter(using_deleted_account(&account.name_any()))),
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(
             access_request::reconcile,

@@ -35,8 +35,38 @@ impl Target<'_> {
     }
 }
 
+/// Sends one command. When SSM refuses a batch because of an instance in it (terminated,
+/// deregistered, not in this account), each instance is sent its own command, so one bad instance
+/// never holds back the others.
+pub async fn send_isolated<F: Fleet>(
+    ctx: &Context<F>,
+    target: &Target<'_>,
+    command: &SsmCommand,
+) -> Result<Vec<CommandOutcome>, Error> {
+    let outcome = send(ctx, target, command).await?;
+    let refused = matches!(
+        &outcome,
+        CommandOutcome::NotSent {
+            error: SendError::NotManaged(_),
+            ..
+        }
+    );
+    if !refused || command.instance_ids.len() < 2 {
+        return Ok(vec![outcome]);
+    }
+    let mut outcomes = Vec::with_capacity(command.instance_ids.len());
+    for instance_id in &command.instance_ids {
+        let single = SsmCommand {
+            instance_ids: vec![instance_id.clone()],
+            ..command.clone()
+        };
+        outcomes.push(send(ctx, target, &single).await?);
+    }
+    Ok(outcomes)
+}
+
 /// Sends one command; a failure to send becomes an outcome, not an error, so the status says it.
-pub async fn send<F: Fleet>(
+async fn send<F: Fleet>(
     ctx: &Context<F>,
     target: &Target<'_>,
     command: &SsmCommand,
@@ -46,7 +76,7 @@ pub async fn send<F: Fleet>(
         error,
     };
     let Some(account) = target.account else {
-        let why = "the request's AwsAccount is not usable; see the Approved condition";
+        let why = "the request has no AwsAccount to act through; see the Approved condition";
         return Ok(not_sent(SendError::Transient(why.into())));
     };
     let key = target.key();
@@ -90,6 +120,9 @@ async fn script<F: Fleet>(
     command: &SsmCommand,
 ) -> Result<String, Error> {
     let username = target.username;
+    // The request's UID: the instance records which requests hold the user, and removes it with the last.
+    let holder = target.request.uid().ok_or(Error::MissingMetadata("uid"))?;
+    let holder = holder.as_str();
     Ok(match (command.purpose, command.platform) {
         (Purpose::Provision, Platform::Linux) => {
             let keys = ctx.authority.ca.trusted_public_keys();
@@ -97,19 +130,20 @@ async fn script<F: Fleet>(
                 username,
                 ca_public_keys: &keys,
                 request: key,
+                holder,
             })?
         }
-        (Purpose::Revoke, Platform::Linux) => linux_revoke_script(username)?,
+        (Purpose::Revoke, Platform::Linux) => linux_revoke_script(username, holder)?,
         (Purpose::Provision, Platform::Windows) => {
-            let uid = target.request.uid().ok_or(Error::MissingMetadata("uid"))?;
-            let password = windows_password::ensure(ctx.client.clone(), &ctx.namespace, &uid).await?;
+            let password = windows_password::ensure(ctx.client.clone(), &ctx.namespace, holder).await?;
             windows_provision_script(&WindowsProvision {
                 username,
                 password: &password,
                 request: key,
+                holder,
                 domain_controller: false,
             })?
         }
-        (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, false)?,
+        (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, holder, false)?,
     })
 }

@@ -20,8 +20,10 @@ use passport_core::{
     account::Account, credentials::SessionCredentials, lifecycle::Invocation, ssh_ca::Authority,
 };
 use passport_crds::{
-    AccessRequest, AccessRequestSpec, AwsAccount, AwsAccountSpec, Phase,
+    AccessPolicy, AccessPolicySpec, AccessRequest, AccessRequestSpec, AwsAccount, AwsAccountSpec, Phase,
+    access_policy::{AutoApproveRule, TargetSelector},
     access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
+    common::Subjects,
     common::Time,
     conditions::{self, ConditionStatus, types::RECONCILED},
 };
@@ -322,15 +324,29 @@ async fn a_deleted_request_that_ended_releases_its_finalizer() {
 }
 
 #[tokio::test]
-async fn a_deleted_request_keeps_its_finalizer_while_revocation_runs() {
+async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_after() {
     let request = deleted(with_finalizer(request()), Phase::Active, TargetState::Ready);
     let (mut apiserver, ctx, reconcile) = start(request.clone());
-    let call = apiserver
+    let intent = apiserver
         .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
         .await;
-    assert_eq!(call.body["status"]["phase"], "Revoking");
-    assert_eq!(call.body["status"]["targets"][0]["state"], "Removing");
-    call.ok(&request);
+    assert_eq!(
+        intent.body["metadata"]["resourceVersion"], "1",
+        "the intent is fenced"
+    );
+    assert_eq!(intent.body["status"]["phase"], "Revoking");
+    assert_eq!(intent.body["status"]["targets"][0]["state"], "Removing");
+    assert!(intent.body["status"]["targets"][0].get("commandId").is_none());
+    assert!(
+        ctx.fleet.sent.lock().expect("lock").is_empty(),
+        "nothing sent before the intent is stored"
+    );
+    intent.ok(&request);
+    let outcome = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert_eq!(outcome.body["status"]["targets"][0]["commandId"], "cmd-1");
+    outcome.ok(&request);
     let action = reconcile.await.expect("joined").expect("reconciled");
     assert_eq!(
         *ctx.fleet.sent.lock().expect("lock"),
@@ -343,4 +359,59 @@ async fn a_deleted_request_keeps_its_finalizer_while_revocation_runs() {
     // No finalizer patch: the request stays until every target is cleaned up.
     drop(ctx);
     assert!(apiserver.0.next_request().await.is_none());
+}
+
+#[tokio::test]
+async fn a_conflicting_intent_sends_nothing() {
+    let mut policy = AccessPolicy::new(
+        "ops",
+        AccessPolicySpec {
+            requesters: Subjects {
+                users: vec!["alice".into()],
+                groups: vec![],
+            },
+            targets: TargetSelector {
+                instance_ids: vec![TARGET.into()],
+                tags: BTreeMap::new(),
+            },
+            max_duration: "4h".into(),
+            approval: Default::default(),
+            auto_approve: vec![AutoApproveRule {
+                requesters: Subjects {
+                    users: vec!["alice".into()],
+                    groups: vec![],
+                },
+                max_duration: None,
+            }],
+            require_ticket: false,
+            pending_timeout: "1h".into(),
+            gitops_appliers: Subjects::default(),
+            default_account: None,
+        },
+    );
+    policy.metadata.namespace = Some("team-a".into());
+    let mut approved = with_finalizer(request());
+    approved.spec.account = Some("prod".into());
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = context(Client::new(service, "default"));
+    let mut ctx = Arc::into_inner(ctx).expect("only reference");
+    let (policies, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Apply(policy));
+    ctx.policies = policies;
+    let ctx = Arc::new(ctx);
+    let reconcile = tokio::spawn(access_request::reconcile(Arc::new(approved), ctx.clone()));
+    let mut apiserver = Apiserver(handle);
+    let intent = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert_eq!(intent.body["status"]["phase"], "Provisioning");
+    assert_eq!(intent.body["status"]["targets"][0]["attempts"], 1);
+    // The requester labelled the object meanwhile: the decision was made on an old version.
+    intent.fail(StatusCode::CONFLICT);
+    let err = reconcile.await.expect("joined").expect_err("conflict");
+    assert!(matches!(err, Error::Conflict), "{err}");
+    assert!(
+        ctx.fleet.sent.lock().expect("lock").is_empty(),
+        "no command on a decision not stored"
+    );
 }

@@ -15,6 +15,7 @@
 
 mod observe;
 mod outcome;
+mod revoke;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -24,12 +25,13 @@ use std::{collections::BTreeMap, time::Duration};
 use jiff::Timestamp;
 use passport_crds::{
     AccessRequestSpec, AccessRequestStatus,
-    access_request::{Platform, TargetStatus},
+    access_request::{AccountRole, Platform, TargetStatus},
 };
 
 pub use observe::{Wanted, about_to_provision, wanted};
 pub use outcome::{CommandOutcome, SendError, apply_outcome};
-pub use step::step;
+pub use revoke::{ADMIN_HINT, STUCK_AFTER, UNCONFIRMED_GRACE, backoff, stuck};
+pub use step::{MAX_PROVISION_ATTEMPTS, step};
 
 use crate::{account::AccountProblem, approval::Approval, logbook::LogEvent};
 
@@ -58,8 +60,8 @@ pub struct Inputs<'a> {
 /// Whether the request's AWS account can be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountAccess {
-    /// The AwsAccount of this name can be used; it is pinned in status at approval.
-    Usable { name: String },
+    /// The AwsAccount of this name can be used; it and its role are pinned in status at approval.
+    Usable { name: String, role: AccountRole },
     /// A definitive problem (missing, not allowed for this namespace): nothing will be provisioned.
     Unusable(AccountProblem),
 }
@@ -73,9 +75,6 @@ pub struct Observations {
     pub invocations: BTreeMap<String, Invocation>,
     /// Targets whose state could not be observed this time, and why (e.g. SSM throttling).
     pub errors: BTreeMap<String, String>,
-    /// Instances where another live request of the same requester (so the same OS user) still
-    /// grants access: revoking there would cut that request off. Value: that request's namespace/name.
-    pub still_granted: BTreeMap<String, String>,
 }
 
 /// The state of one SSM command invocation on one instance.
@@ -121,14 +120,19 @@ pub struct SsmCommand {
     pub instance_ids: Vec<String>,
 }
 
-/// True when a provisioning command may have reached the target, so the user may exist there. A
-/// target whose platform is known could have been sent one whose outcome was never recorded (the
-/// operator died, or SSM ran a send it reported as failed), so only targets SSM never managed count
-/// as unreached. Revoking where no user exists is harmless; missing one is not.
+/// True when a provisioning command may have reached the target, so the user may exist there: a
+/// send was recorded (every send is recorded before it goes out), or the platform is known (older
+/// versions sent without recording first). Revoking where no user exists is harmless; missing one
+/// is not.
 pub fn reached(target: &TargetStatus) -> bool {
     use passport_crds::access_request::TargetState::*;
     match target.state {
-        Pending | Failed => target.command_id.is_some() || target.platform.is_some(),
+        Pending | Failed => {
+            target.attempts > 0
+                || target.unconfirmed_since.is_some()
+                || target.command_id.is_some()
+                || target.platform.is_some()
+        }
         Provisioning | Ready | Removing | Removed => true,
     }
 }

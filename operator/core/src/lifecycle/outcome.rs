@@ -2,7 +2,9 @@
 
 use passport_crds::access_request::{AccessRequestStatus, TargetState};
 
-use super::{Purpose, SsmCommand};
+use jiff::Timestamp;
+
+use super::{Purpose, SsmCommand, revoke::failed_attempt};
 
 /// The result of sending one SSM command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +22,8 @@ pub enum SendError {
     Transient(String),
 }
 
-/// Records a command's outcome on the targets it named.
-pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome) {
+/// Records a command's outcome on the targets it named, at `now`.
+pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome, now: Timestamp) {
     let (command, result) = match outcome {
         CommandOutcome::Sent { command, command_id } => (command, Ok(command_id)),
         CommandOutcome::NotSent { command, error } => (command, Err(error)),
@@ -32,8 +34,8 @@ pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome)
         .iter_mut()
         .filter(|t| command.instance_ids.contains(&t.instance_id))
     {
-        match result {
-            Ok(command_id) => {
+        match (result, provisioning) {
+            (Ok(command_id), _) => {
                 target.command_id = Some(command_id.clone());
                 target.state = if provisioning {
                     TargetState::Provisioning
@@ -42,17 +44,19 @@ pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome)
                 };
                 target.message.clear();
             }
-            Err(SendError::NotManaged(message)) if provisioning => {
+            (Err(SendError::NotManaged(message)), true) => {
                 target.state = TargetState::Failed;
                 target.message = format!("SSM refused the provisioning command: {message}");
             }
-            Err(SendError::NotManaged(message) | SendError::Transient(message)) => {
-                if !provisioning {
-                    // Revocation never gives up: the user may still exist there.
-                    target.state = TargetState::Removing;
-                    target.command_id = None;
-                }
+            // Sent again on the next pass, as a new attempt. A failure to hear back is not proof
+            // that SSM did not take the command: the target stays unconfirmed.
+            (Err(SendError::Transient(message)), true) => {
+                target.state = TargetState::Pending;
                 target.message = format!("could not send the SSM command, retrying: {message}");
+            }
+            // Revocation never gives up (the user may still exist there), but backs off.
+            (Err(SendError::NotManaged(message) | SendError::Transient(message)), false) => {
+                failed_attempt(target, now, &format!("could not send the SSM command: {message}"));
             }
         }
     }

@@ -10,7 +10,7 @@ use passport_crds::{
     conditions::{self, Update, types::*},
 };
 
-use super::{AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, reached};
+use super::{AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, revoke};
 use crate::{
     approval::Approval,
     logbook::{LogAction, LogEvent},
@@ -62,7 +62,7 @@ pub fn step(input: Inputs<'_>) -> Transition {
         Phase::Pending => pending(&input, &mut d),
         Phase::Provisioning => provisioning(&input, &mut d),
         Phase::Active => active(&input, &mut d),
-        Phase::Revoking => revoking(&input, &mut d),
+        Phase::Revoking => revoke::revoking(&input, &mut d),
         Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed => d.release = true,
     }
     refresh_conditions(&input, &mut d.status);
@@ -109,7 +109,10 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
                     );
                     return;
                 }
-                AccountAccess::Usable { name } => d.status.account = Some(name.clone()),
+                AccountAccess::Usable { name, role } => {
+                    d.status.account = Some(name.clone());
+                    d.status.account_role = Some(role.clone());
+                }
             }
             d.status.phase = Phase::Provisioning;
             provisioning(input, d);
@@ -119,7 +122,11 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
 
 fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     if input.deleting || input.spec.completed {
-        start_revoking(input, d, Phase::Completed);
+        revoke::start(input, d, Phase::Completed);
+        return;
+    }
+    if let AccountAccess::Unusable(problem) = input.account {
+        account_lost(input, d, &problem.to_string());
         return;
     }
     let timed_out = d
@@ -130,21 +137,20 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     for target in &mut d.status.targets {
         observe_provisioning(target, input, timed_out);
     }
-    let (mut linux, mut windows) = (Vec::new(), Vec::new());
-    for target in d
-        .status
-        .targets
-        .iter()
-        .filter(|t| t.state == TargetState::Pending)
-    {
-        match target.platform {
-            Some(Platform::Windows) => windows.push(target.instance_id.clone()),
-            Some(Platform::Linux) => linux.push(target.instance_id.clone()),
-            None => {}
+    let mut send: Vec<(Platform, String)> = Vec::new();
+    for target in &mut d.status.targets {
+        if let Some(platform) = record_intent(target, input.now) {
+            send.push((platform, target.instance_id.clone()));
         }
     }
-    push_batches(d, Purpose::Provision, Platform::Linux, &linux);
-    push_batches(d, Purpose::Provision, Platform::Windows, &windows);
+    for platform in [Platform::Linux, Platform::Windows] {
+        let ids: Vec<String> = send
+            .iter()
+            .filter(|(p, _)| *p == platform)
+            .map(|(_, id)| id.clone())
+            .collect();
+        push_batches(d, Purpose::Provision, platform, &ids);
+    }
 
     let in_flight = d
         .status
@@ -169,8 +175,45 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
             format!("provisioning failed on {}", failed.join("; ")),
             true,
         );
-        start_revoking(input, d, Phase::Failed);
+        revoke::start(input, d, Phase::Failed);
     }
+}
+
+/// Provisioning commands started for one target before it is given up.
+pub const MAX_PROVISION_ATTEMPTS: u32 = 3;
+
+/// Marks a target whose provisioning command is about to be sent, before it is sent: the status
+/// written with this mark is what makes the target count as reached, so a crash between the send
+/// and recording its command id can never leave a user nobody revokes. A target whose earlier send
+/// was recorded but never confirmed is sent again as a new attempt. Returns the platform to send to.
+fn record_intent(target: &mut TargetStatus, now: Timestamp) -> Option<Platform> {
+    let unconfirmed = target.state == TargetState::Provisioning && target.command_id.is_none();
+    if !(target.state == TargetState::Pending || unconfirmed) {
+        return None;
+    }
+    let platform = target.platform?;
+    if target.attempts >= MAX_PROVISION_ATTEMPTS {
+        target.state = TargetState::Failed;
+        target.message = format!(
+            "no provisioning command could be confirmed in {MAX_PROVISION_ATTEMPTS} attempts: {}",
+            target.message
+        );
+        return None;
+    }
+    target.state = TargetState::Provisioning;
+    target.command_id = None;
+    target.attempts += 1;
+    target.unconfirmed_since.get_or_insert(Time(now));
+    Some(platform)
+}
+
+/// The AwsAccount went away or stopped allowing the namespace after approval: what was granted is
+/// revoked (through the account as it was pinned at approval), and the request fails saying why.
+fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
+    let message = format!("{problem}; access is revoked");
+    d.status.message = message.clone();
+    event(d, LogAction::Failed, message, true);
+    revoke::start(input, d, Phase::Failed);
 }
 
 /// Applies what was observed about one target while provisioning.
@@ -195,10 +238,12 @@ fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out
             Some(Invocation::Succeeded { stdout }) => {
                 target.state = TargetState::Ready;
                 target.message.clear();
+                target.unconfirmed_since = None;
                 target.host_keys = crate::scripts::parse_host_keys(stdout);
             }
             Some(Invocation::Failed { message }) => {
                 target.state = TargetState::Failed;
+                target.unconfirmed_since = None;
                 target.message = format!("provisioning command failed: {message}");
             }
             Some(Invocation::Running) | None => {}
@@ -233,13 +278,17 @@ fn activate(input: &Inputs<'_>, d: &mut Transition) {
 }
 
 fn active(input: &Inputs<'_>, d: &mut Transition) {
+    if let AccountAccess::Unusable(problem) = input.account {
+        account_lost(input, d, &problem.to_string());
+        return;
+    }
     let activated = d.status.activated_at.as_ref().map_or(input.now, |t| t.0);
     let expires = add(activated, approved_duration(input, d));
     d.status.expires_at = Some(Time(expires));
     if input.deleting || input.spec.completed {
-        start_revoking(input, d, Phase::Completed);
+        revoke::start(input, d, Phase::Completed);
     } else if input.now >= expires {
-        start_revoking(input, d, Phase::Expired);
+        revoke::start(input, d, Phase::Expired);
     } else {
         d.requeue_after = Some(until(input.now, expires));
     }
@@ -278,79 +327,7 @@ fn approved_duration(input: &Inputs<'_>, d: &mut Transition) -> Duration {
     }
 }
 
-fn start_revoking(input: &Inputs<'_>, d: &mut Transition, outcome: Phase) {
-    d.status.phase = Phase::Revoking;
-    d.status.outcome = Some(outcome);
-    revoking(input, d);
-}
-
-fn revoking(input: &Inputs<'_>, d: &mut Transition) {
-    let mut send: Vec<(Platform, String)> = Vec::new();
-    for target in &mut d.status.targets {
-        let id = target.instance_id.clone();
-        let observed = input.observations.invocations.get(&id);
-        match target.state {
-            // A provisioning command still running could recreate the user after a revoke: wait for it.
-            TargetState::Provisioning if matches!(observed, Some(Invocation::Running) | None) => continue,
-            TargetState::Removing => match observed {
-                Some(Invocation::Succeeded { .. }) => {
-                    target.state = TargetState::Removed;
-                    target.message.clear();
-                    continue;
-                }
-                Some(Invocation::Failed { message }) => {
-                    target.message = format!("revoke command failed, retrying: {message}");
-                    target.command_id = None;
-                }
-                Some(Invocation::Running) => continue,
-                None if target.command_id.is_some() => continue,
-                None => {}
-            },
-            TargetState::Removed => continue,
-            _ if !reached(target) => {
-                target.state = TargetState::Removed;
-                continue;
-            }
-            _ => {}
-        }
-        if let Some(other) = input.observations.still_granted.get(&id) {
-            target.state = TargetState::Removed;
-            target.message = format!("user kept: request {other} still grants it on this instance");
-            continue;
-        }
-        send.push((target.platform.unwrap_or(Platform::Linux), id));
-    }
-    for platform in [Platform::Linux, Platform::Windows] {
-        let ids: Vec<String> = send
-            .iter()
-            .filter(|(p, _)| *p == platform)
-            .map(|(_, id)| id.clone())
-            .collect();
-        push_batches(d, Purpose::Revoke, platform, &ids);
-    }
-    if d.status.targets.iter().all(|t| t.state == TargetState::Removed) {
-        let outcome = d.status.outcome.unwrap_or(Phase::Completed);
-        let (action, message) = match outcome {
-            Phase::Expired => (LogAction::Expired, "expired; access revoked on every target"),
-            Phase::Failed => (
-                LogAction::Failed,
-                "failed; access revoked on every target it reached",
-            ),
-            _ if input.deleting => (LogAction::Revoked, "deleted; access revoked on every target"),
-            _ => (LogAction::Completed, "completed; access revoked on every target"),
-        };
-        finish(d, outcome, input.now, action, message);
-    } else {
-        let retrying = d
-            .status
-            .targets
-            .iter()
-            .any(|t| t.state == TargetState::Removing && t.command_id.is_none());
-        d.requeue_after = Some(if retrying { POLL_MAX } else { POLL_MIN });
-    }
-}
-
-fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
+pub(super) fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
     d.status.phase = phase;
     d.status.message = message.to_owned();
     d.status.outcome = None;
@@ -366,7 +343,12 @@ fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: LogAction, m
 }
 
 /// SSM-sized commands (at most 50 instances each).
-fn push_batches(d: &mut Transition, purpose: Purpose, platform: Platform, instance_ids: &[String]) {
+pub(super) fn push_batches(
+    d: &mut Transition,
+    purpose: Purpose,
+    platform: Platform,
+    instance_ids: &[String],
+) {
     for chunk in instance_ids.chunks(50) {
         d.commands.push(SsmCommand {
             purpose,
@@ -402,6 +384,26 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
     if !status.message.is_empty() && !all_ready {
         summary = format!("{summary}: {}", status.message);
     }
+    let stuck: Vec<&str> = revoke::stuck(&status.targets)
+        .map(|t| t.instance_id.as_str())
+        .collect();
+    let was_stuck = conditions::find(conditions, REVOCATION_STUCK).is_some();
+    if !stuck.is_empty() {
+        let message = format!(
+            "revocation keeps failing on {}: {}",
+            stuck.join(", "),
+            revoke::ADMIN_HINT
+        );
+        let update = Update::new(REVOCATION_STUCK, true, "RevokeFailing").message(message);
+        conditions::set(conditions, update, generation, now);
+    } else if was_stuck {
+        conditions::set(
+            conditions,
+            Update::new(REVOCATION_STUCK, false, "NotStuck"),
+            generation,
+            now,
+        );
+    }
     let phase_reason = format!("{:?}", status.phase);
     for type_ in [PROVISIONED, READY] {
         let update = Update::new(type_, all_ready, &phase_reason).message(summary.clone());
@@ -409,7 +411,7 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
     }
 }
 
-fn event(d: &mut Transition, action: LogAction, message: String, warning: bool) {
+pub(super) fn event(d: &mut Transition, action: LogAction, message: String, warning: bool) {
     d.events.push(if warning {
         LogEvent::warning(action, message)
     } else {

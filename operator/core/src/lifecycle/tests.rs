@@ -5,7 +5,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::{
     AccessRequestSpec, Phase,
-    access_request::{AccessRequestStatus, Platform, TargetState},
+    access_request::{AccessRequestStatus, AccountRole, Platform, TargetState},
     common::Time,
     conditions::types as condition_types,
 };
@@ -51,7 +51,10 @@ impl World {
             approval: Approval::Approved {
                 by: "policy team-a/ops".into(),
             },
-            account: AccountAccess::Usable { name: "prod".into() },
+            account: AccountAccess::Usable {
+                name: "prod".into(),
+                role: role(),
+            },
             observations: Observations::default(),
             now: at(0),
         }
@@ -96,7 +99,7 @@ impl World {
                 command: command.clone(),
                 command_id: format!("cmd-{i}"),
             };
-            apply_outcome(&mut self.status, &outcome);
+            apply_outcome(&mut self.status, &outcome, self.now);
         }
     }
 
@@ -465,7 +468,11 @@ fn a_failed_provisioning_command_is_still_revoked() {
         },
     );
     let d = w.run();
-    assert_eq!(w.target(A).state, TargetState::Failed);
+    assert_eq!(
+        w.target(A).state,
+        TargetState::Removing,
+        "failed, and being revoked"
+    );
     assert!(w.target(A).message.contains("user exists"));
     assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
 }
@@ -507,6 +514,10 @@ fn a_failed_revoke_is_retried_until_it_succeeds() {
     );
     let d = w.run();
     assert!(w.target(A).message.contains("retrying"));
+    assert!(d.commands.is_empty(), "not at once: retries back off");
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+    w.now += jiff::SignedDuration::from_secs(10);
+    let d = w.run();
     assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
     apply_outcome(
         &mut w.status,
@@ -514,11 +525,20 @@ fn a_failed_revoke_is_retried_until_it_succeeds() {
             command: d.commands[0].clone(),
             error: SendError::Transient("throttled".into()),
         },
+        w.now,
     );
     assert_eq!(w.target(A).state, TargetState::Removing);
+    assert_eq!(w.target(A).revoke_failures, 2);
+    let d = w.run();
+    assert!(d.commands.is_empty());
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_secs(20)),
+        "the second failure waits twice as long"
+    );
+    w.now += jiff::SignedDuration::from_secs(20);
     let d = w.run();
     assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
-    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
 }
 
 #[test]
@@ -534,6 +554,7 @@ fn throttled_sends_are_retried_and_said_in_status() {
             command: d.commands[0].clone(),
             error,
         },
+        w.now,
     );
     assert_eq!(w.target(A).state, TargetState::Pending);
     assert!(w.target(A).message.contains("ThrottlingException"));
@@ -559,6 +580,7 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
             command: sent_to_a,
             command_id: "cmd-a".into(),
         },
+        w.now,
     );
     let never_sent = SsmCommand {
         purpose: Purpose::Provision,
@@ -572,6 +594,7 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
             command: never_sent,
             error,
         },
+        w.now,
     );
     assert_eq!(d.commands.len(), 1);
     w.now = at(PROVISION_TIMEOUT.as_secs() as i64);
@@ -626,16 +649,161 @@ fn terminal_phases_do_nothing_but_release() {
     }
 }
 
+fn role() -> AccountRole {
+    AccountRole {
+        role_arn: "arn:aws:iam::123456789012:role/passport".into(),
+        region: "eu-west-1".into(),
+        external_id: None,
+    }
+}
+
 #[test]
-fn a_user_another_live_request_still_needs_is_kept() {
-    let mut w = World::new(&[A, B]);
+fn approval_pins_the_account_and_its_role() {
+    let mut w = World::new(&[A]);
+    w.run();
+    assert_eq!(w.status.account.as_deref(), Some("prod"));
+    assert_eq!(w.status.account_role, Some(role()));
+}
+
+#[test]
+fn a_send_is_recorded_before_it_goes_out() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])]);
+    let target = w.target(A);
+    assert_eq!(
+        (target.state, target.command_id.as_deref(), target.attempts),
+        (TargetState::Provisioning, None, 1)
+    );
+    assert!(
+        target.unconfirmed_since.is_some(),
+        "the status to write first says a send is starting"
+    );
+}
+
+#[test]
+fn an_unconfirmed_send_is_a_new_attempt_and_three_are_the_most() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    for attempt in 1..=MAX_PROVISION_ATTEMPTS {
+        // The operator died (or lost the write) after sending: no command id was recorded.
+        let d = w.run();
+        assert_eq!(
+            actions_of(&d),
+            [("provision", vec![A.to_owned()])],
+            "attempt {attempt}"
+        );
+        assert_eq!(w.target(A).attempts, attempt);
+    }
+    let d = w.run();
+    assert_eq!(
+        w.status.phase,
+        Phase::Revoking,
+        "given up, and revoked: the user may exist"
+    );
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+}
+
+#[test]
+fn an_unconfirmed_send_is_revoked_again_once_it_can_no_longer_run() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    w.run();
+    w.spec.completed = true;
+    let d = w.run();
+    assert_eq!(
+        actions_of(&d),
+        [("revoke", vec![A.to_owned()])],
+        "revoked at once"
+    );
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert!(d.commands.is_empty());
+    assert_eq!(
+        w.status.phase,
+        Phase::Revoking,
+        "not done while the unconfirmed command may still run"
+    );
+    let grace = UNCONFIRMED_GRACE.as_secs() as i64;
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(grace as u64)));
+    w.now = at(grace);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])], "once more");
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    w.run();
+    assert_eq!(w.status.phase, Phase::Completed);
+}
+
+#[test]
+fn losing_the_account_after_approval_revokes_and_says_why() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.account = AccountAccess::Unusable(AccountProblem::AccountNotAllowed {
+        name: "prod".into(),
+        namespace: "team-a".into(),
+    });
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(w.status.outcome, Some(Phase::Failed));
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert!(
+        w.status
+            .message
+            .contains("spec.allowedNamespaces; access is revoked"),
+        "{}",
+        w.status.message
+    );
+    assert_eq!(logged(&d), [LogAction::Failed]);
+}
+
+#[test]
+fn a_revocation_that_keeps_failing_is_reported_stuck_until_it_goes_through() {
+    let mut w = World::new(&[A]);
     w.activate();
     w.spec.completed = true;
-    w.observations
-        .still_granted
-        .insert(A.into(), "team-a/other".into());
+    let mut logs = Vec::new();
+    for _ in 0..STUCK_AFTER {
+        let d = w.run();
+        logs.extend(logged(&d));
+        w.sent(&d);
+        w.invocation(
+            A,
+            Invocation::Failed {
+                message: "Undeliverable".into(),
+            },
+        );
+        let d = w.run();
+        logs.extend(logged(&d));
+        w.now += jiff::SignedDuration::try_from(backoff(w.target(A).revoke_failures)).expect("fits");
+    }
+    assert_eq!(logs, [LogAction::RevocationStuck]);
+    let stuck = condition(&w.status, condition_types::REVOCATION_STUCK);
+    assert_eq!(stuck.0, "True");
     let d = w.run();
-    assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
-    assert_eq!(w.target(A).state, TargetState::Removed);
-    assert!(w.target(A).message.contains("team-a/other"));
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(logged(&d), [LogAction::RevocationResumed, LogAction::Completed]);
+    assert_eq!(condition(&w.status, condition_types::REVOCATION_STUCK).0, "False");
 }

@@ -27,7 +27,7 @@ if ($PassportDomainController) {
 # read, changed and written back. Windows releases the mutex when the process ends.
 $PassportLock = New-Object System.Threading.Mutex($false, 'Global\passport')
 try {
-    if (-not $PassportLock.WaitOne(300000)) {
+    if (-not $PassportLock.WaitOne(60000)) {
         Exit-Passport 1 'timed out waiting for another passport script on this host'
     }
 } catch {

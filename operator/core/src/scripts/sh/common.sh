@@ -41,7 +41,8 @@ MARKER="$MARKER_DIR/$PASSPORT_USER"
 mkdir -p -- "$STATE_DIR"
 if command -v flock >/dev/null 2>&1; then
     exec 9>>"$STATE_DIR/lock"
-    flock -w 300 9 || die 1 "timed out waiting for another passport script on this host"
+    # At most 60 s: the operator counts on a command that waited longer never running (UNCONFIRMED_GRACE).
+    flock -w 60 9 || die 1 "timed out waiting for another passport script on this host"
 fi
 
 # Whether $2 is in NSS database $1 (passwd or group; a name or a number). A failed lookup is an
