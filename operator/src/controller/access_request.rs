@@ -1,7 +1,7 @@
-//! AccessRequest reconciliation: gather (approval, account, what AWS says, other holders) → the
-//! lifecycle decides → send the commands it asks for → one status write → logbook Events → the
-//! finalizer, released only when the decision says nothing granted remains → requeue at the next
-//! deadline.
+//! AccessRequest reconciliation: gather (approval, account, what AWS says) → the lifecycle decides →
+//! record the decision (fenced) → send the commands it asks for → record their ids → logbook Events
+//! → the finalizer, released only when the decision says nothing granted remains → requeue at the
+//! next deadline.
 
 use std::{sync::Arc, time::Duration};
 
