@@ -66,8 +66,8 @@ mod tests {
     use passport_crds::sealed::WINDOWS_PASSWORD;
 
     use super::*;
-    use crate::workstation::issued::Issued;
     use crate::fixtures;
+    use crate::workstation::issued::Issued;
 
     #[test]
     fn sealing_identities_are_stored_and_read_back() -> Result<()> {
