@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use passport_tests::{
     ControlPlane, controlplane,
     fixtures::{self, RequestBuilder, ReviewBuilder, Yaml},
@@ -137,6 +137,7 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
         bob_extends.stderr
     );
     extend(&alice, "2h")?.ok()?;
+    finalizer_rules(plane, &alice).await?;
 
     // Reviewers may claim only their own groups.
     let grouped_review = |groups: &str| {
@@ -182,5 +183,51 @@ async fn identity_rules(plane: &ControlPlane) -> Result<()> {
     )?
     .ok()?;
     eventually(PROPAGATION, || async { kubectl::apply(&argocd, &gitops)?.ok() }).await?;
+    Ok(())
+}
+
+/// The finalizer that guarantees revocation is the operator's alone: the requester cannot strip it
+/// (nor hand the request to the garbage collector), and an administrator only once the operator
+/// reports revocation stuck.
+async fn finalizer_rules(plane: &ControlPlane, alice: &Path) -> Result<()> {
+    let json_patch = |kubeconfig: &Path, patch: serde_json::Value| {
+        let patch = patch.to_string();
+        kubectl::run(
+            kubeconfig,
+            &["-n", "team-a", "patch", "ar", "mine", "--type=json", "-p", &patch],
+            None,
+        )
+    };
+    let operator = plane.kubeconfig_for("system:serviceaccount:passport-system:passport-operator", &[])?;
+    let add = serde_json::json!([{ "op": "add", "path": "/metadata/finalizers", "value": ["passport.dev/revoke"] }]);
+    let remove = serde_json::json!([{ "op": "remove", "path": "/metadata/finalizers/0" }]);
+    // A new binding may take a moment to reach the authorizer.
+    eventually(PROPAGATION, || async { json_patch(&operator, add.clone())?.ok() })
+        .await
+        .context("the operator adds its finalizer")?;
+    let stripped = json_patch(alice, remove.clone())?;
+    ensure!(!stripped.success, "alice removed the finalizer");
+    ensure!(
+        stripped
+            .stderr
+            .contains("finalizer passport.dev/revoke is the operator's"),
+        "{}",
+        stripped.stderr
+    );
+    // Not even an administrator, while revocation is not reported stuck.
+    let stripped = json_patch(&plane.admin_kubeconfig(), remove.clone())?;
+    ensure!(
+        !stripped.success,
+        "an administrator removed the finalizer of a request not stuck"
+    );
+    let owner = serde_json::json!([{ "op": "add", "path": "/metadata/ownerReferences", "value": [{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "00000000-0000-0000-0000-000000000000"
+    }] }]);
+    let adopted = json_patch(alice, owner)?;
+    ensure!(!adopted.success, "alice gave her request an owner");
+    ensure!(adopted.stderr.contains("ownerReferences"), "{}", adopted.stderr);
+    json_patch(&operator, remove)?
+        .ok()
+        .context("the operator removes its finalizer")?;
     Ok(())
 }
