@@ -57,6 +57,7 @@ class State:
             self.faults = {}  # operation or "*" -> throttled answers still to give
             self.served = {}  # operation -> throttled answers given
             self.assumed_roles = []
+            self.kill_hooks = []  # see add_kill_hook
             self.cond.notify_all()
 
     def agent_for(self, instance_id, region):
@@ -86,6 +87,9 @@ class Agent(threading.Thread):
         self.instance_id, self.platform, self.runner, self.region = instance_id, platform, runner, region
         self.extra = extra  # DescribeInstanceInformation fields the test chose
         self.stopped = False
+        # Listed Online by DescribeInstanceInformation, but SendCommand refuses it with InvalidInstanceId
+        # (an agent that deregistered or lost its connection between the two calls).
+        self.refuses_commands = False
 
     def describe(self):
         windows = self.platform == "Windows"
@@ -208,7 +212,10 @@ def send_command(self, **kwargs):
             f"constraint: Member must have length less than or equal to {MAX_INSTANCES}"
         )
     with STATE.cond:
-        offline = [i for i in instance_ids if STATE.agent_for(i, self.region_name) is None]
+        offline = [
+            i for i in instance_ids
+            if STATE.agent_for(i, self.region_name) is None or STATE.agents[i].refuses_commands
+        ]
         if offline:
             raise SSMException(
                 "InvalidInstanceId",
@@ -234,8 +241,41 @@ def send_command(self, **kwargs):
             )
             STATE.queue.append((command, invocation))
         STATE.commands.append((self.account_id, self.region_name, instance_ids, command))
+        fire_kill_hooks(command)
         STATE.cond.notify_all()
     return command
+
+
+# --- crash injection: SIGKILL a process right after a SendCommand was accepted -------------------------
+def add_kill_hook(pid, nth, comment_contains):
+    """Arms a hook: the `nth` SendCommand from now whose comment contains `comment_contains` (any when
+    empty) SIGKILLs `pid` once it is recorded, before moto answers, so the caller never learns the
+    command id of a command that will run. Returns the hook's admin view."""
+    with STATE.cond:
+        hook = {"id": len(STATE.kill_hooks) + 1, "pid": pid, "remaining": nth,
+                "commentContains": comment_contains or "", "fired": False, "commandId": None, "error": None}
+        STATE.kill_hooks.append(hook)
+        return dict(hook)
+
+
+def fire_kill_hooks(command):
+    """Called with STATE.cond held, after `command` was recorded and queued."""
+    for hook in STATE.kill_hooks:
+        if hook["fired"] or hook["commentContains"] not in (command.comment or ""):
+            continue
+        hook["remaining"] -= 1
+        if hook["remaining"] > 0:
+            continue
+        hook["fired"], hook["commandId"] = True, command.command_id
+        try:
+            os.kill(hook["pid"], signal.SIGKILL)
+        except OSError as err:
+            hook["error"] = str(err)
+
+
+def kill_hooks():
+    with STATE.cond:
+        return [dict(hook) for hook in STATE.kill_hooks]
 
 
 # --- SSM DescribeInstanceInformation, which moto does not implement ----------------------------------

@@ -18,6 +18,11 @@ Admin API (JSON in and out):
   GET    /faults          {"remaining": {operation: N}, "served": {operation: N}, "servedTotal": N}
   DELETE /faults          no more throttling (the served counts stay)
   GET    /assumed-roles   every AssumeRole call: RoleArn, RoleSessionName, ExternalId, Policy, ...
+  POST   /agents/<id>/refuse  the agent stays listed Online but SendCommand refuses it (InvalidInstanceId)
+  POST   /kill-after-send {"pid": P, "nth": N, "commentContains": "..."}: the N-th SendCommand from now
+                           whose comment contains the text (any when empty) SIGKILLs P right after it is
+                           recorded, before moto answers
+  GET    /kill-after-send every hook: pid, remaining, fired, commandId (of the command that fired it), error
   POST   /reset           forgets all of the above and resets moto's backends
 """
 
@@ -74,6 +79,22 @@ def remove_agent(instance_id):
     return {"removed": instance_id}
 
 
+def refuse_commands(instance_id):
+    with STATE.cond:
+        agent = STATE.agents.get(instance_id)
+        if agent is None:
+            raise AdminError(404, f"no agent for {instance_id}")
+        agent.refuses_commands = True
+    return {"refusing": instance_id}
+
+
+def kill_after_send(body):
+    pid, nth, contains = body.get("pid"), body.get("nth", 1), body.get("commentContains", "")
+    if not isinstance(pid, int) or pid <= 1 or not isinstance(nth, int) or nth < 1 or not isinstance(contains, str):
+        raise AdminError(400, 'expected {"pid": P > 1, "nth": N >= 1, "commentContains": "..."}')
+    return moto_ext.add_kill_hook(pid, nth, contains)
+
+
 def set_faults(body):
     operation, count = body.get("operation"), body.get("count", 1)
     if not isinstance(operation, str) or not isinstance(count, int) or count < 0:
@@ -121,6 +142,8 @@ ROUTES = {
     ("DELETE", "/faults"): lambda _: clear_faults(),
     ("GET", "/assumed-roles"): lambda _: assumed_roles(),
     ("POST", "/reset"): lambda _: reset(),
+    ("POST", "/kill-after-send"): kill_after_send,
+    ("GET", "/kill-after-send"): lambda _: moto_ext.kill_hooks(),
 }
 
 
@@ -132,7 +155,9 @@ class AdminHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             path = self.path.rstrip("/") or "/"
-            if self.command == "DELETE" and path.startswith("/agents/"):
+            if self.command == "POST" and path.startswith("/agents/") and path.endswith("/refuse"):
+                status, answer = 200, refuse_commands(path.removeprefix("/agents/").removesuffix("/refuse"))
+            elif self.command == "DELETE" and path.startswith("/agents/"):
                 status, answer = 200, remove_agent(path.removeprefix("/agents/"))
             elif (self.command, path) in ROUTES:
                 status, answer = 200, ROUTES[(self.command, path)](body)

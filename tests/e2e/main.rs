@@ -9,11 +9,13 @@ mod admission;
 mod aws;
 mod bench;
 mod cli;
+mod crash;
 mod credentials;
 mod env;
 mod instance;
 mod lifecycle;
 mod operator;
+mod revocation;
 mod scenario;
 mod schema;
 
@@ -46,6 +48,8 @@ fn main() -> std::process::ExitCode {
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
     trials.extend(cli::trials());
+    trials.extend(crash::trials());
+    trials.extend(revocation::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {

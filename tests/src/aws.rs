@@ -61,6 +61,20 @@ pub struct RecordedCommand {
 }
 
 impl RecordedCommand {
+    /// Whether the operator sent it to grant access (its comment is `passport grant <ns/name>`).
+    pub fn is_provisioning(&self) -> bool {
+        self.comment.starts_with("passport grant ")
+    }
+
+    /// The value of a quoted top-level assignment in the script (`PASSPORT_HOLDER='<uid>'`).
+    pub fn assignment(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.script().lines().find_map(|line| {
+            let value = line.strip_prefix(&prefix)?;
+            Some(value.trim_matches('\'').replace("'\\''", "'"))
+        })
+    }
+
     /// The script the agent runs: the `commands` parameter joined by newlines.
     pub fn script(&self) -> String {
         self.parameters
@@ -190,6 +204,41 @@ impl AwsEmulator {
         self.admin("DELETE", &format!("/agents/{instance_id}"), None)
             .await
             .map(drop)
+    }
+
+    /// Keeps the instance's agent listed Online (DescribeInstanceInformation) while SendCommand
+    /// refuses it with InvalidInstanceId, as AWS does for an agent that lost its connection.
+    pub async fn refuse_commands(&self, instance_id: &str) -> Result<()> {
+        self.admin("POST", &format!("/agents/{instance_id}/refuse"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Arms a crash: the `nth` SendCommand from now whose comment contains `comment_contains` (any
+    /// when empty) makes the emulator SIGKILL `pid` right after recording it, before it answers, so
+    /// the caller dies between sending a command and learning its id. Returns the hook's id.
+    pub async fn kill_after_send(&self, pid: u32, nth: u32, comment_contains: &str) -> Result<u64> {
+        let body = json!({ "pid": pid, "nth": nth, "commentContains": comment_contains });
+        let hook = self.admin("POST", "/kill-after-send", Some(body)).await?;
+        hook["id"].as_u64().context("kill hook without an id")
+    }
+
+    /// The id of the command that fired kill hook `id`, once it has fired.
+    pub async fn kill_hook_fired(&self, id: u64) -> Result<Option<String>> {
+        let hooks = self.admin("GET", "/kill-after-send", None).await?;
+        let hook = hooks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h["id"].as_u64() == Some(id))
+            .with_context(|| format!("no kill hook {id}"))?;
+        if let Some(error) = hook["error"].as_str() {
+            bail!("kill hook {id} could not kill pid {}: {error}", hook["pid"]);
+        }
+        Ok(hook["fired"]
+            .as_bool()
+            .unwrap_or_default()
+            .then(|| hook["commandId"].as_str().unwrap_or_default().to_owned()))
     }
 
     /// Every SendCommand moto accepted, oldest first.

@@ -71,6 +71,11 @@ impl OperatorProcess {
         self.http_port
     }
 
+    /// The process id while it runs (for a kill from outside, e.g. the AWS emulator's crash hook).
+    pub fn pid(&self) -> Option<u32> {
+        self.lock().as_ref().map(|(child, _)| child.id())
+    }
+
     /// The last lines of the operator's log.
     pub fn log_tail(&self) -> String {
         let log = fs::read_to_string(self.log.path()).unwrap_or_default();
