@@ -16,8 +16,8 @@
 
 use super::quote::sh_quote;
 use super::{
-    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_SSHD_CONFIG, ScriptError, checked_holder, checked_request,
-    checked_username,
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, EXIT_SSHD_CONFIG, ScriptError, checked_holder,
+    checked_request, checked_username,
 };
 use ssh_key::{Algorithm, PublicKey};
 
@@ -52,7 +52,8 @@ pub struct LinuxProvision<'a> {
 /// (exit [`EXIT_FOREIGN_USER`]) to touch an existing account passport did not create, validates the
 /// sshd configuration before and after its change, rolls the change back if sshd rejects it (exit
 /// [`EXIT_SSHD_CONFIG`]), reloads sshd, and prints the host keys between [`HOST_KEYS_BEGIN`] and
-/// [`HOST_KEYS_END`] (see [`parse_host_keys`]).
+/// [`HOST_KEYS_END`] (see [`parse_host_keys`]). If a revoke of the same holder already ran on the
+/// host (it left a tombstone), the script changes nothing and exits with [`EXIT_REVOKED`].
 pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptError> {
     let username = checked_username(p.username)?;
     let request = checked_request(p.request)?;
@@ -76,10 +77,12 @@ pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptEr
     Ok(assemble("provision a just-in-time user", &assignments, PROVISION))
 }
 
-/// Builds the bash script that removes `holder` (the AccessRequest's UID) from the user's marker and,
-/// if no other request holds the user, ends its sessions and processes, removes what it left behind
-/// (at jobs, System V IPC objects, its files in the temporary directories, setuid and setgid files it
-/// owns) and removes the user and its group.
+/// Builds the bash script that records `holder` (the AccessRequest's UID) as revoked on the host (a
+/// tombstone that makes a late provisioning of it exit with [`EXIT_REVOKED`]; tombstones older than 7
+/// days are pruned), removes it from the user's marker and, if no other request holds the user, ends
+/// its sessions and processes (with one `kill(-1)` made as the user, where `setpriv` exists, then
+/// `pkill`), removes what it left behind (at jobs, System V IPC objects, its files in the temporary
+/// directories, setuid and setgid files it owns) and removes the user and its group.
 ///
 /// While other requests hold the user, nothing about it changes (exit 0). The principals file goes
 /// first, so no new login can start while sessions are being ended. A missing user and a holder
@@ -109,7 +112,7 @@ fn assemble(purpose: &str, assignments: &str, action: &str) -> String {
          fi\n\
          set -euo pipefail\n\
          readonly PASSPORT_EXIT_INVALID={EXIT_INVALID_INPUT} PASSPORT_EXIT_FOREIGN={EXIT_FOREIGN_USER} \
-         PASSPORT_EXIT_SSHD={EXIT_SSHD_CONFIG}\n\
+         PASSPORT_EXIT_SSHD={EXIT_SSHD_CONFIG} PASSPORT_EXIT_REVOKED={EXIT_REVOKED}\n\
          {assignments}\n{COMMON}\n{HOLDERS}\n{action}"
     )
 }

@@ -29,8 +29,19 @@
 //! refusal: `0` success (including "nothing to do"), [`EXIT_INVALID_INPUT`] when the script refuses
 //! its inputs or environment, [`EXIT_FOREIGN_USER`] when an account with the passport name exists but
 //! was not created by passport (it is never touched), [`EXIT_SSHD_CONFIG`] when sshd rejects its
-//! configuration (Linux only; passport's change has been rolled back). Anything else is an
-//! unexpected failure of a command the script ran.
+//! configuration (Linux only; passport's change has been rolled back), [`EXIT_REVOKED`] when a
+//! provisioning script finds that its holder was already revoked on the host (it changes nothing).
+//! Anything else is an unexpected failure of a command the script ran.
+//!
+//! # Revoked holders
+//!
+//! A provisioning command can reach an instance late (after the operator stopped waiting for it) and
+//! run after the revoke of its own request, which no later revoke would undo. So every revoke leaves
+//! a tombstone for its holder on the instance (`/var/lib/passport/revoked/<holder>`,
+//! `%ProgramData%\passport\revoked\<holder>`), written under the host lock before anything else,
+//! even when the user does not exist or the holder is not listed; provisioning a tombstoned holder
+//! exits with [`EXIT_REVOKED`]. Holders (AccessRequest UIDs) never repeat, so a tombstone never
+//! blocks a legitimate request. Revokes prune tombstones older than 7 days.
 
 mod linux;
 mod quote;
@@ -66,6 +77,9 @@ pub const EXIT_INVALID_INPUT: i32 = 2;
 pub const EXIT_FOREIGN_USER: i32 = 3;
 /// Exit code when `sshd -t` rejects the configuration; passport's change has been rolled back.
 pub const EXIT_SSHD_CONFIG: i32 = 4;
+/// Exit code of a provisioning script whose holder (AccessRequest UID) was already revoked on the
+/// host: a late provisioning command that must not bring the user back. Nothing was changed.
+pub const EXIT_REVOKED: i32 = 5;
 
 /// Longest holder accepted: a Kubernetes UID is 36 characters; this leaves room for other forms.
 pub const MAX_HOLDER_LEN: usize = 64;

@@ -3,7 +3,8 @@
 //! keeping a fake user and group database and a log of every call. Nothing outside the sandbox is
 //! touched, and it works whether or not the tests run as root. The leftover searches of revoke (temp
 //! directories, setuid roots, mount table, System V IPC listing) point into the sandbox too; atq,
-//! atrm and ipcrm are stubs, so no real at job or IPC object is ever looked at or removed.
+//! atrm and ipcrm are stubs, so no real at job or IPC object is ever looked at or removed, and pkill
+//! and setpriv are stubs, so no real process is ever signalled.
 
 use super::test_support::{ED25519, RSA_3072};
 use super::{LinuxProvision, linux_provision_script, linux_revoke_script};
@@ -52,6 +53,8 @@ echo "$1:x:$gid:" >>"$FAKE_ROOT/group""#,
     ("atrm", ":"),
     ("ipcrm", ":"),
     ("pkill", ":"),
+    // Never the real one: kill(-1) as a uid of the fake user database could reach real processes.
+    ("setpriv", ":"),
     ("pgrep", r#"[ -e "$FAKE_ROOT/procs" ]"#),
     ("loginctl", ":"),
     (
@@ -225,6 +228,7 @@ impl Sandbox {
             "etc/ssh/sshd_config.d",
             "etc/ssh/passport",
             "state/users",
+            "state/revoked",
         ] {
             for entry in fs::read_dir(self.path(dir)).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();

@@ -347,3 +347,275 @@ fn concurrent_provisions_are_serialised_and_all_succeed() {
     );
     assert!(sb.leftovers().is_empty(), "{:?}", sb.leftovers());
 }
+
+const SECOND: &str = "7d3e2c1b-0a9f-4e8d-8c7b-6a5f4e3d2c1b";
+
+fn tombstone(holder: &str) -> String {
+    format!("state/revoked/{holder}")
+}
+
+/// Asserts that `out` is the refusal to provision a revoked `holder`.
+fn refused_as_revoked(out: &Output, holder: &str) {
+    assert_eq!(out.status.code(), Some(super::EXIT_REVOKED), "{}", stderr(out));
+    assert_eq!(
+        stderr(out),
+        format!(
+            "passport: request {holder} was already revoked on this host; refusing to provision it again\n"
+        )
+    );
+    assert!(stdout(out).is_empty(), "{}", stdout(out));
+}
+
+#[test]
+fn a_late_provisioning_after_its_revoke_changes_nothing() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    assert_eq!(sb.provision(USER, HOLDER, "a/b", &[]).status.code(), Some(0));
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
+    assert_eq!(sb.read(&tombstone(HOLDER)), format!("{USER}\n"));
+    let mode = fs::metadata(sb.path(&tombstone(HOLDER)))
+        .expect("tombstone")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (config, log) = (sb.read("etc/ssh/sshd_config"), sb.read("log"));
+
+    refused_as_revoked(&sb.provision(USER, HOLDER, "a/b", &[]), HOLDER);
+    assert_eq!(sb.users(), ["root"], "the user is not created again");
+    assert_eq!(sb.groups(), ["root"]);
+    assert!(
+        !sb.exists(&format!("state/users/{USER}")),
+        "no marker, no holder line"
+    );
+    assert!(!sb.exists(&format!("etc/ssh/passport/principals/{USER}")));
+    assert_eq!(sb.read("etc/ssh/sshd_config"), config);
+    // Nothing but the script's check that it runs as root (not even sshd -t).
+    assert_eq!(sb.read("log"), format!("{log}id -u\n"));
+    assert_eq!(sb.read("state/next-uid"), "2000000001\n", "no uid used up");
+    assert!(sb.leftovers().is_empty(), "{:?}", sb.leftovers());
+}
+
+#[test]
+fn a_late_provisioning_adds_no_holder_to_a_user_others_still_hold() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    assert_eq!(sb.provision(USER, HOLDER, "a/one", &[]).status.code(), Some(0));
+    assert_eq!(sb.provision(USER, SECOND, "a/two", &[]).status.code(), Some(0));
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
+    let marker = sb.marker(USER);
+    assert_eq!(marker, format!("holder={SECOND} a/two\n"));
+    let log = sb.read("log");
+
+    refused_as_revoked(&sb.provision(USER, HOLDER, "a/one", &[]), HOLDER);
+    assert_eq!(sb.marker(USER), marker, "no holder line added");
+    assert_eq!(sb.read("log"), format!("{log}id -u\n"));
+    // The last holder still removes the user; nothing holds it any more.
+    assert_eq!(sb.revoke(USER, SECOND, &[]).status.code(), Some(0));
+    assert_eq!(sb.users(), ["root"]);
+}
+
+#[test]
+fn a_revoke_leaves_a_tombstone_even_with_nothing_to_revoke() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    // The revoke overtakes its provisioning command: there is no user yet.
+    let out = sb.revoke(USER, HOLDER, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("nothing to revoke"), "{}", stdout(&out));
+    assert_eq!(sb.read(&tombstone(HOLDER)), format!("{USER}\n"));
+
+    refused_as_revoked(&sb.provision(USER, HOLDER, "a/b", &[]), HOLDER);
+    assert_eq!(sb.users(), ["root"]);
+    assert!(!sb.read("log").contains("useradd") && !sb.read("log").contains("groupadd"));
+
+    // Another request of the same user is not affected by that tombstone.
+    assert_eq!(sb.provision(USER, SECOND, "a/c", &[]).status.code(), Some(0));
+    assert_eq!(sb.users(), ["root", USER]);
+    assert_eq!(sb.marker(USER), format!("holder={SECOND} a/c\n"));
+    // A holder the marker does not list leaves its tombstone too, and the user stays.
+    let third = "0f-not-listed";
+    assert_eq!(sb.revoke(USER, third, &[]).status.code(), Some(0));
+    assert!(sb.exists(&tombstone(third)));
+    assert_eq!(sb.users(), ["root", USER]);
+    refused_as_revoked(&sb.provision(USER, third, "a/d", &[]), third);
+    assert_eq!(sb.marker(USER), format!("holder={SECOND} a/c\n"));
+}
+
+#[test]
+fn a_revoke_refused_for_a_foreign_user_still_leaves_its_tombstone() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    sb.write(
+        "passwd",
+        &format!("root:x:0:0::/root:/bin/bash\n{USER}:x:1500:1500::/home/x:/bin/sh\n"),
+    );
+    let out = sb.revoke(USER, HOLDER, &[]);
+    assert_eq!(out.status.code(), Some(super::EXIT_FOREIGN_USER));
+    assert!(sb.exists(&tombstone(HOLDER)));
+}
+
+#[test]
+fn old_tombstones_are_pruned_by_any_revoke() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    // Written by a revoke, so the directory exists as a revoke makes it.
+    assert_eq!(sb.revoke(USER, "0f-recent", &[]).status.code(), Some(0));
+    let age = |rel: &str, days: u64| {
+        let file = fs::File::options()
+            .write(true)
+            .open(sb.path(rel))
+            .expect("open tombstone");
+        let when = std::time::SystemTime::now() - Duration::from_secs(days * 24 * 3600);
+        file.set_modified(when).expect("set mtime");
+    };
+    for (holder, days) in [("0f-old", 30), ("0f-week", 6), ("0f-recent", 0)] {
+        sb.write(&tombstone(holder), "x\n");
+        age(&tombstone(holder), days);
+    }
+    // A retried revoke renews its own tombstone however old it was.
+    sb.write(&tombstone(HOLDER), "x\n");
+    age(&tombstone(HOLDER), 30);
+    // The user does not exist: pruning happens all the same.
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
+    assert!(!sb.exists(&tombstone("0f-old")));
+    for holder in ["0f-week", "0f-recent", HOLDER] {
+        assert!(sb.exists(&tombstone(holder)), "{holder} pruned");
+    }
+    assert_eq!(sb.read(&tombstone(HOLDER)), format!("{USER}\n"));
+}
+
+#[test]
+fn revoke_kills_every_process_of_the_user_in_one_call_made_as_the_user() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    assert_eq!(sb.provision(USER, HOLDER, "a/b", &[]).status.code(), Some(0));
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
+    let log = sb.read("log");
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in log:\n{log}"))
+    };
+    // The numeric uid and gid of the account (the stub setpriv only logs its arguments).
+    let setpriv = "setpriv --reuid=2000000000 --regid=2000000000 --clear-groups -- ";
+    assert_eq!(log.matches(setpriv).count(), 1, "{log}");
+    assert!(at(&format!("usermod --expiredate 1 -- {USER}")) < at(setpriv));
+    assert!(at(setpriv) < at("pkill -KILL -u") && at("pkill -KILL -U") < at("userdel"));
+    assert!(
+        log.contains("\nkill -KILL -1 passport-kill 2000000000\n"),
+        "{log}"
+    );
+
+    // Each of the attempts starts with it.
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    assert_eq!(sb.provision(USER, HOLDER, "a/b", &[]).status.code(), Some(0));
+    sb.write("procs", "");
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(1));
+    assert_eq!(sb.read("log").matches(setpriv).count(), 10);
+}
+
+/// A user of the given uid (as the passwd field reads), created by passport as far as the marker goes.
+fn user_with_uid(uid: &str) -> Sandbox {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    sb.write(
+        "passwd",
+        &format!("root:x:0:0::/root:/bin/bash\n{USER}:x:{uid}:{uid}:passport:/home/{USER}:/bin/bash\n"),
+    );
+    fs::create_dir_all(sb.path("state/users")).expect("sandbox dir");
+    sb.write(&format!("state/users/{USER}"), &format!("holder={HOLDER} a/b\n"));
+    sb
+}
+
+#[test]
+fn the_kill_as_the_user_never_runs_as_root() {
+    for uid in ["0", "00", "0000000000", "-1", "4294967295", "", "1e3", " 7"] {
+        let sb = user_with_uid(uid);
+        let out = sb.revoke(USER, HOLDER, &[]);
+        assert_eq!(out.status.code(), Some(1), "uid {uid:?}");
+        assert!(stderr(&out).contains("unusable uid"), "{}", stderr(&out));
+        let log = sb.read("log");
+        assert!(
+            !log.contains("setpriv") && !log.contains("pkill"),
+            "uid {uid:?}: {log}"
+        );
+        assert_eq!(sb.users(), ["root", USER]);
+    }
+    // In the script text: the uid checks come first, and the step is skipped without setpriv.
+    let revoke = linux_revoke_script(USER, HOLDER).expect("valid");
+    let check = revoke
+        .find("[[ $USER_UID =~ ^[1-9][0-9]{0,9}$ && $USER_GID =~ ^[0-9]{1,10}$ ]] && ((USER_UID < 4294967295)) ||")
+        .expect("uid check");
+    let sharing = revoke.find("is also the uid of").expect("shared uid check");
+    let line = "setpriv --reuid=\"$USER_UID\" --regid=\"$USER_GID\" --clear-groups -- \\\n        \"$BASH\" -c \"$KILL_AS_USER\" passport-kill \"$USER_UID\"";
+    let setpriv = revoke.find(line).expect("setpriv line");
+    let call = revoke
+        .find("do\n    kill_as_user\n")
+        .expect("called in the kill loop");
+    assert!(check < sharing && sharing < call && call < revoke.find("pkill -KILL -u").expect("pkill"));
+    let guarded = &revoke[revoke.find("kill_as_user() {").expect("function")..setpriv];
+    assert!(
+        guarded.contains("command -v setpriv >/dev/null 2>&1 || return 0"),
+        "{guarded}"
+    );
+    assert!(guarded.contains("((USER_UID > 0)) || return 0"), "{guarded}");
+}
+
+/// The body the user's shell runs, with the kill replaced by a harmless echo.
+fn kill_as_user_dry_run() -> String {
+    let revoke = linux_revoke_script(USER, HOLDER).expect("valid");
+    let start = revoke.find("KILL_AS_USER='").expect("body") + "KILL_AS_USER='".len();
+    let body = &revoke[start..];
+    let body = &body[..body.find('\'').expect("end of body")];
+    assert!(body.ends_with("\nkill -KILL -1"), "{body}");
+    body.replace("kill -KILL -1", "echo would-kill")
+}
+
+#[test]
+fn the_shell_run_as_the_user_checks_who_it_is_before_it_kills() {
+    let body = kill_as_user_dry_run();
+    let run = |cmd: &mut Command| cmd.output().expect("run");
+    // Run as root (these tests usually are), or as whoever runs them, for somebody else's uid: refused.
+    let me = String::from_utf8(run(Command::new("id").arg("-u")).stdout).expect("uid");
+    for uid in ["0", "2000000000", me.trim()] {
+        if uid == me.trim() && uid != "0" {
+            continue;
+        }
+        let out = run(Command::new("bash").args(["-c", &body, "passport-kill", uid]));
+        assert_eq!(out.status.code(), Some(1), "uid {uid}");
+        assert!(out.stdout.is_empty(), "uid {uid}");
+    }
+    // As a throwaway uid, through the real setpriv with the script's options, it would kill. (Only
+    // the dry run is ever started; it signals nothing.)
+    if me.trim() != "0" || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("not root or no setpriv: the run as another uid is skipped");
+        return;
+    }
+    let uid = "2147000123";
+    let out = run(Command::new("setpriv").args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
+        "--clear-groups",
+        "--",
+        "bash",
+        "-c",
+        &body,
+        "passport-kill",
+        uid,
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "would-kill\n", "{out:?}");
+}
+
+#[test]
+fn without_setpriv_the_kill_loop_runs_as_before() {
+    let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
+    sb.remove_stub("setpriv");
+    let host = Command::new("bash")
+        .args([
+            "-c",
+            "PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v setpriv",
+        ])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if host {
+        // The script would find the host's setpriv, and the sandbox never runs it.
+        eprintln!("setpriv is installed on this host; the test without it is skipped");
+        return;
+    }
+    assert_eq!(sb.provision(USER, HOLDER, "a/b", &[]).status.code(), Some(0));
+    assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
+    assert!(sb.read("log").contains("pkill -KILL -u"));
+    assert_eq!(sb.users(), ["root"]);
+}

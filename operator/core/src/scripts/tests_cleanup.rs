@@ -247,4 +247,5 @@ fn a_uid_shared_with_another_account_is_never_used_for_cleanup() {
     assert!(!sb.exists(&format!("etc/ssh/passport/principals/{USER}")));
     let log = sb.read("log");
     assert!(!log.contains("pkill") && !log.contains("ipcrm") && !log.contains("userdel"));
+    assert!(!log.contains("setpriv"), "{log}");
 }

@@ -17,7 +17,7 @@ fn untouched(sb: &Sandbox, log_before: &str) {
     let log = sb.read("log");
     let since = &log[log_before.len()..];
     for command in [
-        "usermod", "pkill", "userdel", "groupdel", "crontab", "atrm", "ipcrm",
+        "usermod", "pkill", "setpriv", "userdel", "groupdel", "crontab", "atrm", "ipcrm",
     ] {
         assert!(!since.contains(command), "{command} ran:\n{since}");
     }
@@ -163,7 +163,8 @@ fn uids_are_never_handed_out_twice() {
     // Provisioning an existing user keeps its uid; a new account of the first name gets a new one.
     ok(&sb.provision(second, OTHER, "a/c", &[]));
     assert_eq!(sb.ids(second), Some((2_000_000_001, 2_000_000_001)));
-    ok(&sb.provision(USER, HOLDER, "a/b", &[]));
+    // (A new request: the revoked one is never provisioned again.)
+    ok(&sb.provision(USER, "0f-third", "a/b", &[]));
     assert_eq!(sb.ids(USER), Some((2_000_000_002, 2_000_000_002)));
     assert_eq!(sb.read("state/next-uid"), "2000000003\n");
 }

@@ -12,7 +12,8 @@
 
 use super::quote::ps_ascii_expr;
 use super::{
-    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, ScriptError, checked_holder, checked_request, checked_username,
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, ScriptError, checked_holder, checked_request,
+    checked_username,
 };
 use rand::Rng;
 use rand::rngs::OsRng;
@@ -70,7 +71,9 @@ impl fmt::Debug for WindowsProvision<'_> {
 /// earlier, resets its password and enables it) and adds it to Remote Desktop Users.
 ///
 /// An existing account whose description does not mark it as passport's is never touched (exit
-/// [`EXIT_FOREIGN_USER`]).
+/// [`EXIT_FOREIGN_USER`]). If a revoke of the same holder already ran on the host (it left a
+/// tombstone in `%ProgramData%\passport\revoked`), the script changes nothing and exits with
+/// [`EXIT_REVOKED`].
 pub fn windows_provision_script(p: &WindowsProvision<'_>) -> Result<String, ScriptError> {
     check_password(p.password)?;
     let secret = format!(
@@ -87,11 +90,13 @@ pub fn windows_provision_script(p: &WindowsProvision<'_>) -> Result<String, Scri
     Ok(format!("{header}{secret}\n{COMMON}\n{PROVISION}"))
 }
 
-/// Builds the PowerShell script that removes `holder` (the AccessRequest's UID) from the account's
-/// holders and, if no other request holds the account, disables it, logs off its sessions, stops its
-/// processes, and removes the account and its profile. While other requests hold the account nothing
-/// about it changes (exit 0). A missing user and a holder that is not listed are success; an account
-/// passport did not create is never touched (exit [`EXIT_FOREIGN_USER`]).
+/// Builds the PowerShell script that records `holder` (the AccessRequest's UID) as revoked on the host
+/// (a tombstone that makes a late provisioning of it exit with [`EXIT_REVOKED`]; tombstones older
+/// than 7 days are pruned), removes it from the account's holders and, if no other request holds the
+/// account, disables it, logs off its sessions, stops its processes, and removes the account and its
+/// profile. While other requests hold the account nothing about it changes (exit 0). A missing user
+/// and a holder that is not listed are success; an account passport did not create is never touched
+/// (exit [`EXIT_FOREIGN_USER`]).
 pub fn windows_revoke_script(
     username: &str,
     holder: &str,
@@ -124,6 +129,7 @@ fn header(
          Set-StrictMode -Version 2.0\n\
          $PassportExitInvalid = {EXIT_INVALID_INPUT}\n\
          $PassportExitForeign = {EXIT_FOREIGN_USER}\n\
+         $PassportExitRevoked = {EXIT_REVOKED}\n\
          $PassportUser = {}\n\
          $PassportHolder = {}\n\
          $PassportRequest = {}\n\

@@ -55,13 +55,22 @@ function Get-OtherHolders {
     }
 }
 
+# A revoke leaves a tombstone named after its holder here; provisioning a tombstoned holder (a late
+# command, run after its own revoke) is refused. Holders (AccessRequest UIDs) never repeat.
+$PassportRevokedDir = Join-Path $env:ProgramData 'passport\revoked'
+$PassportTombstone = Join-Path $PassportRevokedDir $PassportHolder
+
+# Creates directory $Dir if needed, for SYSTEM and Administrators only.
+function New-PassportDir([string] $Dir) {
+    if (-not (Test-Path -LiteralPath $Dir)) {
+        New-Item -ItemType Directory -Path $Dir -Force | Out-Null
+        icacls.exe $Dir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' | Out-Null
+    }
+}
+
 # Writes the holders file. Its directory is for SYSTEM and Administrators only.
 function Set-Holders([string[]] $Lines) {
-    $dir = Split-Path -Parent $PassportHoldersFile
-    if (-not (Test-Path -LiteralPath $dir)) {
-        New-Item -ItemType Directory -Path $dir -Force | Out-Null
-        icacls.exe $dir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' | Out-Null
-    }
+    New-PassportDir (Split-Path -Parent $PassportHoldersFile)
     $text = ''
     foreach ($line in $Lines) {
         $text += $line + "`r`n"

@@ -1,5 +1,12 @@
 # ---- passport: provision (static text) ----
 
+# First, under the lock: a request revoked on this host is never provisioned again. This command may
+# have been delivered late, after the revoke that ended its request, and no revoke would follow.
+if (Test-Path -LiteralPath $PassportTombstone) {
+    Exit-Passport $PassportExitRevoked ("request $PassportHolder was already revoked on this host; " +
+        'refusing to provision it again')
+}
+
 $account = Get-PassportAccount
 $others = @()
 if ($null -ne $account) {

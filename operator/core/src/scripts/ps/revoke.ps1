@@ -23,6 +23,21 @@ function Stop-PassportSessions {
         Stop-Process -Force -ErrorAction SilentlyContinue
 }
 
+# Before anything else (under the lock): a tombstone for this request, so that a provisioning command
+# of it that runs later (delivered late) refuses instead of bringing the account back. Whatever
+# follows, a revoke leaves it: for a missing account and for a holder not listed too.
+New-PassportDir $PassportRevokedDir
+[System.IO.File]::WriteAllText($PassportTombstone, $PassportUser + "`r`n")
+# Holders never repeat and no provisioning command is delivered days late: old tombstones can go.
+try {
+    $cutoff = (Get-Date).ToUniversalTime().AddDays(-7)
+    Get-ChildItem -LiteralPath $PassportRevokedDir -File |
+        Where-Object { $_.LastWriteTimeUtc -lt $cutoff } |
+        Remove-Item -Force
+} catch {
+    Write-Warning ("passport: could not prune old tombstones in " + $PassportRevokedDir + ": " + $_)
+}
+
 $account = Get-PassportAccount
 if ($null -eq $account) {
     Remove-Item -LiteralPath $PassportHoldersFile -Force -ErrorAction SilentlyContinue

@@ -35,6 +35,10 @@ PRINCIPALS_FILE="$PRINCIPALS_DIR/$PASSPORT_USER"
 # without one are never modified or removed.
 MARKER_DIR="$STATE_DIR/users"
 MARKER="$MARKER_DIR/$PASSPORT_USER"
+# A revoke leaves a tombstone named after its holder here; provisioning a tombstoned holder (a late
+# command, run after its own revoke) is refused. Holders (AccessRequest UIDs) never repeat.
+REVOKED_DIR="$STATE_DIR/revoked"
+TOMBSTONE="$REVOKED_DIR/$PASSPORT_HOLDER"
 
 # One passport script at a time on a host: SSM runs commands concurrently, and provisioning rewrites
 # files all passport users share (ca.pub, the sshd configuration, the markers, the uid counter).

@@ -1,5 +1,10 @@
 # ---- passport: provision (static text) ----
 
+# First, under the lock: a request revoked on this host is never provisioned again. This command may
+# have been delivered late, after the revoke that ended its request, and no revoke would follow.
+[ ! -e "$TOMBSTONE" ] || die "$PASSPORT_EXIT_REVOKED" \
+    "request $PASSPORT_HOLDER was already revoked on this host; refusing to provision it again"
+
 SSHD="${PASSPORT_SSHD:-/usr/sbin/sshd}"
 SSHD_PID_FILE="${PASSPORT_SSHD_PID:-/run/sshd.pid}"
 SSHD_CONFIG="$SSH_DIR/sshd_config"

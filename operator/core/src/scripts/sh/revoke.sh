@@ -9,6 +9,15 @@ TMP_DIRS="${PASSPORT_TMP_DIRS:-/tmp:/var/tmp:/dev/shm}"
 SYSVIPC_DIR="${PASSPORT_SYSVIPC_DIR:-/proc/sysvipc}"
 MOUNTS="${PASSPORT_MOUNTS:-/proc/self/mounts}"
 
+# 0. Before anything else (under the lock): a tombstone for this request, so that a provisioning
+#    command of it that runs later (delivered late) refuses instead of bringing the user back.
+#    Whatever follows, a revoke leaves it: for a missing user and for a holder not listed too.
+mkdir -p -- "$REVOKED_DIR"
+chmod 0700 "$REVOKED_DIR"
+write_file "$TOMBSTONE" 0600 "$PASSPORT_USER"
+# Holders never repeat and no provisioning command is delivered days late: old tombstones can go.
+find -P "$REVOKED_DIR" -type f -mtime +7 -delete || warn "could not prune old tombstones in $REVOKED_DIR"
+
 if ! user_exists; then
     # Nothing to remove. Clear what an interrupted earlier run may have left (passport's own files).
     rm -f -- "$PRINCIPALS_FILE" "$MARKER"
@@ -35,7 +44,8 @@ usermod --expiredate 1 -- "$PASSPORT_USER"
 # Processes, IPC objects and files are found by uid, so it must be this account's alone (never 0).
 entry="$(getent passwd "$PASSPORT_USER")" || die 1 "could not look up user $PASSPORT_USER"
 IFS=: read -r _ _ USER_UID USER_GID _ <<<"$entry"
-[[ $USER_UID =~ ^[0-9]+$ && $USER_GID =~ ^[0-9]+$ && $USER_UID != 0 ]] ||
+# (A uid with leading zeros would be 0 to the tools below: only a plain positive number will do.)
+[[ $USER_UID =~ ^[1-9][0-9]{0,9}$ && $USER_GID =~ ^[0-9]{1,10}$ ]] && ((USER_UID < 4294967295)) ||
     die 1 "user $PASSPORT_USER has an unusable uid or gid ($USER_UID, $USER_GID)"
 sharing="$(getent passwd | awk -F: -v uid="$USER_UID" -v user="$PASSPORT_USER" \
     '$3 == uid && $1 != user && !found { print $1; found = 1 }')"
@@ -45,7 +55,24 @@ sharing="$(getent passwd | awk -F: -v uid="$USER_UID" -v user="$PASSPORT_USER" \
 # 3. End what is running: sessions first, then any process left (daemons, nohup, screen).
 # By effective and by real uid: a setuid program started by the user runs with another euid.
 has_processes() { pgrep -u "$PASSPORT_USER" >/dev/null 2>&1 || pgrep -U "$PASSPORT_USER" >/dev/null 2>&1; }
+# pkill works from a snapshot of the process list, which a chain of forks can outrun. kill(-1) made
+# as the user signals, in one system call, every process that uid may signal: all of the user's
+# (including its setuid programs, by real uid) and nothing else, as the uid is the account's alone
+# (checked above). It does not signal the caller. The shell run as the user checks that it really is
+# that uid (never 0) without capabilities before it kills. Skipped where setpriv is missing.
+KILL_AS_USER='[ "$UID" = "$1" ] && [ "$EUID" = "$1" ] && [ "$1" != 0 ] || exit 1
+caps=x
+while read -r key value; do [ "$key" != CapEff: ] || caps="$value"; done </proc/self/status
+[[ $caps =~ ^0+$ ]] || exit 1
+kill -KILL -1'
+kill_as_user() {
+    command -v setpriv >/dev/null 2>&1 || return 0
+    ((USER_UID > 0)) || return 0
+    setpriv --reuid="$USER_UID" --regid="$USER_GID" --clear-groups -- \
+        "$BASH" -c "$KILL_AS_USER" passport-kill "$USER_UID" </dev/null >/dev/null 2>&1 9>&- || true
+}
 for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kill_as_user
     if [ -d /run/systemd/system ] && command -v loginctl >/dev/null 2>&1; then
         loginctl terminate-user "$PASSPORT_USER" >/dev/null 2>&1 || true
     fi

@@ -148,6 +148,54 @@ fn holders_decide_whether_the_account_goes() {
 }
 
 #[test]
+fn revoked_holders_are_never_provisioned_again() {
+    for dc in [false, true] {
+        let username = if dc { "rs-5f3a9c21-dc" } else { USER };
+        let provision = provision(dc, PASSWORD, "team-a/rdp").expect("valid");
+        let revoke = windows_revoke_script(username, HOLDER, dc).expect("valid");
+        for script in [&provision, &revoke] {
+            assert!(script.contains(&format!("$PassportExitRevoked = {EXIT_REVOKED}\n")));
+            assert!(script.contains("$PassportRevokedDir = Join-Path $env:ProgramData 'passport\\revoked'"));
+            assert!(script.contains("$PassportTombstone = Join-Path $PassportRevokedDir $PassportHolder"));
+            // Under the lock.
+            let lock = script.find("WaitOne(60000)").expect("lock");
+            assert!(lock < script.rfind("$PassportTombstone").expect("tombstone"));
+            assert!(script.is_ascii());
+            check_ps_syntax(script);
+        }
+        // Provisioning checks the tombstone before it looks at or changes anything.
+        let refused = provision
+            .find("if (Test-Path -LiteralPath $PassportTombstone) {\n    Exit-Passport $PassportExitRevoked")
+            .expect("tombstone check");
+        assert!(provision.contains(
+            "(\"request $PassportHolder was already revoked on this host; \" +\n        'refusing to provision it again')"
+        ));
+        let account = provision
+            .rfind("$account = Get-PassportAccount")
+            .expect("account");
+        assert!(refused < account && account < provision.find("Set-Holders ($others").expect("holders"));
+        // Revoking writes it first: also for a missing account, a foreign one or an unlisted holder.
+        let written = revoke
+            .find("[System.IO.File]::WriteAllText($PassportTombstone, $PassportUser + \"`r`n\")")
+            .expect("tombstone written");
+        assert!(written < revoke.rfind("$account = Get-PassportAccount").expect("account"));
+        assert!(
+            written
+                < revoke
+                    .find("does not exist; nothing to revoke")
+                    .expect("missing account")
+        );
+        let pruned = revoke
+            .find("Where-Object { $_.LastWriteTimeUtc -lt $cutoff }")
+            .expect("pruning");
+        assert!(revoke.contains("$cutoff = (Get-Date).ToUniversalTime().AddDays(-7)"));
+        assert!(
+            written < pruned && pruned < revoke.rfind("$account = Get-PassportAccount").expect("account")
+        );
+    }
+}
+
+#[test]
 fn holders_are_validated() {
     for bad in ["", "ABC", "a b", "a/../b", &"a".repeat(65), "x'; exit 0; '"] {
         let p = WindowsProvision {
