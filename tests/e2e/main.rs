@@ -12,8 +12,10 @@ mod cli;
 mod crash;
 mod credentials;
 mod env;
+mod faults;
 mod instance;
 mod lifecycle;
+mod namespace;
 mod operator;
 mod revocation;
 mod scenario;
@@ -50,6 +52,8 @@ fn main() -> std::process::ExitCode {
     trials.extend(cli::trials());
     trials.extend(crash::trials());
     trials.extend(revocation::trials());
+    trials.extend(namespace::trials());
+    trials.extend(faults::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod binaries;
 pub mod controlplane;
 pub mod crds;
+pub mod faults;
 pub mod fixtures;
 pub mod instance;
 pub mod operator;

@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::{Result, bail};
+use kube::config::Kubeconfig;
 use local_controlplane::process::{self, Keeper, guarded, spawn_kept};
 
 use crate::{ControlPlane, binaries::workspace_binary, kubectl};
@@ -30,6 +31,17 @@ impl OperatorProcess {
     /// Applies the operator's RBAC (idempotent) and starts it as its service account, with `env` added
     /// (e.g. the AWS emulator's endpoint and test credentials).
     pub fn start(plane: &ControlPlane, env: &[(&'static str, String)]) -> Result<Self> {
+        Self::start_through(plane, env, None)
+    }
+
+    /// [`OperatorProcess::start`], but the operator reaches the apiserver at `api_server` (e.g.
+    /// `https://127.0.0.1:PORT` of a proxy in front of it) instead of at its own address; the
+    /// serving certificate covers any port on 127.0.0.1.
+    pub fn start_through(
+        plane: &ControlPlane,
+        env: &[(&'static str, String)],
+        api_server: Option<&str>,
+    ) -> Result<Self> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let rbac = repo.join("deploy/rbac.yaml");
         kubectl::run(
@@ -38,7 +50,15 @@ impl OperatorProcess {
             None,
         )?
         .ok()?;
-        let kubeconfig = plane.kubeconfig_for(IDENTITY, &GROUPS)?;
+        let mut kubeconfig = plane.kubeconfig_for(IDENTITY, &GROUPS)?;
+        if let Some(server) = api_server {
+            let mut config = Kubeconfig::read_from(&kubeconfig)?;
+            for cluster in config.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+                cluster.server = Some(server.to_owned());
+            }
+            kubeconfig = plane.dir().join("passport-operator-through-proxy.kubeconfig");
+            fs::write(&kubeconfig, serde_yaml::to_string(&config)?)?;
+        }
         let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = tempfile::Builder::new()
             .prefix("passport-operator-")
@@ -81,6 +101,13 @@ impl OperatorProcess {
         let log = fs::read_to_string(self.log.path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// How the operator exited, if it has (`None` while it runs or after [`OperatorProcess::kill`]).
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.lock()
+            .as_mut()
+            .and_then(|(child, _)| child.try_wait().ok().flatten())
     }
 
     /// Kills the operator at once, as a crash or an evicted pod would.

@@ -8,7 +8,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Names a ready directory with `etcd` and `kube-apiserver`, skipping the build.
+/// Names a ready directory with `etcd` and `kube-apiserver` (and `kube-controller-manager`,
+/// `toxiproxy` where used), skipping the build.
 pub const BIN_ENV: &str = "LOCAL_CONTROLPLANE_BIN";
 
 /// This crate's build script (`build.sh`): etcd and kube-apiserver from their Go modules (`go/`), cached
@@ -37,6 +38,30 @@ pub fn cached_build(env_var: &str, script: &Path) -> Result<PathBuf> {
         bail!(
             "{} failed ({}); see its output above",
             script.display(),
+            output.status
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
+/// `dir` if it holds every one of `names`; otherwise what `script` (a cached build script as above)
+/// reports after building just those. For optional binaries a directory named by an environment
+/// variable may lack, e.g. `kube-controller-manager` in a directory built before it was added.
+pub fn with_binaries(dir: PathBuf, script: &Path, names: &[&str]) -> Result<PathBuf> {
+    if names.iter().all(|name| dir.join(name).exists()) {
+        return Ok(dir);
+    }
+    let output = Command::new("bash")
+        .arg(script)
+        .args(names)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} {} failed ({}); see its output above",
+            script.display(),
+            names.join(" "),
             output.status
         );
     }

@@ -1,6 +1,7 @@
 //! A real Kubernetes control plane on loopback: etcd and kube-apiserver (see [`crate::binaries`]),
 //! started the way controller-runtime's envtest starts them, with RBAC authorization and
-//! client-certificate users. Dropping it kills both processes and removes every file it wrote.
+//! client-certificate users; on request also kube-controller-manager with only the namespace and
+//! garbage-collector controllers. Dropping it kills every process and removes every file it wrote.
 
 use std::{
     fs,
@@ -47,10 +48,11 @@ pub struct Options {
     cluster_name: String,
     users: Vec<User>,
     start_timeout: Duration,
+    controller_manager: bool,
 }
 
 impl Options {
-    /// The directory holding `etcd` and `kube-apiserver`; by default [`binaries::default_dir`].
+    /// The directory holding `etcd`, `kube-apiserver` (and `kube-controller-manager` if run); by default [`binaries::default_dir`].
     pub fn binaries(mut self, dir: impl Into<PathBuf>) -> Self {
         self.binaries = Some(dir.into());
         self
@@ -66,6 +68,15 @@ impl Options {
     /// others can be had later through [`ControlPlane::kubeconfig_for`].
     pub fn users(mut self, users: impl IntoIterator<Item = User>) -> Self {
         self.users = users.into_iter().collect();
+        self
+    }
+
+    /// Also runs kube-controller-manager (from the same binaries directory) with only the namespace
+    /// and garbage-collector controllers, as a cluster administrator: deleted namespaces then finish
+    /// terminating (their objects deleted, finalizers honoured) and owner references are collected.
+    /// Off by default: nothing else of a cluster's controllers runs.
+    pub fn controller_manager(mut self, enabled: bool) -> Self {
+        self.controller_manager = enabled;
         self
     }
 
@@ -147,6 +158,9 @@ impl Options {
         };
         plane.write_kubeconfigs()?;
         plane.wait_ready(self.start_timeout).await?;
+        if self.controller_manager {
+            plane.start_controller_manager(&bin)?;
+        }
         Ok(plane)
     }
 }
@@ -158,7 +172,8 @@ pub struct ControlPlane {
     server: String,
     cluster_name: String,
     users: Vec<User>,
-    /// etcd then kube-apiserver; emptied by [`ControlPlane::stop`].
+    /// etcd, kube-apiserver, then kube-controller-manager if asked for; emptied (last first) by
+    /// [`ControlPlane::stop`].
     processes: Mutex<Vec<(&'static str, Child, Keeper)>>,
 }
 
@@ -171,6 +186,7 @@ impl ControlPlane {
             cluster_name: "local".to_owned(),
             users: Vec::new(),
             start_timeout: Duration::from_secs(90),
+            controller_manager: false,
         }
     }
 
@@ -241,6 +257,44 @@ impl ControlPlane {
         .await
     }
 
+    /// kube-controller-manager with the namespace and garbage-collector controllers only, as
+    /// `system:kube-controller-manager` in group `system:masters` (the garbage collector deletes any
+    /// kind). No serving port, no leader election: it is the only one.
+    fn start_controller_manager(&self, bin: &Path) -> Result<()> {
+        let kubeconfig = self.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?;
+        let manager = spawn(
+            &bin.join("kube-controller-manager"),
+            &[
+                format!("--kubeconfig={}", kubeconfig.display()),
+                "--controllers=garbagecollector,namespace".to_owned(),
+                "--leader-elect=false".to_owned(),
+                "--secure-port=0".to_owned(),
+                "--use-service-account-credentials=false".to_owned(),
+                "--v=0".to_owned(),
+            ],
+            &self.dir().join("kube-controller-manager.log"),
+        )?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(("kube-controller-manager", manager.0, manager.1));
+        // It has no health endpoint without a serving port; an early exit (bad flags, no binary) is
+        // caught here, later ones by the caller's own waits.
+        std::thread::sleep(Duration::from_millis(300));
+        self.ensure_running()
+    }
+
+    /// Whether kube-controller-manager was started and still runs.
+    pub fn controller_manager_running(&self) -> bool {
+        self.ensure_running().is_ok()
+            && self
+                .processes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .any(|(name, _, _)| *name == "kube-controller-manager")
+    }
+
     fn ensure_running(&self) -> Result<()> {
         let mut processes = self
             .processes
@@ -260,7 +314,8 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Stops both processes and waits for them, so no process or port is left behind.
+    /// Stops every process (the last started first) and waits for them, so no process or port is
+    /// left behind.
     pub fn stop(&self) {
         let mut processes = self
             .processes

@@ -1,7 +1,8 @@
 //! A real Kubernetes control plane on loopback for tests, without containers: etcd and kube-apiserver
 //! built from their official Go modules (`build.sh`), started the way controller-runtime's envtest
-//! starts them, with RBAC and client-certificate users; kubeconfigs that work with the real `kubectl`;
-//! children that die with the test run; and waits that watch.
+//! starts them, with RBAC and client-certificate users; kube-controller-manager's namespace and
+//! garbage-collector controllers when asked ([`Options::controller_manager`]); kubeconfigs that work
+//! with the real `kubectl`; children that die with the test run; and waits that watch.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
