@@ -247,13 +247,15 @@ def send_command(self, **kwargs):
 
 
 # --- crash injection: SIGKILL a process right after a SendCommand was accepted -------------------------
-def add_kill_hook(pid, nth, comment_contains):
+def add_kill_hook(pid, pid_file, nth, comment_contains):
     """Arms a hook: the `nth` SendCommand from now whose comment contains `comment_contains` (any when
-    empty) SIGKILLs `pid` once it is recorded, before moto answers, so the caller never learns the
-    command id of a command that will run. Returns the hook's admin view."""
+    empty) SIGKILLs `pid` (or the pid written in `pid_file` at that moment) once it is recorded, before
+    moto answers, so the caller never learns the command id of a command that will run. Returns the
+    hook's admin view."""
     with STATE.cond:
-        hook = {"id": len(STATE.kill_hooks) + 1, "pid": pid, "remaining": nth,
-                "commentContains": comment_contains or "", "fired": False, "commandId": None, "error": None}
+        hook = {"id": len(STATE.kill_hooks) + 1, "pid": pid, "pidFile": pid_file, "remaining": nth,
+                "commentContains": comment_contains or "", "fired": False, "commandId": None, "error": None,
+                "alreadyGone": False}
         STATE.kill_hooks.append(hook)
         return dict(hook)
 
@@ -268,8 +270,13 @@ def fire_kill_hooks(command):
             continue
         hook["fired"], hook["commandId"] = True, command.command_id
         try:
+            if hook["pidFile"]:
+                with open(hook["pidFile"]) as file:
+                    hook["pid"] = int(file.read().strip())
             os.kill(hook["pid"], signal.SIGKILL)
-        except OSError as err:
+        except ProcessLookupError:
+            hook["alreadyGone"] = True  # killed by someone else since: it cannot record the command either
+        except (OSError, ValueError) as err:
             hook["error"] = str(err)
 
 

@@ -19,9 +19,9 @@ Admin API (JSON in and out):
   DELETE /faults          no more throttling (the served counts stay)
   GET    /assumed-roles   every AssumeRole call: RoleArn, RoleSessionName, ExternalId, Policy, ...
   POST   /agents/<id>/refuse  the agent stays listed Online but SendCommand refuses it (InvalidInstanceId)
-  POST   /kill-after-send {"pid": P, "nth": N, "commentContains": "..."}: the N-th SendCommand from now
-                           whose comment contains the text (any when empty) SIGKILLs P right after it is
-                           recorded, before moto answers
+  POST   /kill-after-send {"pid": P | "pidFile": path, "nth": N, "commentContains": "..."}: the N-th
+                           SendCommand from now whose comment contains the text (any when empty) SIGKILLs
+                           P (or the pid in the file then) right after it is recorded, before moto answers
   GET    /kill-after-send every hook: pid, remaining, fired, commandId (of the command that fired it), error
   POST   /reset           forgets all of the above and resets moto's backends
 """
@@ -89,10 +89,12 @@ def refuse_commands(instance_id):
 
 
 def kill_after_send(body):
-    pid, nth, contains = body.get("pid"), body.get("nth", 1), body.get("commentContains", "")
-    if not isinstance(pid, int) or pid <= 1 or not isinstance(nth, int) or nth < 1 or not isinstance(contains, str):
-        raise AdminError(400, 'expected {"pid": P > 1, "nth": N >= 1, "commentContains": "..."}')
-    return moto_ext.add_kill_hook(pid, nth, contains)
+    pid, pid_file = body.get("pid"), body.get("pidFile")
+    nth, contains = body.get("nth", 1), body.get("commentContains", "")
+    valid_target = (isinstance(pid, int) and pid > 1) or (pid is None and isinstance(pid_file, str) and pid_file)
+    if not valid_target or not isinstance(nth, int) or nth < 1 or not isinstance(contains, str):
+        raise AdminError(400, 'expected {"pid": P > 1 | "pidFile": path, "nth": N >= 1, "commentContains": "..."}')
+    return moto_ext.add_kill_hook(pid, pid_file, nth, contains)
 
 
 def set_faults(body):

@@ -58,6 +58,8 @@ pub struct Restartable<'a> {
     /// The first process; scenarios borrow it for their setup.
     initial: OperatorProcess,
     later: Mutex<Option<OperatorProcess>>,
+    /// Holds the running process's pid, for the emulator's kill hook.
+    pid_file: tempfile::NamedTempFile,
     pub restarts: AtomicU32,
     last_restart: Mutex<Option<Instant>>,
 }
@@ -66,11 +68,17 @@ impl<'a> Restartable<'a> {
     fn start(plane: &'a ControlPlane, emulator: &AwsEmulator) -> Result<Self> {
         let mut env = emulator.env_vars();
         env.push(("POD_NAME", POD_NAME.to_owned()));
+        let initial = OperatorProcess::start(plane, &env)?;
+        let pid_file = tempfile::Builder::new()
+            .prefix("passport-operator-pid-")
+            .tempfile()?;
+        std::fs::write(pid_file.path(), initial.pid().unwrap_or_default().to_string())?;
         Ok(Self {
-            initial: OperatorProcess::start(plane, &env)?,
+            initial,
             plane,
             env,
             later: Mutex::new(None),
+            pid_file,
             restarts: AtomicU32::new(0),
             last_restart: Mutex::new(None),
         })
@@ -87,21 +95,18 @@ impl<'a> Restartable<'a> {
         if let Some(old) = later.take() {
             old.kill();
         }
-        *later = Some(OperatorProcess::start(self.plane, &self.env)?);
+        let process = OperatorProcess::start(self.plane, &self.env)?;
+        std::fs::write(
+            self.pid_file.path(),
+            process.pid().unwrap_or_default().to_string(),
+        )?;
+        *later = Some(process);
         self.restarts.fetch_add(1, Ordering::Relaxed);
         *self
             .last_restart
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
         Ok(())
-    }
-
-    pub fn pid(&self) -> Result<u32> {
-        self.later()
-            .as_ref()
-            .and_then(OperatorProcess::pid)
-            .or_else(|| self.initial.pid())
-            .context("the operator is not running")
     }
 
     pub fn log_tail(&self) -> String {
@@ -168,11 +173,12 @@ impl CrashStack {
         requests::wait_phase(&s.requests, name, phase, timeout, || self.operator.log_tail()).await
     }
 
-    /// Arms the emulator to SIGKILL the running operator right after the next SendCommand whose
-    /// comment contains `comment`.
-    pub async fn kill_after_send(&self, comment: &str) -> Result<u64> {
-        let pid = self.operator.pid()?;
-        self.emulator.kill_after_send(pid, 1, comment).await
+    /// Arms the emulator to SIGKILL the operator running then right after the `nth` SendCommand from
+    /// now whose comment contains `comment`.
+    pub async fn kill_after_send(&self, nth: u32, comment: &str) -> Result<u64> {
+        self.emulator
+            .kill_after_send(self.operator.pid_file.path(), nth, comment)
+            .await
     }
 
     /// Waits until the hook fired, then restarts the operator; returns the command that fired it.
@@ -334,34 +340,46 @@ async fn crash_suite() -> Result<()> {
     let (seen, tracker) = track(s.requests.clone());
     let tally = Mutex::new(Tally::default());
 
+    // Three kinds of kill, all at once (each lifecycle's own kills are still exactly where they
+    // are meant to be; the others only add crashes around them):
     // 1. Deterministic: a lifecycle killed after each odd status write, the same lifecycle again
     //    killed after each even one: between them every write of the lifecycle is followed by a kill.
     //    (Killed after every write, a lifecycle never confirms a send and fails after its third
     //    attempt, by design.)
-    let mut writes = 0;
-    for parity in [1, 0] {
-        let name = format!("statuskill-{parity}");
-        let (killed, phase) = killed_after_status_writes(&stack, &s, ids[0], &name, parity).await?;
-        writes += killed;
-        tally
-            .lock()
-            .map_err(poisoned)?
-            .add("status-write kills", &format!("{phase:?}"));
-    }
-    // 2. Deterministic: one lifecycle killed right after each of its SSM calls (provision, revoke):
-    //    a lifecycle per call, the kill after that call.
-    for (call, name) in [(1, "sendkill-1"), (2, "sendkill-2")] {
-        killed_after_nth_send(&stack, &s, ids[1], name, call).await?;
-        tally.lock().map_err(poisoned)?.add("ssm-call kills", "Completed");
-    }
-    let deterministic_kills = stack.operator.restarts.load(Ordering::Relaxed);
-    eprintln!(
-        "crash: deterministic phase: {writes} status writes each followed by a kill, 2 SSM calls each \
-         followed by a kill; {deterministic_kills} restarts, {:?}",
-        started.elapsed()
-    );
+    // 2. Deterministic: a lifecycle killed right after its first SSM call (the provisioning send),
+    //    another right after its second (the revoke), by the emulator before it answers.
+    // 3. Random: many lifecycles while the operator is killed every few seconds.
+    let writes = AtomicU32::new(0);
+    let deterministic = async {
+        let status_kills = [1, 0].map(|parity| {
+            let (stack, s, tally, writes, instance) = (&stack, &s, &tally, &writes, ids[0]);
+            async move {
+                let name = format!("statuskill-{parity}");
+                let (killed, phase) = killed_after_status_writes(stack, s, instance, &name, parity).await?;
+                writes.fetch_add(killed, Ordering::Relaxed);
+                tally
+                    .lock()
+                    .map_err(poisoned)?
+                    .add("status-write kills", &format!("{phase:?}"));
+                anyhow::Ok(())
+            }
+        });
+        let send_kills = [(1, "sendkill-1"), (2, "sendkill-2")].map(|(call, name)| {
+            let (stack, s, tally, instance) = (&stack, &s, &tally, ids[1]);
+            async move {
+                let phase = killed_after_nth_send(stack, s, instance, name, call).await?;
+                tally
+                    .lock()
+                    .map_err(poisoned)?
+                    .add("ssm-call kills", &format!("{phase:?}"));
+                anyhow::Ok(())
+            }
+        });
+        let [a, b] = status_kills;
+        let [c, d] = send_kills;
+        tokio::try_join!(a, b, c, d).map(drop)
+    };
 
-    // 3. Random: many lifecycles at once while the operator is killed every few seconds.
     let seed = jiff::Timestamp::now().as_nanosecond() as u64 | 1;
     eprintln!("crash: seed {seed}");
     let mut rng = Rng(seed);
@@ -413,7 +431,8 @@ async fn crash_suite() -> Result<()> {
                     .with_context(|| format!("lifecycle {name} ({kind:?}, {requester}, {targets:?})"))
             }
         });
-        let outcome = futures::future::try_join_all(runs).await;
+        let outcome = futures::future::try_join_all(runs);
+        let outcome = tokio::try_join!(outcome, deterministic).map(drop);
         stop.store(true, Ordering::Relaxed);
         outcome
     };
@@ -502,13 +521,15 @@ async fn crash_suite() -> Result<()> {
     let lifecycle_count: u32 = tally.lifecycles.values().sum();
     ensure!(lifecycle_count >= 60, "only {lifecycle_count} lifecycles");
     eprintln!(
-        "crash: {} kills ({deterministic_kills} deterministic, {} random); {lifecycle_count} lifecycles {:?} over {} \
-         instances and {} requesters; outcomes {:?}",
+        "crash: {} kills ({} right after a status write, 2 right after an SSM call, {} random); {lifecycle_count} \
+         lifecycles {:?} over {} instances, {} approved requesters (+{} never approved); outcomes {:?}",
         stack.operator.restarts.load(Ordering::Relaxed),
+        writes.load(Ordering::Relaxed),
         random_kills.load(Ordering::Relaxed),
         tally.lifecycles,
         instances.len(),
-        requesters.len() + 1,
+        requesters.len(),
+        tally.unapproved.len(),
         tally.outcomes
     );
     for invariant in &invariants {
@@ -773,18 +794,18 @@ async fn killed_after_status_writes(
 }
 
 /// One lifecycle (request → Active → completed → Completed) whose `nth` SSM call is followed at once
-/// by a SIGKILL of the operator (from the emulator, before it answers).
+/// by a SIGKILL of the operator (from the emulator, before it answers). Returns its final phase.
 async fn killed_after_nth_send(
     stack: &CrashStack,
     s: &Scenario<'_>,
     instance_id: &str,
     name: &str,
     nth: u32,
-) -> Result<()> {
-    let key = format!("{}/{name} ", s.namespace);
-    let pid = stack.operator.pid()?;
-    // The comment is `passport <verb> <ns/name>`: match the name at the end.
-    let hook = stack.emulator.kill_after_send(pid, nth, key.trim_end()).await?;
+) -> Result<Phase> {
+    // The comment is `passport <verb> <ns/name>`.
+    let hook = stack
+        .kill_after_send(nth, &format!("{}/{name}", s.namespace))
+        .await?;
     let request = fixtures::request(name)
         .namespace(&s.namespace)
         .requester("bob")
@@ -797,18 +818,36 @@ async fn killed_after_nth_send(
     if nth == 1 {
         stack.restart_when_fired(hook).await?;
     }
-    stack
-        .wait_phase(s, name, Phase::Active, LIFECYCLE_TIMEOUT)
-        .await?;
-    let patch = serde_json::json!({ "spec": { "completed": true } });
-    s.requests
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    let context = || stack.operator.log_tail();
+    let settled = |r: &AccessRequest| {
+        r.status
+            .as_ref()
+            .is_some_and(|st| st.phase == Phase::Active || st.phase.is_terminal())
+    };
+    let active = requests::wait_for(&s.requests, name, "Active", LIFECYCLE_TIMEOUT, settled, context).await?;
+    if active.status.as_ref().is_some_and(|st| st.phase == Phase::Active) {
+        let patch = serde_json::json!({ "spec": { "completed": true } });
+        s.requests
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
     if nth > 1 {
         stack.restart_when_fired(hook).await?;
     }
-    stack
-        .wait_phase(s, name, Phase::Completed, LIFECYCLE_TIMEOUT)
-        .await?;
-    Ok(())
+    let done = requests::wait_for(
+        &s.requests,
+        name,
+        "final",
+        LIFECYCLE_TIMEOUT,
+        |r| r.status.as_ref().is_some_and(|st| st.phase.is_terminal()),
+        context,
+    )
+    .await?;
+    let phase = done.status.as_ref().map(|st| st.phase).unwrap_or_default();
+    ensure!(
+        phase == Phase::Completed || phase == Phase::Failed,
+        "{name} ended {phase:?}"
+    );
+    eprintln!("crash: {name}: killed right after its SSM call {nth}; ended {phase:?}");
+    Ok(phase)
 }

@@ -420,7 +420,7 @@ async fn lost_ca_secret(stack: &CrashStack, s: &Scenario<'_>, instance: &Instanc
 /// but never recorded, and the request still ends with nothing left.
 async fn killed_after_send(stack: &CrashStack, s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     let key = format!("{}/r", s.namespace);
-    let grant_kill = stack.kill_after_send(&format!("passport grant {key}")).await?;
+    let grant_kill = stack.kill_after_send(1, &format!("passport grant {key}")).await?;
     s.request("r", "alice", "1h", &[instance.id()])?;
     let grant = stack.restart_when_fired(grant_kill).await?;
     let active = stack.wait_phase(s, "r", Phase::Active, PROVISION_TIMEOUT).await?;
@@ -433,10 +433,17 @@ async fn killed_after_send(stack: &CrashStack, s: &Scenario<'_>, instance: &Inst
         .unwrap_or_default();
     ensure!(attempts == 2, "attempts after a lost send: {attempts}");
 
-    let revoke_kill = stack.kill_after_send(&format!("passport revoke {key}")).await?;
+    let revoke_kill = stack
+        .kill_after_send(1, &format!("passport revoke {key}"))
+        .await?;
     complete(s, "r").await?;
     let revoke = stack.restart_when_fired(revoke_kill).await?;
-    let done = stack.wait_phase(s, "r", Phase::Completed, REVOKE_TIMEOUT).await?;
+    // The first provisioning command was sent but never recorded: the last revoke waits until it
+    // can no longer run (UNCONFIRMED_GRACE, 120 s after it was sent).
+    let grace = Duration::from_secs(120);
+    let done = stack
+        .wait_phase(s, "r", Phase::Completed, grace + REVOKE_TIMEOUT)
+        .await?;
     ensure!(
         !instance.exec(&["id", &user]).await?.success(),
         "user {user} still present"

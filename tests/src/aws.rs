@@ -215,10 +215,15 @@ impl AwsEmulator {
     }
 
     /// Arms a crash: the `nth` SendCommand from now whose comment contains `comment_contains` (any
-    /// when empty) makes the emulator SIGKILL `pid` right after recording it, before it answers, so
-    /// the caller dies between sending a command and learning its id. Returns the hook's id.
-    pub async fn kill_after_send(&self, pid: u32, nth: u32, comment_contains: &str) -> Result<u64> {
-        let body = json!({ "pid": pid, "nth": nth, "commentContains": comment_contains });
+    /// when empty) makes the emulator SIGKILL the process whose pid `pid_file` holds at that moment,
+    /// right after recording the command and before answering, so the caller dies between sending a
+    /// command and learning its id. Returns the hook's id.
+    pub async fn kill_after_send(&self, pid_file: &Path, nth: u32, comment_contains: &str) -> Result<u64> {
+        let body = json!({
+            "pidFile": pid_file.to_string_lossy(),
+            "nth": nth,
+            "commentContains": comment_contains,
+        });
         let hook = self.admin("POST", "/kill-after-send", Some(body)).await?;
         hook["id"].as_u64().context("kill hook without an id")
     }
