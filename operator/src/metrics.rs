@@ -3,11 +3,6 @@
 
 use std::time::Instant;
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-};
-
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -23,9 +18,8 @@ pub struct Metrics {
     pub credential_requests: IntCounterVec,
     /// From a CredentialRequest's creationTimestamp (whole seconds) to its status being written.
     pub credential_issuance: Histogram,
-    /// AccessRequests whose revocation is stuck, and which ones (by UID) to keep the gauge right.
-    revocations_stuck: IntGauge,
-    stuck_requests: Arc<Mutex<HashSet<String>>>,
+    /// AccessRequests whose revocation is stuck.
+    pub revocations_stuck: IntGauge,
 }
 
 impl Metrics {
@@ -82,7 +76,6 @@ impl Metrics {
                 "revocations_stuck",
                 "AccessRequests whose revocation keeps failing on some instance (see their RevocationStuck condition).",
             )?,
-            stuck_requests: Arc::default(),
         };
         // Export every controller's series from the start, at zero, so dashboards and alerts see them.
         for controller in ["AccessRequest", "AwsAccount", "CredentialRequest"] {
@@ -114,23 +107,6 @@ impl Metrics {
         ReconcileTimer {
             histogram: self.reconcile_duration.with_label_values(&[controller]),
             start: Instant::now(),
-        }
-    }
-
-    /// Records whether the request with this UID has a stuck revocation.
-    pub fn stuck(&self, uid: &str, stuck: bool) {
-        let mut requests = self
-            .stuck_requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let changed = if stuck {
-            requests.insert(uid.to_owned())
-        } else {
-            requests.remove(uid)
-        };
-        if changed {
-            self.revocations_stuck
-                .set(i64::try_from(requests.len()).unwrap_or(i64::MAX));
         }
     }
 

@@ -24,6 +24,8 @@ use super::{AwsError, Fleet, RunCommand, ScopedSession};
 
 /// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
 const MAX_ATTEMPTS: u32 = 4;
+/// The first wait after SSM throttled a SendCommand, doubled with each further attempt.
+const THROTTLE_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a provisioning or revoke script may run on an instance.
 const SCRIPT_TIMEOUT_SECONDS: &str = "300";
 /// SSM's delivery timeout (its minimum): see `passport_core::lifecycle::UNCONFIRMED_GRACE`.
@@ -141,19 +143,36 @@ impl Fleet for SdkFleet {
             Platform::Linux => "AWS-RunShellScript",
             Platform::Windows => "AWS-RunPowerShellScript",
         };
-        let output = ssm
-            .send_command()
-            .document_name(document)
-            .set_instance_ids(Some(command.instance_ids.to_vec()))
-            .comment(command.comment.chars().take(100).collect::<String>())
-            .parameters("commands", vec![command.script.to_owned()])
-            .parameters("executionTimeout", vec![SCRIPT_TIMEOUT_SECONDS.to_owned()])
-            // An instance that is off or lost its agent fails the command after this instead of
-            // holding it for hours; passport retries revocations with backoff.
-            .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
-            .send()
-            .await
-            .map_err(classify)?;
+        // SendCommand is not idempotent: a retry after a lost answer would run the script twice, and
+        // the second command would be recorded nowhere. So the SDK never retries it; passport retries
+        // only what SSM refused outright (throttling), and a lost answer becomes an unconfirmed,
+        // recorded attempt that the lifecycle follows up.
+        let mut attempt = 1;
+        let output = loop {
+            let sent = ssm
+                .send_command()
+                .document_name(document)
+                .set_instance_ids(Some(command.instance_ids.to_vec()))
+                .comment(command.comment.chars().take(100).collect::<String>())
+                .parameters("commands", vec![command.script.to_owned()])
+                .parameters("executionTimeout", vec![SCRIPT_TIMEOUT_SECONDS.to_owned()])
+                // An instance that is off or lost its agent fails the command after this instead of
+                // holding it for hours; passport retries revocations with backoff.
+                .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
+                .customize()
+                .config_override(
+                    aws_sdk_ssm::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match sent.map_err(classify) {
+                Err(AwsError::Throttled(_)) if attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(THROTTLE_BACKOFF * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         output
             .command()
             .and_then(|c| c.command_id())

@@ -16,12 +16,13 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Writes `status` with a deadline, so a slow apiserver cannot stall a reconcile forever. With
 /// `resource_version`, the write applies only to the object the decision was made on: a decision
 /// from a stale cache is refused ([`Error::Conflict`]) instead of overwriting newer status.
+/// Returns the object's new resourceVersion.
 pub async fn write<K>(
     api: &Api<K>,
     name: &str,
     resource_version: Option<&str>,
     status: &impl Serialize,
-) -> Result<(), Error>
+) -> Result<Option<String>, Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -33,7 +34,9 @@ where
     let write = api.patch_status(name, &params, &patch);
     match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Err(kube::Error::Api(status))) if status.code == 409 => Err(Error::Conflict),
-        Ok(result) => result.map(|_| ()).map_err(Error::from),
+        Ok(result) => result
+            .map(|written| written.meta().resource_version.clone())
+            .map_err(Error::from),
         Err(_) => Err(Error::StatusTimeout(WRITE_TIMEOUT)),
     }
 }

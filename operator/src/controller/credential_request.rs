@@ -47,9 +47,11 @@ async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> 
     let resolved = access_request
         .as_ref()
         .map(|r| account::resolve(r, &ctx.policies_in(&namespace), |name| ctx.account(name)));
-    let acting = access_request
-        .as_ref()
-        .and_then(|r| account::acting(r, resolved.as_ref().and_then(|r| r.as_ref().ok())));
+    // No credentials through an account that is gone or closed to the namespace, pinned or not.
+    let acting = match (&access_request, &resolved) {
+        (Some(r), Some(Ok(resolved))) => account::acting(r, Some(resolved)),
+        _ => None,
+    };
     let problem = match &resolved {
         Some(Err(err)) => err.to_string(),
         _ => "the AccessRequest names no usable AwsAccount".to_owned(),

@@ -194,6 +194,7 @@ pub async fn run<F: Fleet>(
         requests: requests.clone(),
         certificate_ttl: settings.certificate_ttl,
     });
+    tokio::spawn(count_stuck(requests.clone(), ctx.metrics.clone()));
     let live_in_namespace = requests.clone();
     let live_using_account = requests.clone();
     let using_account = move |name: &str| -> Vec<ObjectRef<AccessRequest>> {
@@ -252,6 +253,26 @@ pub async fn run<F: Fleet>(
             .for_each(|_| future::ready(()));
 
     tokio::join!(request_controller, account_controller, credential_controller);
+}
+
+/// Keeps the stuck-revocations gauge true to the cache, also after an administrator let a stuck
+/// request go (it is then never reconciled again).
+async fn count_stuck(requests: Store<AccessRequest>, metrics: Metrics) {
+    loop {
+        let stuck = requests
+            .state()
+            .iter()
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| passport_core::lifecycle::stuck(&s.targets).next().is_some())
+            })
+            .count();
+        metrics
+            .revocations_stuck
+            .set(i64::try_from(stuck).unwrap_or(i64::MAX));
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
 }
 
 /// Counts the failure and retries: soon after a conflict (the cache is about to show what changed),

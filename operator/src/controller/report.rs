@@ -112,7 +112,14 @@ pub async fn failure<K: Conditioned>(
     );
     let api = object.api(client.clone());
     let body = serde_json::json!({ "conditions": conditions });
-    if let Err(err) = status::write(&api, &object.name_any(), None, &body).await {
+    if let Err(err) = status::write(
+        &api,
+        &object.name_any(),
+        object.meta().resource_version.as_deref(),
+        &body,
+    )
+    .await
+    {
         tracing::debug!(name = %object.name_any(), "could not set the Reconciled condition: {err}");
     }
 }

@@ -185,7 +185,8 @@ fn with_finalizer(mut request: AccessRequest) -> AccessRequest {
 }
 
 fn deleted(mut request: AccessRequest, phase: Phase, state: TargetState) -> AccessRequest {
-    request.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+    let whole_second = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
+    request.metadata.deletion_timestamp = Some(Time(whole_second));
     request.status = Some(AccessRequestStatus {
         phase,
         username: Some("rs-00000000".into()),
@@ -255,6 +256,10 @@ async fn a_conflicting_status_write_is_retried_quietly() {
         .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
         .await
         .fail(StatusCode::CONFLICT);
+    // The live object changed where decisions look (it was completed): decide again, later.
+    let mut completed = with_finalizer(request());
+    completed.spec.completed = true;
+    apiserver.expect(Method::GET, REQUEST_PATH).await.ok(&completed);
     let err = reconcile
         .await
         .expect("joined")
@@ -399,19 +404,55 @@ async fn a_conflicting_intent_sends_nothing() {
     writer.apply_watcher_event(&watcher::Event::Apply(policy));
     ctx.policies = policies;
     let ctx = Arc::new(ctx);
-    let reconcile = tokio::spawn(access_request::reconcile(Arc::new(approved), ctx.clone()));
+    let reconcile = tokio::spawn(access_request::reconcile(Arc::new(approved.clone()), ctx.clone()));
     let mut apiserver = Apiserver(handle);
     let intent = apiserver
         .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
         .await;
     assert_eq!(intent.body["status"]["phase"], "Provisioning");
     assert_eq!(intent.body["status"]["targets"][0]["attempts"], 1);
-    // The requester labelled the object meanwhile: the decision was made on an old version.
+    // The requester completed the object meanwhile: the decision was made on an old version.
     intent.fail(StatusCode::CONFLICT);
+    let mut live = approved.clone();
+    live.spec.completed = true;
+    apiserver.expect(Method::GET, REQUEST_PATH).await.ok(&live);
     let err = reconcile.await.expect("joined").expect_err("conflict");
     assert!(matches!(err, Error::Conflict), "{err}");
     assert!(
         ctx.fleet.sent.lock().expect("lock").is_empty(),
         "no command on a decision not stored"
+    );
+}
+
+#[tokio::test]
+async fn a_label_storm_cannot_starve_a_decision() {
+    let request = deleted(with_finalizer(request()), Phase::Active, TargetState::Ready);
+    let (mut apiserver, ctx, reconcile) = start(request.clone());
+    apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await
+        .fail(StatusCode::CONFLICT);
+    let mut labelled = request.clone();
+    labelled.metadata.labels = Some(BTreeMap::from([("storm".to_owned(), "42".to_owned())]));
+    labelled.metadata.resource_version = Some("2".into());
+    apiserver.expect(Method::GET, REQUEST_PATH).await.ok(&labelled);
+    let retried = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert_eq!(
+        retried.body["metadata"]["resourceVersion"], "2",
+        "retried on the live version"
+    );
+    assert_eq!(retried.body["status"]["phase"], "Revoking");
+    retried.ok(&labelled);
+    let outcome = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert_eq!(outcome.body["status"]["targets"][0]["commandId"], "cmd-1");
+    outcome.ok(&labelled);
+    reconcile.await.expect("joined").expect("reconciled");
+    assert_eq!(
+        *ctx.fleet.sent.lock().expect("lock"),
+        ["passport revoke team-a/r"]
     );
 }

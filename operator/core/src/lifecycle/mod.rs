@@ -29,7 +29,7 @@ use passport_crds::{
 };
 
 pub use observe::{Wanted, about_to_provision, wanted};
-pub use outcome::{CommandOutcome, SendError, apply_outcome};
+pub use outcome::{COMMAND_LIFETIME, CommandOutcome, SendError, apply_outcome};
 pub use revoke::{ADMIN_HINT, STUCK_AFTER, UNCONFIRMED_GRACE, backoff, stuck};
 pub use step::{MAX_PROVISION_ATTEMPTS, step};
 
@@ -120,18 +120,14 @@ pub struct SsmCommand {
     pub instance_ids: Vec<String>,
 }
 
-/// True when a provisioning command may have reached the target, so the user may exist there: a
-/// send was recorded (every send is recorded before it goes out), or the platform is known (older
-/// versions sent without recording first). Revoking where no user exists is harmless; missing one
-/// is not.
+/// True when a provisioning command may have reached the target, so the user may exist there:
+/// a send was recorded (every send is recorded before it goes out) and not refused outright.
+/// Revoking where no user exists is harmless; missing one is not.
 pub fn reached(target: &TargetStatus) -> bool {
     use passport_crds::access_request::TargetState::*;
     match target.state {
         Pending | Failed => {
-            target.attempts > 0
-                || target.unconfirmed_since.is_some()
-                || target.command_id.is_some()
-                || target.platform.is_some()
+            target.attempts > 0 || target.unconfirmed_since.is_some() || target.command_id.is_some()
         }
         Provisioning | Ready | Removing | Removed => true,
     }

@@ -2,9 +2,17 @@
 
 use passport_crds::access_request::{AccessRequestStatus, TargetState};
 
+use std::time::Duration;
+
 use jiff::Timestamp;
+use passport_crds::common::Time;
 
 use super::{Purpose, SsmCommand, revoke::failed_attempt};
+use crate::time::add;
+
+/// How long SSM may still run a command after it was sent: its delivery timeout (30 s, set on every
+/// command), the scripts' execution timeout (300 s), and slack.
+pub const COMMAND_LIFETIME: Duration = Duration::from_secs(360);
 
 /// The result of sending one SSM command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +51,22 @@ pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome,
                     TargetState::Removing
                 };
                 target.message.clear();
+                // Past this, SSM can no longer run the command: no outcome by then is an outcome.
+                target.retry_at = Some(Time(add(now, COMMAND_LIFETIME)));
+                // The only send so far is this recorded one: nothing unrecorded can run late.
+                if provisioning && target.attempts <= 1 {
+                    target.unconfirmed_since = None;
+                }
             }
             (Err(SendError::NotManaged(message)), true) => {
                 target.state = TargetState::Failed;
                 target.message = format!("SSM refused the provisioning command: {message}");
+                // Refused outright, so never run: unless an earlier attempt may have, nothing
+                // reached the instance and there is nothing to revoke there.
+                if target.attempts <= 1 {
+                    target.attempts = 0;
+                    target.unconfirmed_since = None;
+                }
             }
             // Sent again on the next pass, as a new attempt. A failure to hear back is not proof
             // that SSM did not take the command: the target stays unconfirmed.

@@ -13,7 +13,7 @@ use passport_crds::{
 
 use super::{
     Inputs, Invocation, Purpose, Transition, reached,
-    step::{event, finish, push_batches},
+    step::{event, finish, overdue, push_batches},
 };
 use crate::{
     logbook::LogAction,
@@ -93,17 +93,30 @@ pub(super) fn revoking(input: &Inputs<'_>, d: &mut Transition) {
                 false,
             );
         }
-        let (action, message) = match d.status.outcome.unwrap_or(Phase::Completed) {
-            Phase::Expired => (LogAction::Expired, "expired; access revoked on every target"),
+        let outcome = d.status.outcome.unwrap_or(Phase::Completed);
+        let (action, message) = match outcome {
+            Phase::Expired => (
+                LogAction::Expired,
+                "expired; access revoked on every target".to_owned(),
+            ),
+            // Why it failed (said when revocation started) stays the first thing a reader sees.
             Phase::Failed => (
                 LogAction::Failed,
-                "failed; access revoked on every target it reached",
+                match d.status.message.trim() {
+                    "" => "failed; access revoked on every target it reached".to_owned(),
+                    why => format!("{why}; revoked on every target it reached"),
+                },
             ),
-            _ if input.deleting => (LogAction::Revoked, "deleted; access revoked on every target"),
-            _ => (LogAction::Completed, "completed; access revoked on every target"),
+            _ if input.deleting => (
+                LogAction::Revoked,
+                "deleted; access revoked on every target".to_owned(),
+            ),
+            _ => (
+                LogAction::Completed,
+                "completed; access revoked on every target".to_owned(),
+            ),
         };
-        let outcome = d.status.outcome.unwrap_or(Phase::Completed);
-        finish(d, outcome, now, action, message);
+        finish(d, outcome, now, action, &message);
         return;
     }
     d.requeue_after = Some(next_look(&d.status.targets, !d.commands.is_empty(), now));
@@ -133,9 +146,9 @@ fn observe(target: &mut TargetStatus, input: &Inputs<'_>) -> Next {
     match target.state {
         // A provisioning command still running could recreate the user after a revoke: wait for it.
         TargetState::Provisioning if target.command_id.is_some() => match observed {
-            Some(Invocation::Running) | None => Next::Wait,
-            Some(Invocation::Succeeded { .. } | Invocation::Failed { .. }) => {
-                target.unconfirmed_since = None;
+            Some(Invocation::Running) | None if !overdue(target, now) => Next::Wait,
+            _ => {
+                target.retry_at = None;
                 Next::Send
             }
         },
@@ -146,6 +159,10 @@ fn observe(target: &mut TargetStatus, input: &Inputs<'_>) -> Next {
             }
             Some(Invocation::Failed { message }) => {
                 failed_attempt(target, now, &format!("revoke command failed: {message}"));
+                Next::Wait
+            }
+            Some(Invocation::Running) | None if overdue(target, now) => {
+                failed_attempt(target, now, "the revoke command gave no outcome in time");
                 Next::Wait
             }
             Some(Invocation::Running) => Next::Wait,

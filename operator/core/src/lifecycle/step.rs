@@ -179,6 +179,11 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     }
 }
 
+/// Whether the command recorded on `target` is past the time SSM could still run it.
+pub(super) fn overdue(target: &TargetStatus, now: Timestamp) -> bool {
+    target.command_id.is_some() && target.retry_at.as_ref().is_some_and(|t| t.0 <= now)
+}
+
 /// Provisioning commands started for one target before it is given up.
 pub const MAX_PROVISION_ATTEMPTS: u32 = 3;
 
@@ -203,16 +208,21 @@ fn record_intent(target: &mut TargetStatus, now: Timestamp) -> Option<Platform> 
     target.state = TargetState::Provisioning;
     target.command_id = None;
     target.attempts += 1;
-    target.unconfirmed_since.get_or_insert(Time(now));
+    // From the latest send: an earlier one can only run earlier.
+    target.unconfirmed_since = Some(Time(now));
     Some(platform)
 }
 
 /// The AwsAccount went away or stopped allowing the namespace after approval: what was granted is
 /// revoked (through the account as it was pinned at approval), and the request fails saying why.
 fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
-    let message = format!("{problem}; access is revoked");
-    d.status.message = message.clone();
-    event(d, LogAction::Failed, message, true);
+    d.status.message = problem.to_owned();
+    event(
+        d,
+        LogAction::Failed,
+        format!("{problem}; access is being revoked"),
+        true,
+    );
     revoke::start(input, d, Phase::Failed);
 }
 
@@ -238,13 +248,20 @@ fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out
             Some(Invocation::Succeeded { stdout }) => {
                 target.state = TargetState::Ready;
                 target.message.clear();
-                target.unconfirmed_since = None;
+                target.retry_at = None;
                 target.host_keys = crate::scripts::parse_host_keys(stdout);
             }
             Some(Invocation::Failed { message }) => {
                 target.state = TargetState::Failed;
-                target.unconfirmed_since = None;
+                target.retry_at = None;
                 target.message = format!("provisioning command failed: {message}");
+            }
+            Some(Invocation::Running) | None if overdue(target, input.now) => {
+                target.state = TargetState::Failed;
+                target.message = format!(
+                    "provisioning command {} gave no outcome in time: it can no longer run",
+                    target.command_id.as_deref().unwrap_or_default()
+                );
             }
             Some(Invocation::Running) | None => {}
         },
