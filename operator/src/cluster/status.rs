@@ -1,4 +1,5 @@
-//! The one status writer: every controller writes status through [`write`].
+//! The status writers: every controller writes status through [`write`] (fenced by
+//! resourceVersion) or [`write_if`] (fenced by the values a decision read).
 
 use std::time::Duration;
 
@@ -37,6 +38,36 @@ where
         Ok(result) => result
             .map(|written| written.meta().resource_version.clone())
             .map_err(Error::from),
+        Err(_) => Err(Error::StatusTimeout(WRITE_TIMEOUT)),
+    }
+}
+
+/// Writes `status` only if the object still holds each `(JSON pointer, value)` of `expected` (a
+/// missing member counts as null), with a deadline. Unlike a resourceVersion fence, changes
+/// elsewhere (labels, annotations) do not refuse the write, so metadata churn cannot starve it; a
+/// change to anything expected is refused ([`Error::Conflict`]).
+pub async fn write_if<K>(
+    api: &Api<K>,
+    name: &str,
+    expected: &[(&str, serde_json::Value)],
+    status: &impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut operations: Vec<serde_json::Value> = expected
+        .iter()
+        .map(|(path, value)| serde_json::json!({ "op": "test", "path": path, "value": value }))
+        .collect();
+    operations.push(serde_json::json!({ "op": "add", "path": "/status", "value": status }));
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(operations))
+        .map_err(|err| Error::Internal(err.to_string()))?;
+    let (params, patch) = (PatchParams::default(), Patch::Json::<()>(patch));
+    let write = api.patch_status(name, &params, &patch);
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        // A failed `test` (422), or a conflicting write racing this one (409).
+        Ok(Err(kube::Error::Api(status))) if status.code == 409 || status.code == 422 => Err(Error::Conflict),
+        Ok(result) => result.map(|_| ()).map_err(Error::from),
         Err(_) => Err(Error::StatusTimeout(WRITE_TIMEOUT)),
     }
 }

@@ -54,12 +54,11 @@ async fn step<F: Fleet>(
     let transition = lifecycle::step(gathered.inputs(request, deleting, now));
     let mut next = transition.status.clone();
     report::clear(&mut next.conditions);
-    // Intent before side effect: the status saying which commands start is written first, fenced by
-    // the version decided on, so nothing is sent on a stale decision and no send goes unrecorded.
-    let mut version = request.meta().resource_version.clone();
+    // Intent before side effect: the status saying which commands start is written first, and only
+    // if what the decision read is still there, so nothing is sent on a stale decision and no send
+    // goes unrecorded. Labels or annotations changing meanwhile do not matter.
     if request.status.as_ref() != Some(&next) {
-        let unchanged = |live: &AccessRequest| same_decision_inputs(request, live);
-        version = write_fenced(api, request, version, &next, unchanged).await?;
+        status::write_if(api, &request.name_any(), &decision_inputs(request), &next).await?;
     }
     if !transition.commands.is_empty() {
         let recorded = next.clone();
@@ -79,11 +78,10 @@ async fn step<F: Fleet>(
                 }
             }
         }
-        // Fenced too, so a late write can never roll back a newer one; an object changed only in
-        // its metadata meanwhile still gets it.
+        // Fenced too, on the intent it completes, so a late write can never roll back a newer one.
         if next != recorded {
-            let unchanged = |live: &AccessRequest| live.status.as_ref() == Some(&recorded);
-            write_fenced(api, request, version, &next, unchanged).await?;
+            let intent = [("/status/targets", serde_json::json!(recorded.targets))];
+            status::write_if(api, &request.name_any(), &intent, &next).await?;
         }
         if let Some(err) = failure {
             return Err(err);
@@ -99,44 +97,19 @@ async fn step<F: Fleet>(
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Writes `status` fenced by `version`. On a conflict the live object is read: while `unchanged`
-/// says the change does not touch what was decided (a label, an annotation), the write is retried
-/// on the live version, so metadata churn cannot starve a decision. Returns the new version.
-async fn write_fenced(
-    api: &Api<AccessRequest>,
-    request: &AccessRequest,
-    mut version: Option<String>,
-    status: &passport_crds::AccessRequestStatus,
-    unchanged: impl Fn(&AccessRequest) -> bool,
-) -> Result<Option<String>, Error> {
-    let name = request.name_any();
-    for _ in 0..FENCED_TRIES {
-        match status::write(api, &name, version.as_deref(), status).await {
-            Err(Error::Conflict) => {
-                let live = api.get(&name).await?;
-                if !unchanged(&live) {
-                    return Err(Error::Conflict);
-                }
-                version.clone_from(&live.meta().resource_version);
-            }
-            written => return written,
-        }
-    }
-    Err(Error::Conflict)
-}
-
-/// How often a fenced write is retried on a live version that only changed in its metadata.
-const FENCED_TRIES: usize = 5;
-
-/// Whether `live` differs from `seen` only where no decision looks: not in spec, status, deletion
-/// or finalizers.
-fn same_decision_inputs(seen: &AccessRequest, live: &AccessRequest) -> bool {
-    let groups = |r: &AccessRequest| approval::requester_groups(r);
-    seen.spec == live.spec
-        && groups(seen) == groups(live)
-        && seen.status == live.status
-        && seen.meta().deletion_timestamp == live.meta().deletion_timestamp
-        && seen.meta().finalizers == live.meta().finalizers
+/// What a decision on `request` read that only the decision's own write may change: its spec (by
+/// generation), deletion, finalizers and status.
+fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value); 4] {
+    let meta = request.meta();
+    [
+        ("/metadata/generation", serde_json::json!(meta.generation)),
+        (
+            "/metadata/deletionTimestamp",
+            serde_json::json!(meta.deletion_timestamp),
+        ),
+        ("/metadata/finalizers", serde_json::json!(meta.finalizers)),
+        ("/status", serde_json::json!(request.status)),
+    ]
 }
 
 /// When to look at commands just sent.
