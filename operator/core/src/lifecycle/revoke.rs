@@ -13,7 +13,7 @@ use passport_crds::{
 
 use super::{
     Inputs, Invocation, Purpose, Transition, reached,
-    step::{event, finish, overdue, push_batches},
+    step::{event, finish, overdue, push_by_platform},
 };
 use crate::{
     logbook::LogAction,
@@ -71,14 +71,7 @@ pub(super) fn revoking(input: &Inputs<'_>, d: &mut Transition) {
             ));
         }
     }
-    for platform in [Platform::Linux, Platform::Windows] {
-        let ids: Vec<String> = send
-            .iter()
-            .filter(|(p, _)| *p == platform)
-            .map(|(_, id)| id.clone())
-            .collect();
-        push_batches(d, Purpose::Revoke, platform, &ids);
-    }
+    push_by_platform(d, Purpose::Revoke, &send);
     let stuck_now: Vec<String> = stuck(&d.status.targets).map(|t| t.instance_id.clone()).collect();
     if stuck_now.len() > stuck_before {
         let message = format!("revocation is stuck on {}: {}", stuck_now.join(", "), ADMIN_HINT);

@@ -143,14 +143,7 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
             send.push((platform, target.instance_id.clone()));
         }
     }
-    for platform in [Platform::Linux, Platform::Windows] {
-        let ids: Vec<String> = send
-            .iter()
-            .filter(|(p, _)| *p == platform)
-            .map(|(_, id)| id.clone())
-            .collect();
-        push_batches(d, Purpose::Provision, platform, &ids);
-    }
+    push_by_platform(d, Purpose::Provision, &send);
 
     let in_flight = d
         .status
@@ -359,13 +352,20 @@ pub(super) fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: L
     );
 }
 
+/// Commands for `(platform, instance)` pairs: one batch per platform, Linux first.
+pub(super) fn push_by_platform(d: &mut Transition, purpose: Purpose, send: &[(Platform, String)]) {
+    for platform in [Platform::Linux, Platform::Windows] {
+        let ids: Vec<String> = send
+            .iter()
+            .filter(|(p, _)| *p == platform)
+            .map(|(_, id)| id.clone())
+            .collect();
+        push_batches(d, purpose, platform, &ids);
+    }
+}
+
 /// SSM-sized commands (at most 50 instances each).
-pub(super) fn push_batches(
-    d: &mut Transition,
-    purpose: Purpose,
-    platform: Platform,
-    instance_ids: &[String],
-) {
+fn push_batches(d: &mut Transition, purpose: Purpose, platform: Platform, instance_ids: &[String]) {
     for chunk in instance_ids.chunks(50) {
         d.commands.push(SsmCommand {
             purpose,
