@@ -296,8 +296,13 @@ async fn pkill_inside_spares_the_host() -> Result<()> {
         !status.success(),
         "ssh exited successfully although its session was killed"
     );
-    let left = instance.exec(&["pgrep", "-u", USER]).await?;
-    ensure!(left.exit_code == 1, "processes of {USER} left inside: {left:?}");
+    // A killed process may take a moment to be reaped.
+    eventually(Duration::from_secs(5), || async {
+        let left = instance.exec(&["pgrep", "-u", USER]).await?;
+        ensure!(left.exit_code == 1, "processes of {USER} left inside: {left:?}");
+        Ok(())
+    })
+    .await?;
 
     ensure!(
         host_process.try_wait()?.is_none(),

@@ -168,7 +168,7 @@ async fn unreachable_instance(s: &Scenario<'_>, good: [&Instance; 2], bad: &Inst
             PROVISION_TIMEOUT + REVOKE_TIMEOUT,
             |r| {
                 r.status.as_ref().is_some_and(|st| {
-                    st.outcome.is_some()
+                    (st.outcome.is_some() || st.phase.is_terminal())
                         && st
                             .targets
                             .iter()
