@@ -6,15 +6,14 @@
 
 use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use serde_json::{Value, json};
 
 use local_controlplane::process::{Keeper, checked_output, guarded, spawn_kept};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
+    io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
 
@@ -284,31 +283,9 @@ impl AwsEmulator {
         self.admin("POST", "/reset", None).await.map(drop)
     }
 
-    /// One admin API call: a minimal HTTP/1.1 exchange (Connection: close) with a JSON body.
     async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
         let address = self.admin.trim_start_matches("http://");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let mut stream = TcpStream::connect(address)
-            .await
-            .context("connecting to the moto admin API")?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let response = String::from_utf8(response)?;
-        let (head, payload) = response
-            .split_once("\r\n\r\n")
-            .context("malformed admin API response")?;
-        let status = head.split_whitespace().nth(1).unwrap_or_default();
-        ensure!(
-            status == "200",
-            "admin API {method} {path} answered {status}: {payload}"
-        );
-        serde_json::from_str(payload).with_context(|| format!("admin API {method} {path} answered {payload}"))
+        crate::json_api::call("the moto admin API", address, method, path, body).await
     }
 }
 

@@ -6,17 +6,13 @@
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use local_controlplane::{
     binaries::with_binaries,
     eventually,
     process::{Keeper, guarded, spawn_kept},
 };
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 
 use crate::controlplane::binaries_dir;
 
@@ -124,39 +120,8 @@ impl Toxiproxy {
         })
     }
 
-    /// One API call: a minimal HTTP/1.1 exchange (Connection: close) with a JSON body.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.api,
-            body.len()
-        );
-        let mut stream = TcpStream::connect(&self.api)
-            .await
-            .context("connecting to toxiproxy's API")?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let response = String::from_utf8(response)?;
-        let (head, payload) = response
-            .split_once("\r\n\r\n")
-            .context("malformed toxiproxy API response")?;
-        let status = head.split_whitespace().nth(1).unwrap_or_default();
-        let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(payload)?
-        } else {
-            payload.to_owned()
-        };
-        if !status.starts_with('2') {
-            bail!("toxiproxy {method} {path} answered {status}: {payload}");
-        }
-        if payload.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&payload)
-            .with_context(|| format!("toxiproxy {method} {path} answered {payload}"))
+        crate::json_api::call("toxiproxy's API", &self.api, method, path, body).await
     }
 }
 
@@ -224,18 +189,4 @@ impl Proxy<'_> {
 
 fn toxic_name(fault: Fault, stream: Stream) -> String {
     format!("{}_{}", fault.kind(), stream.as_str())
-}
-
-fn dechunk(mut body: &str) -> Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").context("malformed chunk")?;
-        let size = usize::from_str_radix(size.trim(), 16)?;
-        if size == 0 {
-            return Ok(out);
-        }
-        ensure!(rest.len() >= size, "truncated chunk");
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
 }

@@ -11,6 +11,7 @@ pub mod crds;
 pub mod faults;
 pub mod fixtures;
 pub mod instance;
+pub mod json_api;
 pub mod operator;
 pub mod requests;
 pub mod ssh;
