@@ -27,6 +27,8 @@ use crate::{
     test,
 };
 
+mod terminated;
+
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(90);
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -65,6 +67,10 @@ pub fn trials() -> Vec<E2e> {
             "revocation::shared_user_stays_while_held_and_goes_after_the_last",
             "holders",
             |s, instance| Box::pin(two_holders(s, instance)),
+        ),
+        test(
+            "revocation::terminated_instance_is_removed_and_does_not_block",
+            terminated::terminated_instance,
         ),
         test(
             "revocation::lost_ca_secret_still_revokes_the_pinned_user",

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod binaries;
 pub mod controlplane;
 pub mod crds;
+pub mod ec2;
 pub mod faults;
 pub mod fixtures;
 pub mod instance;

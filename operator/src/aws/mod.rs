@@ -1,5 +1,5 @@
-//! The operator's edge to AWS: which instances SSM manages, sending a script, following its
-//! invocations, proving an account's role can be assumed, and scoped session credentials for users. [`Fleet`] is the seam the controller
+//! The operator's edge to AWS: which instances SSM manages and what EC2 says of them, sending a
+//! script, following its invocations, proving an account's role can be assumed, and scoped session credentials for users. [`Fleet`] is the seam the controller
 //! depends on; [`sdk::SdkFleet`] is the AWS SDK implementation (STS AssumeRole + SSM).
 
 pub mod sdk;
@@ -42,6 +42,14 @@ pub enum AwsError {
     Other(String),
 }
 
+/// What EC2 says of one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ec2Instance {
+    /// EC2's state name: `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
+}
+
 /// What the controller needs from AWS. Implementations retry throttling themselves.
 pub trait Fleet: Send + Sync + 'static {
     /// For each id: its platform if SSM manages it (an online agent), `None` if not.
@@ -50,6 +58,13 @@ pub trait Fleet: Send + Sync + 'static {
         account: &Account,
         instance_ids: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, Option<Platform>>, AwsError>> + Send;
+
+    /// EC2's view of the instances; ids EC2 does not know (in this account and region) are absent.
+    fn describe_instances(
+        &self,
+        account: &Account,
+        instance_ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Ec2Instance>, AwsError>> + Send;
 
     /// Sends the command; returns its command id.
     fn send_command(

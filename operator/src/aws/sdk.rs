@@ -20,7 +20,7 @@ use passport_crds::access_request::Platform;
 
 use passport_core::{account::Account, credentials::SessionCredentials, lifecycle::Invocation};
 
-use super::{AwsError, Fleet, RunCommand, ScopedSession};
+use super::{AwsError, Ec2Instance, Fleet, RunCommand, ScopedSession};
 
 /// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
 const MAX_ATTEMPTS: u32 = 4;
@@ -41,6 +41,7 @@ pub struct SdkFleet {
 
 #[derive(Debug, Clone)]
 struct Clients {
+    ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
     /// STS with the operator's own (base) credentials, in the account's region: for scoped sessions.
@@ -88,6 +89,7 @@ impl SdkFleet {
             .build();
         let base_config = self.base.to_builder().region(region).build();
         let clients = Clients {
+            ec2: aws_sdk_ec2::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             base_sts: aws_sdk_sts::Client::new(&base_config),
@@ -132,6 +134,41 @@ impl Fleet for SdkFleet {
                     };
                     found.insert(id.to_owned(), Some(platform));
                 }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn describe_instances(
+        &self,
+        account: &Account,
+        instance_ids: &[String],
+    ) -> Result<BTreeMap<String, Ec2Instance>, AwsError> {
+        let ec2 = self.clients(account).await.ec2;
+        // A filter, not InstanceIds: one unknown id would fail the whole call (InvalidInstanceID.NotFound).
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("instance-id")
+            .set_values(Some(instance_ids.to_vec()))
+            .build();
+        let mut pages = ec2.describe_instances().filters(filter).into_paginator().send();
+        let mut found = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                let state = instance
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|name| name.as_str().to_owned())
+                    .unwrap_or_default();
+                let tags = instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                    .collect();
+                found.insert(id.to_owned(), Ec2Instance { state, tags });
             }
         }
         Ok(found)

@@ -3,7 +3,7 @@
 //! → the finalizer, released only when the decision says nothing granted remains → requeue at the
 //! next deadline.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
@@ -18,7 +18,7 @@ use passport_crds::AccessRequest;
 
 use super::{Context, Error, FINALIZER, report, send};
 use crate::{
-    aws::Fleet,
+    aws::{Ec2Instance, Fleet},
     cluster::{events, finalizer, status, windows_password},
 };
 
@@ -216,6 +216,13 @@ async fn observe<F: Fleet>(
                 .extend(wanted.platforms.iter().map(|id| (id.clone(), err.to_string()))),
         }
     }
+    if !wanted.existence.is_empty() {
+        match ctx.fleet.describe_instances(account, &wanted.existence).await {
+            Ok(found) => observations.gone.extend(gone(&wanted.existence, &found, account)),
+            // Not knowing keeps the revocation going (and backing off): the safe side.
+            Err(err) => tracing::warn!(error = %err, "cannot ask EC2 whether instances still exist"),
+        }
+    }
     for (instance_id, command_id) in &wanted.invocations {
         match ctx.fleet.invocation(account, command_id, instance_id).await {
             Ok(invocation) => {
@@ -226,6 +233,23 @@ async fn observe<F: Fleet>(
             }
         }
     }
+}
+
+/// The instances EC2 says are gone for good, and how it said so.
+fn gone(ids: &[String], found: &BTreeMap<String, Ec2Instance>, account: &Account) -> Vec<(String, String)> {
+    ids.iter()
+        .filter_map(|id| {
+            let why = match found.get(id) {
+                None => format!(
+                    "EC2 does not know {id} in region {} of the pinned account (terminated long ago)",
+                    account.region
+                ),
+                Some(instance) if instance.state == "terminated" => format!("EC2 reports {id} terminated"),
+                Some(_) => return None,
+            };
+            Some((id.clone(), why))
+        })
+        .collect()
 }
 
 /// Everything that follows a recorded decision: its Events, forgetting a finished request's Windows

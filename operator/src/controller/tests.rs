@@ -32,7 +32,7 @@ use tower_test::mock::{Handle, SendResponse};
 
 use super::{Context, Error, FINALIZER, Limiter, access_request};
 use crate::{
-    aws::{AwsError, Fleet, RunCommand, ScopedSession},
+    aws::{AwsError, Ec2Instance, Fleet, RunCommand, ScopedSession},
     metrics::Metrics,
 };
 
@@ -55,6 +55,14 @@ impl Fleet for RecordingFleet {
         ids: &[String],
     ) -> Result<BTreeMap<String, Option<Platform>>, AwsError> {
         Ok(ids.iter().map(|id| (id.clone(), Some(Platform::Linux))).collect())
+    }
+
+    async fn describe_instances(
+        &self,
+        _: &Account,
+        _: &[String],
+    ) -> Result<BTreeMap<String, Ec2Instance>, AwsError> {
+        Ok(BTreeMap::new())
     }
 
     async fn send_command(&self, _: &Account, command: RunCommand<'_>) -> Result<String, AwsError> {

@@ -75,6 +75,9 @@ pub struct Observations {
     pub invocations: BTreeMap<String, Invocation>,
     /// Targets whose state could not be observed this time, and why (e.g. SSM throttling).
     pub errors: BTreeMap<String, String>,
+    /// For targets whose revocation failed: those EC2 says are gone for good (terminated, or unknown
+    /// to EC2 in the pinned account and region), and how it said so.
+    pub gone: BTreeMap<String, String>,
 }
 
 /// The state of one SSM command invocation on one instance.

@@ -12,6 +12,8 @@ pub struct Wanted {
     pub platforms: Vec<String>,
     /// `(instance id, command id)` of every command still acting on a target.
     pub invocations: Vec<(String, String)>,
+    /// EC2 instances whose revocation failed: are they still there at all?
+    pub existence: Vec<String>,
 }
 
 /// Whether this step will start provisioning: the request is Pending, approved, and neither being
@@ -48,10 +50,23 @@ pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_p
         .filter(|t| matches!(t.state, TargetState::Provisioning | TargetState::Removing))
         .filter_map(|t| Some((t.instance_id.clone(), t.command_id.clone()?)))
         .collect();
+    let existence = status
+        .targets
+        .iter()
+        .filter(|t| t.state != TargetState::Removed && t.revoke_failures > 0)
+        .filter(|t| is_ec2_instance(&t.instance_id))
+        .map(|t| t.instance_id.clone())
+        .collect();
     Wanted {
         platforms,
         invocations,
+        existence,
     }
+}
+
+/// EC2 instance ids start with `i-`; SSM also manages hybrid machines (`mi-…`) that EC2 never knows.
+fn is_ec2_instance(id: &str) -> bool {
+    id.starts_with("i-")
 }
 
 #[cfg(test)]
@@ -135,5 +150,22 @@ mod tests {
         let wanted = wanted(&spec, &status(Phase::Revoking, targets), false);
         assert!(wanted.platforms.is_empty());
         assert_eq!(wanted.invocations, [(A.to_owned(), "cmd-a".to_owned())]);
+        assert!(wanted.existence.is_empty());
+    }
+
+    #[test]
+    fn ec2_is_asked_about_instances_whose_revocation_failed() {
+        let spec = AccessRequestSpec::new("alice", "why", [A, B, "mi-0000000000000000c"]);
+        let failing = |id: &str| TargetStatus {
+            revoke_failures: 1,
+            ..target(id, TargetState::Removing, Some(Platform::Linux), None)
+        };
+        let removed = TargetStatus {
+            state: TargetState::Removed,
+            ..failing(B)
+        };
+        let targets = vec![failing(A), removed, failing("mi-0000000000000000c")];
+        let wanted = wanted(&spec, &status(Phase::Revoking, targets), false);
+        assert_eq!(wanted.existence, [A]);
     }
 }

@@ -136,6 +136,17 @@ enum Next {
 fn observe(target: &mut TargetStatus, input: &Inputs<'_>) -> Next {
     let now = input.now;
     let observed = input.observations.invocations.get(&target.instance_id);
+    if let Some(why) = input.observations.gone.get(&target.instance_id) {
+        if target.state != TargetState::Removed {
+            // The instance and every user on it are gone; nothing is left to revoke or to wait for.
+            target.state = TargetState::Removed;
+            target.command_id = None;
+            target.retry_at = None;
+            target.unconfirmed_since = None;
+            target.message = format!("{why}: its users went with it");
+        }
+        return Next::Wait;
+    }
     match target.state {
         // A provisioning command still running could recreate the user after a revoke: wait for it.
         TargetState::Provisioning if target.command_id.is_some() => match observed {

@@ -855,3 +855,30 @@ fn a_later_attempt_confirmed_does_not_excuse_an_earlier_unconfirmed_one() {
     );
     assert!(d.requeue_after.is_some());
 }
+
+#[test]
+fn an_instance_ec2_reports_gone_is_removed_and_the_others_still_revoked() {
+    let mut w = World::new(&[A, B]);
+    w.activate();
+    w.spec.completed = true;
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(A, Invocation::Succeeded { stdout: String::new() });
+    w.invocation(
+        B,
+        Invocation::Failed {
+            message: "Undeliverable".into(),
+        },
+    );
+    w.run();
+    assert_eq!(w.target(A).state, TargetState::Removed);
+    assert_eq!(w.target(B).revoke_failures, 1);
+    w.observations
+        .gone
+        .insert(B.into(), "EC2 reports the instance terminated".into());
+    let d = w.run();
+    assert!(d.commands.is_empty(), "nothing is sent to a terminated instance");
+    assert_eq!(w.target(B).state, TargetState::Removed);
+    assert!(w.target(B).message.contains("terminated"), "{}", w.target(B).message);
+    assert_eq!(w.status.phase, Phase::Completed);
+}
