@@ -1,15 +1,16 @@
 //! Carrying out the lifecycle's commands: building each script and sending it through SSM.
 
+use jiff::Timestamp;
 use kube::ResourceExt;
 use passport_core::{
     account::Account,
-    lifecycle::{CommandOutcome, Purpose, SendError, SsmCommand},
+    lifecycle::{CommandOutcome, PROVISION_TIMEOUT, Purpose, SendError, SsmCommand},
     scripts::{
         LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script,
         windows_provision_script, windows_revoke_script,
     },
 };
-use passport_crds::{AccessRequest, access_request::Platform};
+use passport_crds::{AccessRequest, access_request::Platform, duration::MAX_ACCESS};
 
 use super::{Context, Error};
 use crate::{
@@ -123,6 +124,7 @@ async fn script<F: Fleet>(
     // The request's UID: the instance records which requests hold the user, and removes it with the last.
     let holder = target.request.uid().ok_or(Error::MissingMetadata("uid"))?;
     let holder = holder.as_str();
+    let expires_at = provision_expiry(target.request, Timestamp::now());
     Ok(match (command.purpose, command.platform) {
         (Purpose::Provision, Platform::Linux) => {
             let keys = ctx.authority.ca.trusted_public_keys();
@@ -131,6 +133,7 @@ async fn script<F: Fleet>(
                 ca_public_keys: &keys,
                 request: key,
                 holder,
+                expires_at,
             })?
         }
         (Purpose::Revoke, Platform::Linux) => linux_revoke_script(username, holder)?,
@@ -142,8 +145,21 @@ async fn script<F: Fleet>(
                 request: key,
                 holder,
                 domain_controller: false,
+                expires_at,
             })?
         }
         (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, holder, false)?,
     })
+}
+
+/// When the request's access ends, for the provisioning scripts (the expiry of its principal line and
+/// of the account, backstops should no revoke arrive). Before activation there is no `expiresAt`
+/// yet: the clock starts once every target is ready, which is within [`PROVISION_TIMEOUT`] of now,
+/// so now + duration + that timeout is never earlier than the `expiresAt` to come.
+fn provision_expiry(request: &AccessRequest, now: Timestamp) -> Timestamp {
+    if let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref()) {
+        return expires_at.0;
+    }
+    let duration = request.spec.access_duration().unwrap_or(MAX_ACCESS);
+    now.checked_add(duration + PROVISION_TIMEOUT).unwrap_or(now)
 }

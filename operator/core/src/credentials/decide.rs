@@ -15,7 +15,7 @@ use passport_crds::{
 use super::{policy, seal};
 use crate::{
     account::Account,
-    ssh_ca::{CertificateRequest, parse_user_public_key},
+    ssh_ca::{CertificateRequest, parse_user_public_key, request_principal, source_addresses},
 };
 
 /// Why a CredentialRequest is refused: the `Issued=False` condition's reason, and the metric label.
@@ -30,6 +30,8 @@ pub enum Reason {
     InvalidSealingKey,
     AccountUnavailable,
     TooManyTargets,
+    /// The AccessRequest's `spec.sourceCidrs` cannot go into a certificate's `source-address`.
+    InvalidSourceCidrs,
     /// AWS would not issue the session for [`AWS_RETRY_FOR`].
     AwsUnavailable,
 }
@@ -77,10 +79,17 @@ pub struct Inputs<'a> {
 /// seal and to whom.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The OS user: the certificate's only principal.
+    /// The OS user the certificate logs in as.
     pub username: String,
-    /// `namespace/name#serial`.
+    /// The certificate's only principal: the AccessRequest's own (`passport-<UID>`), which an
+    /// instance accepts for the user only while that AccessRequest holds it there.
+    pub principal: String,
+    /// `namespace/name#serial uid=<AccessRequest UID>`: sshd logs it on every login, and an auditor
+    /// joins it to the AccessRequest.
     pub key_id: String,
+    /// The certificate's `source-address`: `spec.sourceCidrs` and the instance's loopback; `None`
+    /// without `spec.sourceCidrs`.
+    pub source_addresses: Option<Vec<String>>,
     pub serial: u64,
     /// The AccessRequest's `expiresAt`: nothing issued outlives it.
     pub expires_at: Timestamp,
@@ -114,8 +123,9 @@ impl Plan {
     ) -> CertificateRequest<'a> {
         CertificateRequest {
             public_key,
-            principal: &self.username,
+            principal: &self.principal,
             key_id: self.key_id.clone(),
+            source_addresses: self.source_addresses.as_deref(),
             serial: self.serial,
             now,
             ttl,
@@ -171,6 +181,12 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
             ),
         ));
     }
+    let Some(uid) = request.metadata.uid.clone() else {
+        return Err(refuse(
+            Reason::RequestNotFound,
+            format!("AccessRequest {ar} has no metadata.uid: it was not read from the API server"),
+        ));
+    };
     let key_type = check_public_key(spec)?;
     let recipient = seal::recipient(&spec.sealing_key)
         .map_err(|err| refuse(Reason::InvalidSealingKey, err.to_string()))?;
@@ -202,6 +218,12 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
     let instance_ids: Vec<String> = ready.iter().map(|t| t.instance_id.clone()).collect();
     let session_name = policy::role_session_name(&username, input.serial);
     let source_cidrs = request.spec.source_cidrs.clone().unwrap_or_default();
+    let source_addresses = source_addresses(&source_cidrs).map_err(|err| {
+        refuse(
+            Reason::InvalidSourceCidrs,
+            format!("spec.sourceCidrs of AccessRequest {ar}: {err}; create a new AccessRequest"),
+        )
+    })?;
     let session_policy = policy::session_policy(&policy::Scope {
         role_arn: &account.role_arn,
         region: &account.region,
@@ -217,7 +239,9 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
 
     Ok(Plan {
         username,
-        key_id: format!("{namespace}/{}#{}", input.name, input.serial),
+        principal: request_principal(&uid),
+        key_id: format!("{namespace}/{}#{} uid={uid}", input.name, input.serial),
+        source_addresses,
         serial: input.serial,
         expires_at,
         key_type,
@@ -285,4 +309,4 @@ fn check_public_key(spec: &CredentialRequestSpec) -> Result<KeyType, Refusal> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,9 +16,12 @@
 
 use super::quote::sh_quote;
 use super::{
-    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, EXIT_SSHD_CONFIG, ScriptError, checked_holder,
-    checked_request, checked_username,
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, EXIT_SSHD_CONFIG, ScriptError, checked_expiry,
+    checked_holder, checked_request, checked_username,
 };
+#[cfg(doc)]
+use crate::ssh_ca::request_principal;
+use jiff::Timestamp;
 use ssh_key::{Algorithm, PublicKey};
 
 /// Line the provisioning script prints before the host's public keys.
@@ -41,8 +44,13 @@ pub struct LinuxProvision<'a> {
     pub ca_public_keys: &'a [String],
     /// The AccessRequest as `namespace/name`; recorded in the ownership marker, never executed.
     pub request: &'a str,
-    /// The AccessRequest's UID: the holder this provisioning adds to the user's marker.
+    /// The AccessRequest's UID: the holder this provisioning adds to the user's marker. Its
+    /// certificates carry the principal `passport-<holder>` (see [`request_principal`]).
     pub holder: &'a str,
+    /// The AccessRequest's `expiresAt`: the holder's principal line carries it as `expiry-time`, and
+    /// the account expires the day after (see `account_expiry` in `sh/holders.sh`). Provisioning
+    /// again with a later one moves both; an earlier one changes nothing.
+    pub expires_at: Timestamp,
 }
 
 /// Builds the bash script that creates (or refreshes) the user and enables certificate login for it.
@@ -58,6 +66,7 @@ pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptEr
     let username = checked_username(p.username)?;
     let request = checked_request(p.request)?;
     let holder = checked_holder(p.holder)?;
+    let expires_at = checked_expiry(p.expires_at)?;
     if p.ca_public_keys.is_empty() {
         return Err(ScriptError::NoCaKeys);
     }
@@ -69,10 +78,12 @@ pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptEr
         keys.push('\n');
     }
     let assignments = format!(
-        "PASSPORT_USER={}\nPASSPORT_HOLDER={}\nPASSPORT_REQUEST={}\nPASSPORT_CA_KEYS=(\n{keys})\n",
+        "PASSPORT_USER={}\nPASSPORT_HOLDER={}\nPASSPORT_REQUEST={}\nPASSPORT_EXPIRES_AT={}\n\
+         PASSPORT_CA_KEYS=(\n{keys})\n",
         sh_quote("username", username)?,
         sh_quote("holder", holder)?,
         sh_quote("request", request)?,
+        sh_quote("expires_at", &expires_at.to_string())?,
     );
     Ok(assemble("provision a just-in-time user", &assignments, PROVISION))
 }

@@ -58,6 +58,8 @@ mod tests;
 mod tests_cleanup;
 #[cfg(test)]
 mod tests_holders;
+#[cfg(test)]
+mod tests_principals;
 
 pub use linux::{
     HOST_KEYS_BEGIN, HOST_KEYS_END, LinuxProvision, linux_provision_script, linux_revoke_script,
@@ -124,6 +126,9 @@ pub enum ScriptError {
         /// The limit in bytes.
         max: usize,
     },
+    /// The expiry is not between 1970 and the year 9999 (whole seconds after the epoch).
+    #[error("expiresAt {0} is out of range (after 1970-01-01, before 10000-01-01)")]
+    InvalidExpiry(jiff::Timestamp),
     /// The Windows password is unusable. The message says why, never what the password is.
     #[error("password is not usable: {0}")]
     InvalidPassword(&'static str),
@@ -151,6 +156,18 @@ fn checked_holder(holder: &str) -> Result<&str, ScriptError> {
     } else {
         Err(ScriptError::InvalidHolder(holder.chars().take(64).collect()))
     }
+}
+
+/// Checks the request's expiry and returns it in whole seconds since the epoch (rounded down: the
+/// access never outlives it). Sub-second precision is dropped; a time at or before the epoch, or
+/// past what `date` and `Get-Date` handle, is refused.
+fn checked_expiry(expires_at: jiff::Timestamp) -> Result<i64, ScriptError> {
+    const YEAR_10000: i64 = 253_402_300_800;
+    let secs = expires_at.as_second();
+    if secs <= 0 || secs >= YEAR_10000 {
+        return Err(ScriptError::InvalidExpiry(expires_at));
+    }
+    Ok(secs)
 }
 
 /// Checks free-form request metadata ("namespace/name") for length; NULs are caught when quoting.

@@ -6,8 +6,9 @@
 //! atrm and ipcrm are stubs, so no real at job or IPC object is ever looked at or removed, and pkill
 //! and setpriv are stubs, so no real process is ever signalled.
 
-use super::test_support::{ED25519, RSA_3072};
+use super::test_support::{ED25519, EXPIRES_AT, RSA_3072};
 use super::{LinuxProvision, linux_provision_script, linux_revoke_script};
+use jiff::Timestamp;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -76,6 +77,7 @@ echo "$1:x:$gid:" >>"$FAKE_ROOT/group""#,
           fi ;;
         reject-always) echo 'line 1: Bad configuration option' >&2; exit 255 ;;
       esac ;;
+  -V) echo "OpenSSH_${FAKE_SSHD_VERSION:-9.2p1} Debian-2, OpenSSL 3.0.11 19 Sep 2023" >&2 ;;
   -D) trap 'echo hup >>"$FAKE_ROOT/hup"; exit 0' HUP; while :; do /bin/sleep 0.02; done ;;
 esac"#,
     ),
@@ -247,14 +249,26 @@ impl Drop for Sandbox {
     }
 }
 
-/// The provisioning script for `user`, `holder` and `request`, with the test CA keys.
+/// The provisioning script for `user`, `holder` and `request`, with the test CA keys, expiring at
+/// [`EXPIRES_AT`].
 pub(super) fn provision_script(user: &str, holder: &str, request: &str) -> String {
+    provision_script_until(user, holder, request, EXPIRES_AT)
+}
+
+/// The provisioning script for `user`, `holder` and `request`, expiring at `expires_at`.
+pub(super) fn provision_script_until(
+    user: &str,
+    holder: &str,
+    request: &str,
+    expires_at: Timestamp,
+) -> String {
     let keys = [ED25519.to_owned(), RSA_3072.to_owned()];
     let p = LinuxProvision {
         username: user,
         ca_public_keys: &keys,
         request,
         holder,
+        expires_at,
     };
     linux_provision_script(&p).expect("valid")
 }

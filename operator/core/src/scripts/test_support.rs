@@ -5,6 +5,9 @@ use proptest::prelude::*;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+/// The expiresAt of the requests the tests provision: 2030-06-01T13:00:30Z.
+pub const EXPIRES_AT: jiff::Timestamp = jiff::Timestamp::constant(1_906_549_230, 0);
+
 /// Public test vectors from the `ssh-key` crate (public halves only).
 pub const ED25519: &str = concat!(
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti user@ex",

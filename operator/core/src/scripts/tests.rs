@@ -1,7 +1,7 @@
 //! Runs the Linux scripts for real in a [`Sandbox`] and checks what they did.
 
 use super::sandbox::{self, CONFIG_WITH_INCLUDE, CONFIG_WITHOUT_INCLUDE, Sandbox, exited};
-use super::test_support::ED25519;
+use super::test_support::{ED25519, EXPIRES_AT};
 use super::{LinuxProvision, linux_provision_script, linux_revoke_script, parse_host_keys};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +14,14 @@ pub(super) const HOLDER: &str = "0b9c1f5e-3d2a-4c8b-9e7f-6a5d4c3b2a10";
 
 fn provision_script(request: &str) -> String {
     sandbox::provision_script(USER, HOLDER, request)
+}
+
+/// The marker lines of `holder` provisioned for `request` until [`EXPIRES_AT`].
+pub(super) fn held(holder: &str, request: &str) -> String {
+    format!(
+        "holder={holder} {request}\nexpires={holder} {}\n",
+        EXPIRES_AT.as_second()
+    )
 }
 
 pub(super) fn stdout(out: &Output) -> String {
@@ -30,7 +38,7 @@ fn provision_creates_the_user_and_its_trust() {
     let out = sb.run(&provision_script("team-a/cpu-alarm"), &[]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sb.users(), ["root", USER]);
-    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/cpu-alarm\n"));
+    assert_eq!(sb.marker(USER), held(HOLDER, "team-a/cpu-alarm"));
     let marker_mode = fs::metadata(sb.path(&format!("state/users/{USER}")))
         .expect("marker")
         .permissions()
@@ -50,11 +58,25 @@ fn provision_creates_the_user_and_its_trust() {
             & 0o777,
         0o644
     );
+    // The request's own principal, ending when the request does (sshd 9.2: in UTC).
     assert_eq!(
         sb.read(&format!("etc/ssh/passport/principals/{USER}")),
-        format!("{USER}\n")
+        format!("expiry-time=\"20300601130030Z\" passport-{HOLDER}\n")
     );
     let dropin = sb.read("etc/ssh/sshd_config.d/50-passport.conf");
+    // Certificates are the only way in for passport's users.
+    for line in [
+        "AuthorizedPrincipalsCommand none",
+        "AuthorizedKeysFile none",
+        "AuthorizedKeysCommand none",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "HostbasedAuthentication no",
+        "GSSAPIAuthentication no",
+    ] {
+        assert!(dropin.contains(&format!("\n    {line}\n")), "{line}: {dropin}");
+    }
     let ssh_dir = sb.path("etc/ssh").display().to_string();
     assert!(dropin.contains("Match User rs-*\n"), "{dropin}");
     assert!(
@@ -79,7 +101,7 @@ fn provision_creates_the_user_and_its_trust() {
     assert_eq!(sb.ids(USER), Some((2_000_000_000, 2_000_000_000)));
     assert_eq!(sb.groups(), ["root", USER]);
     assert!(
-        log.contains(&format!("usermod --password * --expiredate  -- {USER}")),
+        log.contains(&format!("usermod --password * --expiredate 2030-06-02 -- {USER}")),
         "{log}"
     );
     assert!(log.contains("sshd -t -f"));
@@ -96,7 +118,7 @@ fn provision_creates_the_user_and_its_trust() {
     assert_eq!(sb.users(), ["root", USER]);
     assert_eq!(sb.read("log").matches("useradd").count(), 1);
     assert_eq!(parse_host_keys(&stdout(&again)), keys);
-    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/cpu-alarm\n"));
+    assert_eq!(sb.marker(USER), held(HOLDER, "team-a/cpu-alarm"));
 }
 
 #[test]
@@ -288,10 +310,7 @@ fn hostile_request_is_stored_on_one_line_and_never_run() {
     let out = sb.run(&provision_script(request), &[]);
     assert_eq!(out.status.code(), Some(0));
     // Verbatim but for control characters, which could otherwise forge a holder line.
-    assert_eq!(
-        sb.marker(USER),
-        format!("holder={HOLDER} {}\n", request.replace('\n', "?"))
-    );
+    assert_eq!(sb.marker(USER), held(HOLDER, &request.replace('\n', "?")));
     assert!(!sb.exists("pwned1") && !sb.exists("pwned2") && !Path::new("pwned3").exists());
     assert!(
         !stdout(&out).contains("touch"),
@@ -319,6 +338,7 @@ fn concurrent_provisions_are_serialised_and_all_succeed() {
                 ca_public_keys: &keys,
                 request: "a/b",
                 holder: HOLDER,
+                expires_at: EXPIRES_AT,
             };
             let file = format!("{username}.sh");
             sb.write(&file, &linux_provision_script(&p).expect("valid"));
@@ -401,7 +421,7 @@ fn a_late_provisioning_adds_no_holder_to_a_user_others_still_hold() {
     assert_eq!(sb.provision(USER, SECOND, "a/two", &[]).status.code(), Some(0));
     assert_eq!(sb.revoke(USER, HOLDER, &[]).status.code(), Some(0));
     let marker = sb.marker(USER);
-    assert_eq!(marker, format!("holder={SECOND} a/two\n"));
+    assert_eq!(marker, held(SECOND, "a/two"));
     let log = sb.read("log");
 
     refused_as_revoked(&sb.provision(USER, HOLDER, "a/one", &[]), HOLDER);
@@ -428,14 +448,14 @@ fn a_revoke_leaves_a_tombstone_even_with_nothing_to_revoke() {
     // Another request of the same user is not affected by that tombstone.
     assert_eq!(sb.provision(USER, SECOND, "a/c", &[]).status.code(), Some(0));
     assert_eq!(sb.users(), ["root", USER]);
-    assert_eq!(sb.marker(USER), format!("holder={SECOND} a/c\n"));
+    assert_eq!(sb.marker(USER), held(SECOND, "a/c"));
     // A holder the marker does not list leaves its tombstone too, and the user stays.
     let third = "0f-not-listed";
     assert_eq!(sb.revoke(USER, third, &[]).status.code(), Some(0));
     assert!(sb.exists(&tombstone(third)));
     assert_eq!(sb.users(), ["root", USER]);
     refused_as_revoked(&sb.provision(USER, third, "a/d", &[]), third);
-    assert_eq!(sb.marker(USER), format!("holder={SECOND} a/c\n"));
+    assert_eq!(sb.marker(USER), held(SECOND, "a/c"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! existed, and uid allocation, run for real in a [`Sandbox`].
 
 use super::sandbox::{CONFIG_WITH_INCLUDE, Sandbox};
-use super::tests::{HOLDER, USER, stderr, stdout};
+use super::tests::{HOLDER, USER, held, stderr, stdout};
 use std::fs;
 
 const OTHER: &str = "7d3e2c1b-0a9f-4e8d-8c7b-6a5f4e3d2c1b";
@@ -31,10 +31,11 @@ fn two_holders_share_the_user_until_the_last_one_goes() {
     assert_eq!(sb.read("log").matches("useradd").count(), 1);
     assert_eq!(
         sb.marker(USER),
-        format!("holder={HOLDER} team-a/one\nholder={OTHER} team-a/two\n")
+        held(HOLDER, "team-a/one") + &held(OTHER, "team-a/two")
     );
 
-    let principals = sb.read(PRINCIPALS);
+    let line = |holder: &str| format!("expiry-time=\"20300601130030Z\" passport-{holder}\n");
+    assert_eq!(sb.read(PRINCIPALS), line(HOLDER) + &line(OTHER));
     let log = sb.read("log");
     let out = sb.revoke(USER, HOLDER, &[]);
     ok(&out);
@@ -43,12 +44,13 @@ fn two_holders_share_the_user_until_the_last_one_goes() {
         "{}",
         stdout(&out)
     );
-    // The user still logs in: account, principals file and CA untouched.
+    // The other request still logs in: account and CA untouched, its principal line kept; the
+    // revoked request's certificates no longer log in.
     assert_eq!(sb.users(), ["root", USER]);
-    assert_eq!(sb.read(PRINCIPALS), principals);
-    assert!(!principals.is_empty() && sb.exists("etc/ssh/passport/ca.pub"));
+    assert_eq!(sb.read(PRINCIPALS), line(OTHER));
+    assert!(sb.exists("etc/ssh/passport/ca.pub"));
     untouched(&sb, &log);
-    assert_eq!(sb.marker(USER), format!("holder={OTHER} team-a/two\n"));
+    assert_eq!(sb.marker(USER), held(OTHER, "team-a/two"));
 
     ok(&sb.revoke(USER, OTHER, &[]));
     assert_eq!(sb.users(), ["root"]);
@@ -63,7 +65,7 @@ fn provisioning_twice_lists_the_holder_once() {
     ok(&sb.provision(USER, HOLDER, "team-a/one", &[]));
     assert_eq!(
         sb.marker(USER),
-        format!("holder={OTHER} team-a/two\nholder={HOLDER} team-a/one\n")
+        held(OTHER, "team-a/two") + &held(HOLDER, "team-a/one")
     );
 }
 
@@ -86,7 +88,7 @@ fn revoking_a_holder_that_is_not_listed_changes_nothing() {
     let out = sb.revoke(USER, OTHER, &[]);
     ok(&out);
     assert!(stdout(&out).contains("still held by 1 other request(s)"));
-    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/one\n"));
+    assert_eq!(sb.marker(USER), held(HOLDER, "team-a/one"));
     untouched(&sb, &log);
     ok(&sb.revoke(USER, HOLDER, &[]));
     assert_eq!(sb.users(), ["root"]);
@@ -121,7 +123,7 @@ fn an_old_marker_is_adopted_by_provisioning_the_request_it_names() {
     let sb = Sandbox::new(CONFIG_WITH_INCLUDE);
     old_version_user(&sb);
     ok(&sb.provision(USER, HOLDER, "team-a/old", &[]));
-    assert_eq!(sb.marker(USER), format!("holder={HOLDER} team-a/old\n"));
+    assert_eq!(sb.marker(USER), held(HOLDER, "team-a/old"));
     // The existing account keeps its uid.
     assert!(!sb.read("log").contains("useradd"));
     assert_eq!(sb.ids(USER), Some((1001, 1001)));
@@ -136,7 +138,7 @@ fn an_old_marker_outlives_newer_holders_until_its_request_ends() {
     ok(&sb.provision(USER, OTHER, "team-a/new", &[]));
     assert_eq!(
         sb.marker(USER),
-        format!("request=team-a/old\nholder={OTHER} team-a/new\n")
+        format!("request=team-a/old\n{}", held(OTHER, "team-a/new"))
     );
     // The new request ends, twice (a retry): the request from before the upgrade still holds.
     for _ in 0..2 {

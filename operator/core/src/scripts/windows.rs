@@ -12,9 +12,10 @@
 
 use super::quote::ps_ascii_expr;
 use super::{
-    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, ScriptError, checked_holder, checked_request,
-    checked_username,
+    EXIT_FOREIGN_USER, EXIT_INVALID_INPUT, EXIT_REVOKED, ScriptError, checked_expiry, checked_holder,
+    checked_request, checked_username,
 };
+use jiff::Timestamp;
 use rand::Rng;
 use rand::rngs::OsRng;
 use rand::seq::SliceRandom;
@@ -53,6 +54,9 @@ pub struct WindowsProvision<'a> {
     pub holder: &'a str,
     /// Whether the instance is a domain controller, where accounts are domain accounts.
     pub domain_controller: bool,
+    /// The AccessRequest's `expiresAt`: the account expires then (the latest of its holders';
+    /// never while a holder's is unknown). Provisioning again with a later one moves it.
+    pub expires_at: Timestamp,
 }
 
 impl fmt::Debug for WindowsProvision<'_> {
@@ -63,6 +67,7 @@ impl fmt::Debug for WindowsProvision<'_> {
             .field("request", &self.request)
             .field("holder", &self.holder)
             .field("domain_controller", &self.domain_controller)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -76,8 +81,10 @@ impl fmt::Debug for WindowsProvision<'_> {
 /// [`EXIT_REVOKED`].
 pub fn windows_provision_script(p: &WindowsProvision<'_>) -> Result<String, ScriptError> {
     check_password(p.password)?;
+    let expires_at = checked_expiry(p.expires_at)?;
     let secret = format!(
-        "$PassportPassword = ConvertTo-SecureString -String {} -AsPlainText -Force\n",
+        "$PassportExpiresAt = [long] {expires_at}\n\
+         $PassportPassword = ConvertTo-SecureString -String {} -AsPlainText -Force\n",
         ps_ascii_expr("password", p.password)?
     );
     let header = header(

@@ -71,6 +71,11 @@ pub enum CaError {
     )]
     InvalidPrincipal(String),
 
+    /// An entry of `spec.sourceCidrs` is not an IP address or CIDR (sshd would refuse the
+    /// certificate outright).
+    #[error("invalid source address {0:?}: give CIDRs such as 203.0.113.7/32 or 2001:db8::/64")]
+    InvalidSourceAddress(String),
+
     /// An entry the CA needs is absent from its Secret.
     #[error("CA key Secret has no {entry:?} entry; delete the Secret to have fresh CA keys generated")]
     MissingCaKey {

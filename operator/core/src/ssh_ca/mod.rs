@@ -11,10 +11,14 @@
 //!
 //! # What the certificates look like
 //!
-//! * type `user`, exactly one principal (the `rs-…` username), key id `namespace/name#serial`;
+//! * type `user`, exactly one principal: the AccessRequest's own, `passport-<UID>`
+//!   ([`request_principal`]), which the instance lists for the OS user only while that request
+//!   holds it; key id `namespace/name#serial` and the AccessRequest's UID;
 //! * `valid_after` = now − [`CLOCK_SKEW_ALLOWANCE`], `valid_before` = min(now + ttl, `expiresAt`),
 //!   rounded down to the second so it can never pass `expiresAt`;
-//! * no critical options; extensions `permit-pty` and `permit-port-forwarding` only (no agent or X11
+//! * critical option `source-address` when the AccessRequest has `spec.sourceCidrs` (those, plus
+//!   the instance's loopback for Session Manager tunnels: see [`source_address::LOOPBACK`]), none
+//!   otherwise; extensions `permit-pty` and `permit-port-forwarding` only (no agent or X11
 //!   forwarding, no `~/.ssh/rc`).
 //!
 //! One certificate per CA signature algorithm the crate can produce for the user's key type — see
@@ -25,6 +29,7 @@ mod keys;
 mod rsa_signer;
 mod secret;
 mod sign;
+pub mod source_address;
 
 pub use error::CaError;
 pub use keys::{
@@ -33,5 +38,7 @@ pub use keys::{
 pub use secret::{Authority, SECRET_KEY_USERNAME};
 pub use sign::{
     CLOCK_SKEW_ALLOWANCE, CaSignatureAlgorithm, CertificateRequest, EXTENSIONS, IssuedCert,
-    MAX_USER_RSA_BITS, MIN_USER_RSA_BITS, Validity, parse_user_public_key,
+    MAX_USER_RSA_BITS, MIN_USER_RSA_BITS, PRINCIPAL_PREFIX, Validity, parse_user_public_key,
+    request_principal,
 };
+pub use source_address::source_addresses;

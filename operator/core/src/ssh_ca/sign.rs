@@ -12,6 +12,7 @@ use passport_crds::KeyType;
 
 use super::keys::{CaKeys, key_type_of, rsa_modulus_bits};
 use super::rsa_signer::RsaCaSigner;
+use super::source_address::canonical_cidr;
 
 /// How far before "now" certificates start being valid, so that an instance whose clock runs a little
 /// behind the operator's does not reject a certificate as not yet valid.
@@ -71,15 +72,32 @@ impl CaSignatureAlgorithm {
     }
 }
 
+/// Starts the principal of every AccessRequest's certificates; the rest is the request's UID.
+pub const PRINCIPAL_PREFIX: &str = "passport-";
+
+/// The principal of the certificates issued for the AccessRequest with UID `uid`: `passport-<uid>`.
+///
+/// One per request, not per OS user: the user (one per requester) is shared by the requester's
+/// requests, but an instance's principals file lists only the principals of the requests holding
+/// the user there (see `sh/holders.sh`), so a certificate of request A never logs in where only
+/// request B holds the user. The provisioning script derives the same string from the holder.
+pub fn request_principal(uid: &str) -> String {
+    format!("{PRINCIPAL_PREFIX}{uid}")
+}
+
 /// What to certify. Built by the CredentialRequest controller from the request and its AccessRequest.
 #[derive(Clone, Debug)]
 pub struct CertificateRequest<'a> {
     /// The user's OpenSSH public key line (`spec.publicKey`).
     pub public_key: &'a str,
-    /// The `rs-…` username: the certificate's one and only principal.
+    /// The certificate's one and only principal: the AccessRequest's ([`request_principal`]).
     pub principal: &'a str,
-    /// `namespace/name#serial`; shows up in the instance's sshd log on every login.
+    /// `namespace/name#serial` and the AccessRequest's UID; shows up in the instance's sshd log on
+    /// every login.
     pub key_id: String,
+    /// The `source-address` critical option (see [`super::source_addresses`]); `None`: no
+    /// restriction.
+    pub source_addresses: Option<&'a [String]>,
     /// Certificate serial; lets an instance's `RevokedKeys` list revoke it.
     pub serial: u64,
     /// The signing time.
@@ -212,6 +230,16 @@ fn check_principal(principal: &str) -> Result<(), CaError> {
     Ok(())
 }
 
+/// The value of the `source-address` critical option: the canonical CIDRs, comma-separated. An empty
+/// list would make sshd refuse every address, which is never what is meant: it is refused.
+fn source_address_option(list: &[String]) -> Result<String, CaError> {
+    if list.is_empty() {
+        return Err(CaError::InvalidSourceAddress(String::new()));
+    }
+    let canonical: Result<Vec<String>, CaError> = list.iter().map(|cidr| canonical_cidr(cidr)).collect();
+    Ok(canonical?.join(","))
+}
+
 impl CaKeys {
     /// Certifies `req.public_key` for `req.principal`: one certificate per
     /// [`CaSignatureAlgorithm::for_key_type`], signed by the active CA keys, each with a fresh random
@@ -222,10 +250,14 @@ impl CaKeys {
     pub fn sign(&self, req: &CertificateRequest<'_>) -> Result<Vec<IssuedCert>, CaError> {
         let (key_type, subject) = parse_user_public_key(req.public_key)?;
         check_principal(req.principal)?;
+        let source_address = match req.source_addresses {
+            Some(list) => Some(source_address_option(list)?),
+            None => None,
+        };
         let validity = Validity::compute(req.now, req.ttl, req.not_after)?;
         CaSignatureAlgorithm::for_key_type(key_type)
             .iter()
-            .map(|&algorithm| self.issue(algorithm, &subject, req, validity))
+            .map(|&algorithm| self.issue(algorithm, &subject, req, source_address.as_deref(), validity))
             .collect()
     }
 
@@ -234,6 +266,7 @@ impl CaKeys {
         algorithm: CaSignatureAlgorithm,
         subject: &PublicKey,
         req: &CertificateRequest<'_>,
+        source_address: Option<&str>,
         validity: Validity,
     ) -> Result<IssuedCert, CaError> {
         let failed = |source| CaError::Signing {
@@ -261,6 +294,9 @@ impl CaKeys {
             .and_then(|b| b.valid_principal(req.principal))
             .and_then(|b| b.comment(req.key_id.as_str()))
             .map_err(failed)?;
+        if let Some(list) = source_address {
+            builder.critical_option("source-address", list).map_err(failed)?;
+        }
         for extension in EXTENSIONS {
             builder.extension(extension, "").map_err(failed)?;
         }

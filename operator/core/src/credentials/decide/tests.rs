@@ -9,6 +9,16 @@ use ssh_key::Certificate;
 
 use crate::{credentials::*, fixtures::*};
 
+/// The UID of the AccessRequest of [`active`].
+pub(crate) const AR_UID: &str = "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+
+/// The fixture's Active AccessRequest, with the UID the API server gives every object.
+pub(crate) fn active() -> passport_crds::AccessRequest {
+    let mut request = crate::fixtures::active();
+    request.metadata.uid = Some(AR_UID.into());
+    request
+}
+
 #[test]
 fn plans_for_the_requester_of_an_active_request() {
     let request = active();
@@ -19,7 +29,12 @@ fn plans_for_the_requester_of_an_active_request() {
     )
     .expect("plan");
     assert_eq!(plan.username, "rs-5f3a9c21");
-    assert_eq!(plan.key_id, format!("team-a/cr-1#{}", 0x0a1b_2c3d_0000_002a_u64));
+    assert_eq!(
+        plan.key_id,
+        format!("team-a/cr-1#{} uid={AR_UID}", 0x0a1b_2c3d_0000_002a_u64)
+    );
+    assert_eq!(plan.principal, format!("passport-{AR_UID}"));
+    assert_eq!(plan.source_addresses, None);
     assert_eq!(plan.expires_at, at(3600));
     assert_eq!(plan.instance_ids, [A, B, W]);
     assert_eq!(plan.windows_instances, [W]);
@@ -71,7 +86,7 @@ fn only_ready_targets_are_in_scope() {
 }
 
 #[test]
-fn certificates_name_only_the_user_and_end_by_expiry() {
+fn certificates_name_only_the_request_and_end_by_expiry() {
     let request = active();
     let public_key = ed25519_line();
     let plan = decide(
@@ -87,8 +102,11 @@ fn certificates_name_only_the_user_and_end_by_expiry() {
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].algorithm, "ssh-ed25519");
     let cert = Certificate::from_openssh(&issued[0].certificate).expect("certificate");
-    assert_eq!(cert.valid_principals(), ["rs-5f3a9c21"]);
+    // The request's own principal, not the OS user every request of alice shares.
+    assert_eq!(cert.valid_principals(), [format!("passport-{AR_UID}")]);
     assert_eq!(cert.key_id(), plan.key_id);
+    assert!(cert.key_id().contains(AR_UID), "{}", cert.key_id());
+    assert!(cert.critical_options().is_empty());
     assert_eq!(cert.serial(), plan.serial);
     assert_eq!(issued[0].valid_before, at(60 + 300));
 
@@ -287,4 +305,61 @@ fn too_many_instances_for_a_session_policy_are_refused() {
 
 fn rfc3339(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[test]
+fn source_cidrs_restrict_certificates_to_them_and_the_instance_loopback() {
+    let mut request = active();
+    request.spec.source_cidrs = Some(vec!["203.0.113.7/32".into(), "2001:db8::1/64".into()]);
+    let public_key = ed25519_line();
+    let plan = decide(
+        &spec("alice", public_key.clone(), KeyType::Ed25519),
+        Some(&request),
+        at(60),
+    )
+    .expect("plan");
+    let expected = ["203.0.113.7/32", "2001:db8::/64", "127.0.0.1/32", "::1/128"];
+    assert_eq!(
+        plan.source_addresses.as_deref(),
+        Some(&expected.map(String::from)[..])
+    );
+    let issued = CA
+        .sign(&plan.certificate_request(&public_key, at(60), DEFAULT_CERTIFICATE_TTL))
+        .expect("sign");
+    let cert = Certificate::from_openssh(&issued[0].certificate).expect("certificate");
+    let options: Vec<(&str, &str)> = cert
+        .critical_options()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        options,
+        [(
+            "source-address",
+            "203.0.113.7/32,2001:db8::/64,127.0.0.1/32,::1/128"
+        )]
+    );
+
+    request.spec.source_cidrs = Some(vec!["203.0.113.7/33".into()]);
+    let refused = decide(
+        &spec("alice", public_key, KeyType::Ed25519),
+        Some(&request),
+        at(60),
+    )
+    .expect_err("refused");
+    assert_eq!(refused.reason, Reason::InvalidSourceCidrs);
+    assert!(refused.message.contains("203.0.113.7/33"), "{}", refused.message);
+}
+
+#[test]
+fn a_request_without_uid_is_refused() {
+    let mut request = active();
+    request.metadata.uid = None;
+    let refused = decide(
+        &spec("alice", ed25519_line(), KeyType::Ed25519),
+        Some(&request),
+        at(60),
+    )
+    .expect_err("refused");
+    assert_eq!(refused.reason, Reason::RequestNotFound);
 }

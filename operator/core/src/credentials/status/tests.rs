@@ -9,7 +9,7 @@ use passport_crds::{
 };
 
 use crate::{
-    credentials::{decide::aws_unavailable, status, *},
+    credentials::{decide::aws_unavailable, decide::tests::active, status, *},
     fixtures::*,
 };
 

@@ -1,7 +1,8 @@
 //! Tests of the Linux script builders: shape, parsing with bash and shellcheck, input validation.
 
 use super::super::test_support::{
-    ECDSA_P256, ED25519, RSA_3072, bash_syntax_error, holder_is_valid, hostile_string, run_with_input,
+    ECDSA_P256, ED25519, EXPIRES_AT, RSA_3072, bash_syntax_error, holder_is_valid, hostile_string,
+    run_with_input,
 };
 use super::*;
 use proptest::prelude::*;
@@ -20,6 +21,7 @@ fn provision(username: &str, keys: &[String], request: &str) -> Result<String, S
         ca_public_keys: keys,
         request,
         holder: HOLDER,
+        expires_at: EXPIRES_AT,
     })
 }
 
@@ -244,9 +246,38 @@ proptest! {
         prop_assume!(!holder_is_valid(&holder));
         let shown: String = holder.chars().take(64).collect();
         let expected = Err(ScriptError::InvalidHolder(shown));
-        let p = LinuxProvision { username: USER, ca_public_keys: &keys(), request: "a/b", holder: &holder };
+        let p = LinuxProvision {
+            username: USER,
+            ca_public_keys: &keys(),
+            request: "a/b",
+            holder: &holder,
+            expires_at: EXPIRES_AT,
+        };
         prop_assert_eq!(linux_provision_script(&p), expected.clone());
         prop_assert_eq!(linux_revoke_script(USER, &holder), expected);
+    }
+
+    /// Any expiry is refused or enters as one quoted assignment of digits: the whole seconds,
+    /// never later than the request's expiry.
+    #[test]
+    fn any_expiry_enters_as_digits_or_is_refused(secs in any::<i64>(), nanos in 0..1_000_000_000i32) {
+        let Ok(expires_at) = jiff::Timestamp::new(secs, nanos) else { return Ok(()) };
+        let p = LinuxProvision {
+            username: USER,
+            ca_public_keys: &keys(),
+            request: "a/b",
+            holder: HOLDER,
+            expires_at,
+        };
+        match linux_provision_script(&p) {
+            Err(err) => prop_assert_eq!(err, ScriptError::InvalidExpiry(expires_at)),
+            Ok(script) => {
+                prop_assert!(expires_at.as_second() > 0);
+                let assignment = format!("\nPASSPORT_EXPIRES_AT='{}'\n", expires_at.as_second());
+                prop_assert!(script.contains(&assignment));
+                prop_assert_eq!(script.matches("PASSPORT_EXPIRES_AT=").count(), 1);
+            }
+        }
     }
 
     #[test]

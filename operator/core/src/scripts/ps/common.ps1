@@ -38,8 +38,10 @@ try {
 }
 
 # Several access requests of one requester share one account. This file lists the requests holding
-# it, one line each: "holder=<AccessRequest UID> <namespace/name>"; the last one to go removes the
-# account. (On a domain controller the file is on that controller, not in the domain.)
+# it, one line each: "holder=<AccessRequest UID> <namespace/name>", and when each one's access ends:
+# "expires=<AccessRequest UID> <seconds since the epoch>" (absent for holders recorded by versions
+# that did not record it); the last one to go removes the account. (On a domain controller the file
+# is on that controller, not in the domain.)
 # Upgrade rule: accounts created before holders existed have no file, and earlier versions recorded
 # no request. The missing file counts as one unknown holder standing for the requests provisioned
 # before the upgrade: the next provisioning adopts it (the file then lists that request), a revoke
@@ -47,12 +49,28 @@ try {
 # of the others: ending access early is preferred to an account no revoke would ever remove.
 $PassportHoldersFile = Join-Path $env:ProgramData ('passport\users\' + $PassportUser)
 
+# The lines of kind $Kind ('holder' or 'expires') of this request ($Mine) or of every other one.
+function Get-HolderLines([string] $Kind, [bool] $Mine) {
+    if (Test-Path -LiteralPath $PassportHoldersFile) {
+        Get-Content -LiteralPath $PassportHoldersFile | Where-Object {
+            $_ -clike ($Kind + '=*') -and
+                ((($_ -split ' ', 2)[0] -ceq ($Kind + '=' + $PassportHolder)) -eq $Mine)
+        }
+    }
+}
+
 # The holder lines of every request but this one.
 function Get-OtherHolders {
-    if (Test-Path -LiteralPath $PassportHoldersFile) {
-        Get-Content -LiteralPath $PassportHoldersFile |
-            Where-Object { $_ -clike 'holder=*' -and ($_ -split ' ', 2)[0] -cne ('holder=' + $PassportHolder) }
+    Get-HolderLines 'holder' $false
+}
+
+# The expiry (seconds since the epoch) an "expires=" line records, or $null.
+function Get-ExpiryOf($Line) {
+    $seconds = 0L
+    if ($null -ne $Line -and [long]::TryParse(($Line -split ' ')[1], [ref] $seconds)) {
+        return $seconds
     }
+    return $null
 }
 
 # A revoke leaves a tombstone named after its holder here; provisioning a tombstoned holder (a late

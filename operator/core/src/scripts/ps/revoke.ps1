@@ -49,7 +49,7 @@ Assert-PassportOwned $account
 # This request lets go (a holder the file does not list changes nothing). Written first: should the
 # removal below fail, a retry finds no holder left and removes the account.
 $others = @(Get-OtherHolders)
-Set-Holders $others
+Set-Holders ($others + @(Get-HolderLines 'expires' $false))
 if ($others.Count -gt 0) {
     Write-Output ("passport: user $PassportUser kept: still held by " + $others.Count + ' other request(s)')
     exit 0

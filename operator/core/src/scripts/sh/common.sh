@@ -65,6 +65,13 @@ user_exists() {
     in_database passwd "$PASSPORT_USER"
 }
 
+# Creates directory $1 (root-owned, mode $2) if needed and fixes its owner and mode.
+install_dir() {
+    mkdir -p -- "$1"
+    chown root:root "$1"
+    chmod "$2" "$1"
+}
+
 # Replaces file $1 atomically with $3 plus a newline: a temporary file in the same directory, then
 # mv, so no reader (sshd, another script) ever sees a half-written file. Mode $2, root-owned.
 write_file() {

@@ -5,7 +5,11 @@
 [ ! -e "$TOMBSTONE" ] || die "$PASSPORT_EXIT_REVOKED" \
     "request $PASSPORT_HOLDER was already revoked on this host; refusing to provision it again"
 
-SSHD="${PASSPORT_SSHD:-/usr/sbin/sshd}"
+# When this request's access ends (seconds since the epoch): its principal line and the account
+# stop working then even if no revoke ever arrives.
+[[ $PASSPORT_EXPIRES_AT =~ ^[1-9][0-9]{0,11}$ ]] ||
+    die "$PASSPORT_EXIT_INVALID" "refusing to run: '$PASSPORT_EXPIRES_AT' is not a time in seconds"
+
 SSHD_PID_FILE="${PASSPORT_SSHD_PID:-/run/sshd.pid}"
 SSHD_CONFIG="$SSH_DIR/sshd_config"
 DROPIN_DIR="$SSH_DIR/sshd_config.d"
@@ -17,13 +21,6 @@ CA_FILE="$CONF_DIR/ca.pub"
 case "$SSH_DIR" in
     *[[:space:]]*) die "$PASSPORT_EXIT_INVALID" "the ssh directory must not contain whitespace" ;;
 esac
-
-# Creates directory $1 (root-owned, mode $2) if needed and fixes its owner and mode.
-install_dir() {
-    mkdir -p -- "$1"
-    chown root:root "$1"
-    chmod "$2" "$1"
-}
 
 # Like write_file, but keeps the owner and mode of the existing file $1.
 rewrite_file() {
@@ -90,6 +87,11 @@ create_account() {
 MATCH_BEGIN='# BEGIN passport (managed by passport; do not edit)'
 MATCH_END='# END passport'
 
+# Certificates of passport's CA are the only way in for these users: no authorized_keys file (one a
+# user wrote into its own home would otherwise let it back in after its access ended), no key or
+# principals command, no password, keyboard-interactive (PAM), host-based or Kerberos login,
+# whatever the rest of the configuration allows other users. Every keyword is valid inside Match
+# since OpenSSH 6.x; 'none' turns the commands off (no AuthorizedKeysCommandUser needed).
 match_block() {
     printf '%s\n' \
         "# Certificate login for passport's short-lived users; other users are not affected." \
@@ -97,7 +99,14 @@ match_block() {
         'Match User rs-*' \
         "    TrustedUserCAKeys $CA_FILE" \
         "    AuthorizedPrincipalsFile $PRINCIPALS_DIR/%u" \
-        '    PasswordAuthentication no'
+        '    AuthorizedPrincipalsCommand none' \
+        '    AuthorizedKeysFile none' \
+        '    AuthorizedKeysCommand none' \
+        '    PubkeyAuthentication yes' \
+        '    PasswordAuthentication no' \
+        '    KbdInteractiveAuthentication no' \
+        '    HostbasedAuthentication no' \
+        '    GSSAPIAuthentication no'
 }
 
 # Whether sshd_config includes the drop-in directory (Debian, Ubuntu, Amazon Linux 2023, RHEL 9...).
@@ -178,15 +187,16 @@ else
     echo "passport: created user $PASSPORT_USER (uid $NEW_UID)"
 fi
 # No password can match '*', so password login is impossible. Unlike a '!'-locked password it does
-# not make sshd refuse the account outright when UsePAM is off. An empty expiry date undoes the
-# expiry an interrupted revoke may have set.
-usermod --password '*' --expiredate '' -- "$PASSPORT_USER"
+# not make sshd refuse the account outright when UsePAM is off. The expiry date (the day after the
+# latest holder's access ends, see account_expiry) also undoes the expiry an interrupted revoke may
+# have set.
+usermod --password '*' --expiredate "$(account_expiry)" -- "$PASSPORT_USER"
 
-# ---- 2. Trust: the user CA and the principal this user accepts ----
+# ---- 2. Trust: the user CA and the principals of the requests holding this user ----
 install_dir "$CONF_DIR" 0755
 install_dir "$PRINCIPALS_DIR" 0755
 write_file "$CA_FILE" 0644 "$(printf '%s\n' "${PASSPORT_CA_KEYS[@]}")"
-write_file "$PRINCIPALS_FILE" 0644 "$PASSPORT_USER"
+write_principals
 
 # ---- 3. sshd configuration, scoped to passport's users ----
 

@@ -32,6 +32,9 @@ fi
 update_marker remove
 holders="$(marker_holders)"
 if [ "$holders" != 0 ]; then
+    # Its principal goes (rewritten from the marker, so a retry does it too): its certificates no
+    # longer log in, the other requests' still do.
+    write_principals
     echo "passport: user $PASSPORT_USER kept: still held by $holders other request(s)"
     exit 0
 fi

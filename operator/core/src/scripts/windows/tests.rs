@@ -1,7 +1,7 @@
 //! Tests of the Windows script builders: shape, quoting, input validation, passwords.
 
 use super::super::quote::ps_quote;
-use super::super::test_support::{holder_is_valid, hostile_string, ps_eval};
+use super::super::test_support::{EXPIRES_AT, holder_is_valid, hostile_string, ps_eval};
 use super::*;
 use proptest::prelude::*;
 
@@ -17,6 +17,7 @@ fn provision(domain_controller: bool, password: &str, request: &str) -> Result<S
         request,
         holder: HOLDER,
         domain_controller,
+        expires_at: EXPIRES_AT,
     })
 }
 
@@ -122,7 +123,7 @@ fn holders_decide_whether_the_account_goes() {
     // The holder is recorded after the ownership check and before the account is created.
     let owned = provision.find("Assert-PassportOwned $account").expect("check");
     let recorded = provision
-        .find("Set-Holders ($others + $holder)")
+        .find("Set-Holders ($others + $otherExpiries + $holder + $expires)")
         .expect("holder recorded");
     assert!(owned < recorded && recorded < provision.rfind("New-LocalUser").expect("create"));
     assert!(provision.contains("Mutex($false, 'Global\\passport')"));
@@ -204,6 +205,7 @@ fn holders_are_validated() {
             request: "a/b",
             holder: bad,
             domain_controller: false,
+            expires_at: EXPIRES_AT,
         };
         let shown: String = bad.chars().take(64).collect();
         assert_eq!(
@@ -226,6 +228,7 @@ fn debug_redacts_the_password() {
         request: "a/b",
         holder: HOLDER,
         domain_controller: false,
+        expires_at: EXPIRES_AT,
     };
     let shown = format!("{p:?} {p:#?}");
     assert!(!shown.contains(PASSWORD) && !shown.contains("Xy7#"), "{shown}");
@@ -299,6 +302,7 @@ proptest! {
         let pw = pw.strip_suffix(" -AsPlainText -Force").expect("password line shape");
         prop_assert_eq!(ps_eval(pw), Some(password));
         prop_assert_eq!(ps_eval(&value_of("$PassportRequest = ")), Some(request));
+        prop_assert_eq!(value_of("$PassportExpiresAt = [long] "), EXPIRES_AT.as_second().to_string());
         check_ps_syntax(&script);
     }
 
@@ -312,8 +316,29 @@ proptest! {
             request: "a/b",
             holder: &holder,
             domain_controller: dc,
+            expires_at: EXPIRES_AT,
         };
         prop_assert!(rejected(windows_provision_script(&p)));
         prop_assert!(rejected(windows_revoke_script(USER, &holder, dc)));
     }
+}
+
+#[test]
+fn the_account_expires_with_its_last_holder() {
+    let local = provision(false, PASSWORD, "team-a/rdp").expect("valid");
+    assert!(local.contains(&format!(
+        "\n$PassportExpiresAt = [long] {}\n",
+        EXPIRES_AT.as_second()
+    )));
+    // The holder's expiry is recorded with it, and only ever moves later.
+    assert!(local.contains("$expires = 'expires=' + $PassportHolder + ' ' + $expiresAt"));
+    assert!(local.contains("if ($null -ne $recorded -and $recorded -gt $expiresAt)"));
+    assert!(local.contains("Set-LocalUser -InputObject $account -AccountExpires $accountExpires"));
+    assert!(local.contains("Set-LocalUser -InputObject $account -AccountNeverExpires"));
+    let dc = provision(true, PASSWORD, "team-a/rdp").expect("valid");
+    assert!(dc.contains("Set-ADAccountExpiration -Identity $account -DateTime $accountExpires"));
+    assert!(dc.contains("Clear-ADAccountExpiration -Identity $account"));
+    // A revoke keeps the other holders' expiries.
+    let revoke = windows_revoke_script(USER, HOLDER, false).expect("valid");
+    assert!(revoke.contains("Set-Holders ($others + @(Get-HolderLines 'expires' $false))"));
 }

@@ -21,6 +21,7 @@ fn request(public_key: &str, now: Timestamp) -> CertificateRequest<'_> {
         public_key,
         principal: PRINCIPAL,
         key_id: "team-a/alice-db#7".into(),
+        source_addresses: None,
         serial: 7,
         now,
         ttl: Duration::from_secs(300),
@@ -287,6 +288,55 @@ fn rejects_principals_that_are_not_one_user_name() {
         assert!(
             matches!(err, CaError::InvalidPrincipal(_)),
             "{principal:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn the_principal_is_the_requests_own() {
+    let principal = request_principal("0b9c1f5e-3d2a-4c8b-9e7f-6a5d4c3b2a10");
+    assert_eq!(principal, "passport-0b9c1f5e-3d2a-4c8b-9e7f-6a5d4c3b2a10");
+    let line = user_ed25519().public_key().to_openssh().expect("line");
+    let req = CertificateRequest {
+        principal: &principal,
+        ..request(&line, ts("2030-06-01T12:00:00Z"))
+    };
+    let cert = parse_cert(&sign(&CA, &req)[0]);
+    assert_eq!(cert.valid_principals(), [principal.as_str()]);
+}
+
+#[test]
+fn source_addresses_become_the_source_address_option() {
+    let line = user_ed25519().public_key().to_openssh().expect("line");
+    let list: Vec<String> = ["203.0.113.7/32", "127.0.0.1/32", "::1/128"]
+        .map(String::from)
+        .into();
+    let req = CertificateRequest {
+        source_addresses: Some(&list),
+        ..request(&line, ts("2030-06-01T12:00:00Z"))
+    };
+    for issued in sign(&CA, &req) {
+        let cert = parse_cert(&issued);
+        let options: Vec<(&str, &str)> = cert
+            .critical_options()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            options,
+            [("source-address", "203.0.113.7/32,127.0.0.1/32,::1/128")]
+        );
+    }
+    // A malformed entry or an empty list never makes it into a certificate.
+    for bad in [vec!["203.0.113.7/32,0.0.0.0/0".to_owned()], Vec::new()] {
+        let req = CertificateRequest {
+            source_addresses: Some(&bad),
+            ..request(&line, ts("2030-06-01T12:00:00Z"))
+        };
+        let err = CA.sign(&req).expect_err("refused");
+        assert!(
+            matches!(err, CaError::InvalidSourceAddress(_)),
+            "{bad:?}: {err:?}"
         );
     }
 }
