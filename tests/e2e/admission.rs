@@ -1,233 +1,299 @@
-//! Identity at admission: the apiserver itself, through passport's ValidatingAdmissionPolicy, refuses
-//! objects that name someone other than their creator, and groups the creator does not have.
+//! Identity at admission: the apiserver itself, through passport's ValidatingAdmissionPolicy
+//! (deploy/admission.yaml) and RBAC (deploy/rbac.yaml), refuses what would let someone act in another's
+//! name: objects naming someone other than their creator, groups the creator does not have, changes to
+//! another's request, status writes by anyone but the operator, a stripped finalizer. One trial per
+//! attack; each asserts the refusal and that its message names the field and the fix.
+//!
+//! The trials share one control plane of their own (the policy would refuse the other tests'
+//! admin-made requests), started by the first and stopped when the last still running ends; each
+//! works in a namespace of its own ([`Team`]).
+
+mod changes;
+mod chart;
+mod creation;
+mod finalizer;
+mod records;
 
 use std::{
-    path::Path,
-    sync::atomic::{AtomicU32, Ordering},
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, anyhow, bail, ensure};
 use passport_tests::{
     ControlPlane, controlplane,
-    fixtures::{self, RequestBuilder, ReviewBuilder, Yaml},
-    kubectl,
-    wait::eventually,
+    fixtures::{self, RequestBuilder, Yaml},
+    kubectl::{self, Outcome},
+    operator,
+    wait::{eventually, give_up},
 };
+use tokio::sync::Mutex;
 
-use crate::{E2e, test};
+use crate::{E2e, alone, test};
 
 /// How long a new RoleBinding, policy or ConfigMap may take to reach the apiserver's authorizer and
 /// admission informers (nothing to watch: they are the apiserver's own caches).
 const PROPAGATION: Duration = Duration::from_secs(60);
 
 pub fn trials() -> Vec<E2e> {
-    vec![test(
-        "admission::only_yourself_and_your_own_groups",
-        |_env| async move {
-            // Its own control plane: the policy would refuse the other tests' admin-made requests.
-            let plane = controlplane::start_with_crds().await?;
-            identity_rules(&plane).await
-        },
-    )]
-}
-
-/// A schema-valid request in team-a; whether the apiserver admits it depends only on who sends it.
-fn request(name: &str, requester: &str) -> RequestBuilder {
-    fixtures::request(name)
-        .namespace("team-a")
-        .requester(requester)
-        .reason("checking identity rules")
-}
-
-/// A review of alice's request "mine" in team-a.
-fn review_of_mine() -> ReviewBuilder {
-    fixtures::review("mine").namespace("team-a")
-}
-
-async fn identity_rules(plane: &ControlPlane) -> Result<()> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let admin = plane.admin_kubeconfig();
-    for file in ["deploy/rbac.yaml", "deploy/admission.yaml"] {
-        kubectl::run(&admin, &["apply", "-f", &repo.join(file).to_string_lossy()], None)?.ok()?;
-    }
-    let bindings = fixtures::manifest(&[
-        &fixtures::namespace("team-a"),
-        &fixtures::role_binding(
-            "team-a",
-            "requesters",
-            "passport-requester",
-            &[("Group", "developers"), ("User", "argocd")],
+    vec![
+        in_team(
+            "admission::only_yourself_and_your_own_groups",
+            creation::only_yourself,
         ),
-        &fixtures::role_binding("team-a", "approvers", "passport-approver", &[("Group", "sre")]),
-    ])?;
-    kubectl::apply(&admin, &bindings)?.ok()?;
-    let alice = plane.user_kubeconfig("alice");
-
-    // A new binding may take a moment to reach the policy's informer; retry the first allowed create.
-    let mine = request("mine", "alice").requester_groups("developers").yaml()?;
-    eventually(PROPAGATION, || async { kubectl::apply(&alice, &mine)?.ok() }).await?;
-
-    // A new policy is enforced once the apiserver has compiled it; until then creates slip through
-    // (each one that does is deleted, and the next try has a new name).
-    let attempt = AtomicU32::new(0);
-    let for_bob = eventually(PROPAGATION, || async {
-        let name = format!("for-bob-{}", attempt.fetch_add(1, Ordering::Relaxed));
-        let outcome = kubectl::apply(&alice, &request(&name, "bob").yaml()?)?;
-        if outcome.success {
-            kubectl::run(&alice, &["delete", "ar", "-n", "team-a", &name], None).ok();
-            bail!("alice created a request for bob (the policy was never enforced)");
-        }
-        Ok(outcome)
-    })
-    .await?;
-    ensure!(
-        for_bob
-            .stderr
-            .contains("spec.requester must be your own username (alice)"),
-        "{}",
-        for_bob.stderr
-    );
-
-    let borrowed = request("borrowed", "alice").requester_groups("developers,sre");
-    let borrowed = kubectl::apply(&alice, &borrowed.yaml()?)?;
-    ensure!(!borrowed.success, "alice claimed group sre");
-    ensure!(
-        borrowed.stderr.contains("may only list groups you belong to"),
-        "{}",
-        borrowed.stderr
-    );
-
-    let review = review_of_mine().name("r").reviewer("alice");
-    let as_carol = kubectl::apply(&plane.user_kubeconfig("carol"), &review.yaml()?)?;
-    ensure!(!as_carol.success, "carol reviewed in alice's name");
-    ensure!(
-        as_carol
-            .stderr
-            .contains("spec.reviewer must be your own username (carol)"),
-        "{}",
-        as_carol.stderr
-    );
-
-    // Only the requester changes a request: bob, a developer too, may not extend or end alice's.
-    let extend = |kubeconfig: &Path, duration: &str| {
-        let patch = serde_json::json!({ "spec": { "duration": duration } }).to_string();
-        kubectl::run(
-            kubeconfig,
-            &[
-                "-n",
-                "team-a",
-                "patch",
-                "ar",
-                "mine",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-            None,
-        )
-    };
-    let bob_extends = extend(&plane.user_kubeconfig("bob"), "12h")?;
-    ensure!(!bob_extends.success, "bob extended alice's request");
-    ensure!(
-        bob_extends
-            .stderr
-            .contains("only alice (the requester) may change"),
-        "{}",
-        bob_extends.stderr
-    );
-    extend(&alice, "2h")?.ok()?;
-    finalizer_rules(plane, &alice).await?;
-
-    // Reviewers may claim only their own groups.
-    let grouped_review = |groups: &str| {
-        review_of_mine()
-            .generate_name("r-")
-            .reviewer("carol")
-            .reviewer_groups(groups)
-            .yaml()
-    };
-    let carol = plane.user_kubeconfig("carol");
-    kubectl::run(&carol, &["create", "-f", "-"], Some(&grouped_review("sre")?))?.ok()?;
-    let claimed = kubectl::run(
-        &carol,
-        &["create", "-f", "-"],
-        Some(&grouped_review("sre,admins")?),
-    )?;
-    ensure!(!claimed.success, "carol claimed group admins");
-    ensure!(
-        claimed
-            .stderr
-            .contains("passport.dev/reviewer-groups may only list groups you belong to"),
-        "{}",
-        claimed.stderr
-    );
-
-    // A trusted GitOps applier may request on someone's behalf; nobody else may.
-    let argocd = plane.kubeconfig_for("argocd", &[])?;
-    let gitops = request("gitops", "alice").yaml()?;
-    let refused = kubectl::apply(&argocd, &gitops)?;
-    ensure!(!refused.success, "an untrusted applier requested for alice");
-    kubectl::run(
-        &admin,
-        &[
-            "-n",
-            "passport-system",
-            "patch",
-            "configmap",
-            "passport-identity",
-            "-p",
-            r#"{"data":{"gitopsAppliers":"argocd"}}"#,
-        ],
-        None,
-    )?
-    .ok()?;
-    eventually(PROPAGATION, || async { kubectl::apply(&argocd, &gitops)?.ok() }).await?;
-    Ok(())
+        in_team(
+            "admission::gitops_appliers_sign_what_they_apply",
+            creation::appliers_sign,
+        ),
+        in_team(
+            "admission::only_the_requester_or_its_applier_changes_a_request",
+            changes::who_changes,
+        ),
+        in_team(
+            "admission::an_extension_rechecks_the_claimed_groups",
+            changes::extension_rechecks_groups,
+        ),
+        in_team("admission::who_may_delete_a_request", changes::who_deletes),
+        in_team("admission::the_finalizer_is_the_operators", finalizer::rules),
+        in_team(
+            "admission::status_is_the_operators",
+            records::status_is_the_operators,
+        ),
+        in_team("admission::a_review_is_a_fact", records::a_review_is_a_fact),
+        in_team(
+            "admission::requesters_and_approvers_read_events",
+            records::events_are_readable,
+        ),
+        alone(
+            "admission::chart_templates_match_deploy",
+            chart::templates_match_deploy,
+        ),
+    ]
 }
 
-/// The finalizer that guarantees revocation is the operator's alone: the requester cannot strip it
-/// (nor hand the request to the garbage collector), and an administrator only once the operator
-/// reports revocation stuck.
-async fn finalizer_rules(plane: &ControlPlane, alice: &Path) -> Result<()> {
-    let json_patch = |kubeconfig: &Path, patch: serde_json::Value| {
-        let patch = patch.to_string();
-        kubectl::run(
-            kubeconfig,
-            &["-n", "team-a", "patch", "ar", "mine", "--type=json", "-p", &patch],
-            None,
-        )
-    };
-    let operator = plane.kubeconfig_for("system:serviceaccount:passport-system:passport-operator", &[])?;
-    let add = serde_json::json!([{ "op": "add", "path": "/metadata/finalizers", "value": ["passport.dev/revoke"] }]);
-    let remove = serde_json::json!([{ "op": "remove", "path": "/metadata/finalizers/0" }]);
-    // A new binding may take a moment to reach the authorizer.
-    eventually(PROPAGATION, || async { json_patch(&operator, add.clone())?.ok() })
+/// A trial that runs `check` in a fresh [`Team`] on the shared admission control plane.
+fn in_team<F, Fut>(name: &'static str, check: F) -> E2e
+where
+    F: FnOnce(Team) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    test(name, move |_env| async move {
+        let short = name.trim_start_matches("admission::");
+        check(Team::new(short).await?).await
+    })
+}
+
+/// Identities besides the control plane's alice, bob (developers) and carol (sre, approvers), each
+/// `(kubeconfig file stem, username, groups)`. Written once per plane: the harness names a kubeconfig
+/// after its user, so two group sets of one user need a rename.
+const IDENTITIES: [(&str, &str, &[&str]); 4] = [
+    // A GitOps tool's service account.
+    ("argocd", "argocd", &["gitops"]),
+    // Someone with every right on passport.dev in a team's namespace (see `Team::grant_everything`).
+    ("mallory", "mallory", &[]),
+    // One user before and after leaving group oncall.
+    ("erin-oncall", "erin", &["oncall"]),
+    ("erin", "erin", &[]),
+];
+
+/// The admission control plane: passport's CRDs, RBAC and admission policy, and the identities above.
+struct AdmissionPlane {
+    plane: ControlPlane,
+}
+
+static SHARED: Mutex<Weak<AdmissionPlane>> = Mutex::const_new(Weak::new());
+
+impl AdmissionPlane {
+    /// The running one, or a new one if none is.
+    async fn shared() -> Result<Arc<Self>> {
+        let mut slot = SHARED.lock().await;
+        if let Some(running) = slot.upgrade() {
+            return Ok(running);
+        }
+        let started = Arc::new(Self::start().await?);
+        *slot = Arc::downgrade(&started);
+        Ok(started)
+    }
+
+    async fn start() -> Result<Self> {
+        let plane = controlplane::start_with_crds().await?;
+        let admin = plane.admin_kubeconfig();
+        for file in ["deploy/rbac.yaml", "deploy/admission.yaml"] {
+            kubectl::run(&admin, &["apply", "-f", &repo_file(file)], None)?.ok()?;
+        }
+        for (stem, user, groups) in IDENTITIES {
+            let written = plane.kubeconfig_for(user, groups)?;
+            std::fs::rename(written, plane.dir().join(format!("{stem}.kubeconfig")))?;
+        }
+        plane.kubeconfig_for(operator::IDENTITY, &operator::GROUPS)?;
+        let this = Self { plane };
+        this.wait_enforced().await?;
+        Ok(this)
+    }
+
+    /// Waits until the policy is compiled and has its ConfigMap: until then creates slip through (each
+    /// one that does is deleted, and the next try has a new name), or everything is refused for want
+    /// of parameters.
+    async fn wait_enforced(&self) -> Result<()> {
+        let admin = self.plane.admin_kubeconfig();
+        kubectl::apply(&admin, &fixtures::namespace("probe").yaml()?)?.ok()?;
+        let attempt = AtomicU32::new(0);
+        eventually(PROPAGATION, || async {
+            let name = format!("probe-{}", attempt.fetch_add(1, Ordering::Relaxed));
+            let probe = fixtures::request(&name).namespace("probe").requester("nobody");
+            let outcome = kubectl::apply(&admin, &probe.yaml()?)?;
+            if outcome.success {
+                kubectl::run(&admin, &["delete", "ar", "-n", "probe", &name], None).ok();
+            }
+            if outcome.stderr.contains("resulted in error") {
+                return Err(give_up(anyhow!("the policy is broken: {}", outcome.stderr)));
+            }
+            ensure!(
+                outcome
+                    .stderr
+                    .contains("spec.requester must be your own username"),
+                "the policy is not enforced yet: {}",
+                outcome.stderr
+            );
+            Ok(())
+        })
         .await
-        .context("the operator adds its finalizer")?;
-    let stripped = json_patch(alice, remove.clone())?;
-    ensure!(!stripped.success, "alice removed the finalizer");
+    }
+
+    fn kubeconfig(&self, stem: &str) -> PathBuf {
+        self.plane
+            .dir()
+            .join(format!("{}.kubeconfig", stem.replace(':', "_")))
+    }
+}
+
+/// A path in the repository, for `kubectl apply -f`.
+fn repo_file(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One trial's namespace on the admission plane: alice and bob (group developers) and argocd may
+/// request there, carol (group sre) may review.
+pub struct Team {
+    plane: Arc<AdmissionPlane>,
+    namespace: String,
+}
+
+impl Team {
+    async fn new(name: &str) -> Result<Self> {
+        let plane = AdmissionPlane::shared().await?;
+        let namespace: String = name.replace('_', "-").chars().take(63).collect();
+        let namespace = namespace.trim_end_matches('-').to_owned();
+        let bindings = fixtures::manifest(&[
+            &fixtures::namespace(&namespace),
+            &fixtures::role_binding(
+                &namespace,
+                "requesters",
+                "passport-requester",
+                &[("Group", "developers"), ("User", "argocd"), ("User", "erin")],
+            ),
+            &fixtures::role_binding(&namespace, "approvers", "passport-approver", &[("Group", "sre")]),
+        ])?;
+        kubectl::apply(&plane.plane.admin_kubeconfig(), &bindings)?.ok()?;
+        Ok(Self { plane, namespace })
+    }
+
+    /// The kubeconfig of `who`: `admin`, a control-plane user, a stem of [`IDENTITIES`], or
+    /// [`Team::OPERATOR`].
+    fn kubeconfig(&self, who: &str) -> PathBuf {
+        self.plane.kubeconfig(who)
+    }
+
+    /// The operator's identity (its kubeconfig is written with the plane).
+    const OPERATOR: &'static str = operator::IDENTITY;
+
+    /// `kubectl -n <namespace> <args>` as `who`.
+    fn kubectl(&self, who: &str, args: &[&str]) -> Result<Outcome> {
+        let mut full = vec!["-n", &self.namespace];
+        full.extend_from_slice(args);
+        kubectl::run(&self.kubeconfig(who), &full, None)
+    }
+
+    /// `kubectl apply` of `object` (put in this namespace) as `who`.
+    fn apply(&self, who: &str, object: &impl Yaml) -> Result<Outcome> {
+        let yaml = object.yaml()?;
+        kubectl::run(
+            &self.kubeconfig(who),
+            &["-n", &self.namespace, "apply", "-f", "-"],
+            Some(&yaml),
+        )
+    }
+
+    /// [`Team::apply`], retried while the new bindings reach the authorizer; it must succeed.
+    async fn apply_once_bound(&self, who: &str, object: &impl Yaml) -> Result<()> {
+        eventually(PROPAGATION, || async { self.apply(who, object)?.ok().map(drop) }).await
+    }
+
+    /// `kubectl patch ar <name>` as `who`, with a merge patch, or a JSON patch when `patch` is a list.
+    fn patch_request(&self, who: &str, name: &str, patch: &serde_json::Value) -> Result<Outcome> {
+        self.patch(who, &["ar", name], patch)
+    }
+
+    /// `kubectl patch <what…>` as `who` (merge, or JSON when `patch` is a list).
+    fn patch(&self, who: &str, what: &[&str], patch: &serde_json::Value) -> Result<Outcome> {
+        let kind = if patch.is_array() {
+            "--type=json"
+        } else {
+            "--type=merge"
+        };
+        let patch = patch.to_string();
+        let mut args = vec!["patch"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&[kind, "-p", &patch]);
+        self.kubectl(who, &args)
+    }
+
+    /// A schema-valid request in this namespace; whether the apiserver admits it depends only on who
+    /// sends it and its annotations.
+    fn request(&self, name: &str, requester: &str) -> RequestBuilder {
+        fixtures::request(name)
+            .namespace(&self.namespace)
+            .requester(requester)
+            .reason("checking admission rules")
+    }
+
+    /// Whether the request `name` still exists (as the administrator sees it).
+    fn request_exists(&self, name: &str) -> Result<bool> {
+        let outcome = self.kubectl("admin", &["get", "ar", name, "--ignore-not-found", "-o", "name"])?;
+        Ok(!outcome.ok()?.stdout.trim().is_empty())
+    }
+}
+
+/// Signs a request as applied by `applier`, claiming `groups` for it when given.
+fn applied_by(request: RequestBuilder, applier: &str, groups: Option<&str>) -> RequestBuilder {
+    request.with(|r| {
+        let annotations = r.metadata.annotations.get_or_insert_with(Default::default);
+        annotations.insert("passport.dev/applied-by".to_owned(), applier.to_owned());
+        if let Some(groups) = groups {
+            annotations.insert("passport.dev/applier-groups".to_owned(), groups.to_owned());
+        }
+    })
+}
+
+/// Fails unless `outcome` is a refusal whose message contains every one of `words` (the field and
+/// the fix); `attack` says what was tried.
+fn refused(outcome: Outcome, attack: &str, words: &[&str]) -> Result<()> {
+    if outcome.success {
+        bail!("admitted: {attack}");
+    }
+    let missing: Vec<&&str> = words.iter().filter(|w| !outcome.stderr.contains(**w)).collect();
     ensure!(
-        stripped
-            .stderr
-            .contains("finalizer passport.dev/revoke is the operator's"),
-        "{}",
-        stripped.stderr
+        missing.is_empty(),
+        "{attack}: refused, but the message lacks {missing:?}: {}",
+        outcome.stderr.trim()
     );
-    // Not even an administrator, while revocation is not reported stuck.
-    let stripped = json_patch(&plane.admin_kubeconfig(), remove.clone())?;
-    ensure!(
-        !stripped.success,
-        "an administrator removed the finalizer of a request not stuck"
-    );
-    let owner = serde_json::json!([{ "op": "add", "path": "/metadata/ownerReferences", "value": [{
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "00000000-0000-0000-0000-000000000000"
-    }] }]);
-    let adopted = json_patch(alice, owner)?;
-    ensure!(!adopted.success, "alice gave her request an owner");
-    ensure!(adopted.stderr.contains("ownerReferences"), "{}", adopted.stderr);
-    json_patch(&operator, remove)?
-        .ok()
-        .context("the operator removes its finalizer")?;
     Ok(())
 }

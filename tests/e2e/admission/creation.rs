@@ -1,0 +1,138 @@
+//! Creating: for yourself and with your own groups, or for someone else only signed as the applier.
+
+use anyhow::Result;
+use passport_tests::fixtures::{self, Yaml};
+
+use super::{Team, applied_by, refused};
+
+/// A request names its creator as requester and claims only their groups; a review names its
+/// creator as reviewer and claims only their groups.
+pub async fn only_yourself(team: Team) -> Result<()> {
+    let mine = team.request("mine", "alice").requester_groups("developers");
+    team.apply_once_bound("alice", &mine).await?;
+
+    refused(
+        team.apply("alice", &team.request("for-bob", "bob"))?,
+        "alice requests for bob",
+        &[
+            "spec.requester must be your own username (alice)",
+            "passport.dev/applied-by: alice",
+        ],
+    )?;
+    let borrowed = team
+        .request("borrowed", "alice")
+        .requester_groups("developers,sre");
+    refused(
+        team.apply("alice", &borrowed)?,
+        "alice claims group sre",
+        &[
+            "passport.dev/requester-groups may only list groups you belong to",
+            "remove the others",
+        ],
+    )?;
+
+    let review = |reviewer: &str| {
+        fixtures::review("mine")
+            .namespace(&team.namespace)
+            .generate_name("r-")
+            .reviewer(reviewer)
+    };
+    let create = |who: &str, review: &dyn Yaml| -> Result<_> {
+        let yaml = review.yaml()?;
+        let kubeconfig = team.kubeconfig(who);
+        passport_tests::kubectl::run(&kubeconfig, &["create", "-f", "-"], Some(&yaml))
+    };
+    refused(
+        create("carol", &review("alice"))?,
+        "carol reviews in alice's name",
+        &["spec.reviewer must be your own username (carol)"],
+    )?;
+    create("carol", &review("carol").reviewer_groups("sre"))?.ok()?;
+    refused(
+        create("carol", &review("carol").reviewer_groups("sre,admins"))?,
+        "carol claims group admins",
+        &[
+            "passport.dev/reviewer-groups may only list groups you belong to",
+            "remove the others",
+        ],
+    )
+}
+
+/// Anyone may apply a request for someone else, but only signed with their own name
+/// (passport.dev/applied-by) and groups (passport.dev/applier-groups), never claiming the requester's
+/// groups; a request for yourself carries no signature. The signature cannot change, and the applier
+/// may change what it applied. (Whether the merge approves it is the operator's call.)
+pub async fn appliers_sign(team: Team) -> Result<()> {
+    let for_alice = team.request("gitops", "alice");
+    refused(
+        team.apply("argocd", &for_alice)?,
+        "argocd applies for alice unsigned",
+        &[
+            "spec.requester must be your own username (argocd)",
+            "sign it with annotation passport.dev/applied-by: argocd",
+            "spec.gitopsAppliers",
+        ],
+    )?;
+    refused(
+        team.apply("argocd", &applied_by(for_alice.clone(), "flux", None))?,
+        "argocd signs as flux",
+        &[
+            "passport.dev/applied-by must be your own username (argocd), not flux",
+            "set passport.dev/applied-by: argocd",
+        ],
+    )?;
+    let claims_hers = applied_by(for_alice.clone(), "argocd", None).requester_groups("developers");
+    refused(
+        team.apply("argocd", &claims_hers)?,
+        "argocd claims alice's groups",
+        &[
+            "passport.dev/requester-groups may be set only by the requester (alice)",
+            "remove it",
+        ],
+    )?;
+    refused(
+        team.apply(
+            "argocd",
+            &applied_by(for_alice.clone(), "argocd", Some("gitops,admins")),
+        )?,
+        "argocd claims group admins",
+        &[
+            "passport.dev/applier-groups may only list groups you belong to",
+            "remove the others",
+        ],
+    )?;
+    refused(
+        team.apply(
+            "alice",
+            &applied_by(team.request("self-signed", "alice"), "alice", None),
+        )?,
+        "alice signs her own request as its applier",
+        &[
+            "passport.dev/applied-by",
+            "this one is for yourself",
+            "remove them",
+        ],
+    )?;
+
+    let signed = applied_by(for_alice, "argocd", Some("gitops"));
+    team.apply_once_bound("argocd", &signed).await?;
+    let extend = serde_json::json!({ "spec": { "duration": "2h" } });
+    team.patch_request("argocd", "gitops", &extend)?.ok()?;
+    let resigned = serde_json::json!({ "metadata": { "annotations": { "passport.dev/applied-by": "bob" } } });
+    refused(
+        team.patch_request("alice", "gitops", &resigned)?,
+        "alice re-signs argocd's request as bob's",
+        &[
+            "annotation passport.dev/applied-by is immutable",
+            "create a new AccessRequest",
+        ],
+    )?;
+    let end = serde_json::json!({ "spec": { "completed": true } });
+    refused(
+        team.patch_request("bob", "gitops", &end)?,
+        "bob ends a request argocd applied for alice",
+        &["only alice (the requester) or argocd (the GitOps applier that created it) may change"],
+    )?;
+    team.patch_request("alice", "gitops", &end)?.ok()?;
+    Ok(())
+}
