@@ -12,7 +12,7 @@ use std::{collections::BTreeSet, time::Duration};
 use anyhow::{Context, Result, ensure};
 use jiff::Timestamp;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
 };
 use passport_crds::{
@@ -20,7 +20,7 @@ use passport_crds::{
     conditions::ConditionStatus,
     sealed::{AWS_SESSION, AwsSession},
 };
-use passport_tests::{fixtures, instance::Instance, wait::eventually};
+use passport_tests::{fixtures, instance::Instance, ssh::request_principal, wait::eventually};
 
 use crate::scenario::{on_instance, on_shared_stack};
 use crate::{E2e, benchmark, scenario::Scenario, test};
@@ -119,8 +119,9 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
 
     let described = workstation.describe(&status.certificates[0].certificate).await?;
     let principals = principals(&described);
+    let principal = request_principal(&active.uid().context("no uid")?);
     ensure!(
-        principals == [username.as_str()],
+        principals == [principal.as_str()],
         "principals {principals:?}:\n{described}"
     );
     let until = valid_to(&described)?;

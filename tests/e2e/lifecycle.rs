@@ -127,7 +127,7 @@ async fn end_of_access(s: &Scenario<'_>, instance: &Instance, ending: Ending) ->
     instance.exec(&["id", &user]).await?.ok()?;
 
     let ca = s.ca_private_key().await?;
-    let client = SshClient::new(instance, &ca, &user, "-1m:+10m").await?;
+    let client = SshClient::new(instance, &ca, &active, "-1m:+10m").await?;
     let (ok, stdout, stderr) = client.run("whoami").await?;
     ensure!(
         ok && stdout.trim() == user,

@@ -13,6 +13,7 @@ mod crash;
 mod credentials;
 mod env;
 mod faults;
+mod hostile_login;
 mod instance;
 mod lifecycle;
 mod namespace;
@@ -54,6 +55,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(revocation::trials());
     trials.extend(namespace::trials());
     trials.extend(faults::trials());
+    trials.extend(hostile_login::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {

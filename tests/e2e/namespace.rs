@@ -80,7 +80,7 @@ async fn deletion_revokes() -> Result<()> {
     let user = username(&active)?;
     instance.exec(&["id", &user]).await?.ok()?;
     let ca = s.ca_private_key().await?;
-    let client = SshClient::new(&instance, &ca, &user, "-1m:+10m").await?;
+    let client = SshClient::new(&instance, &ca, &active, "-1m:+10m").await?;
     let mut held = client.hold_open()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure!(held.try_wait()?.is_none(), "the held-open session ended early");

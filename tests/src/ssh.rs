@@ -11,6 +11,9 @@ use anyhow::{Context, Result};
 use local_controlplane::process::checked_output;
 use tokio::process::{Child, Command};
 
+use kube::ResourceExt;
+use passport_crds::AccessRequest;
+
 use crate::instance::Instance;
 
 /// A workstation's view of one instance: key pair, certificate and known_hosts in a temp dir.
@@ -22,9 +25,22 @@ pub struct SshClient {
 }
 
 impl SshClient {
-    /// Makes an Ed25519 key and has `ca_private_key` (OpenSSH format) certify it for `user`, valid
-    /// for `validity` (an ssh-keygen `-V` interval such as `-1m:+10m`).
-    pub async fn new(instance: &Instance, ca_private_key: &[u8], user: &str, validity: &str) -> Result<Self> {
+    /// Makes an Ed25519 key and has `ca_private_key` (OpenSSH format) certify it as the operator
+    /// would for the Active AccessRequest `request`: its principal ([`request_principal`]), to log
+    /// in as its `status.username`, valid for `validity` (an ssh-keygen `-V` interval such as
+    /// `-1m:+10m`).
+    pub async fn new(
+        instance: &Instance,
+        ca_private_key: &[u8],
+        request: &AccessRequest,
+        validity: &str,
+    ) -> Result<Self> {
+        let user = request
+            .status
+            .as_ref()
+            .and_then(|s| s.username.as_deref())
+            .context("the AccessRequest has no status.username")?;
+        let principal = request_principal(&request.uid().context("the AccessRequest has no uid")?);
         let dir = tempfile::Builder::new().prefix("passport-ssh-").tempdir()?;
         let key = dir.path().join("id_ed25519");
         generate_key(&key, &["-t", "ed25519"]).await?;
@@ -34,7 +50,7 @@ impl SshClient {
         let mut sign = Command::new("ssh-keygen");
         sign.args(["-q", "-s"])
             .arg(&ca)
-            .args(["-I", "passport-e2e", "-n", user, "-V", validity])
+            .args(["-I", "passport-e2e", "-n", &principal, "-V", validity])
             .arg(key.with_extension("pub"));
         checked_output(&mut sign, SSH_KEYGEN).await?;
         std::fs::remove_file(&ca)?;
@@ -85,6 +101,13 @@ impl SshClient {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The principal of the certificates of the AccessRequest with UID `uid`, which an instance accepts
+/// for the OS user while that request holds it there: `passport-<uid>` (what
+/// `passport_core::ssh_ca::request_principal` makes; the e2e logins would fail if they differed).
+pub fn request_principal(uid: &str) -> String {
+    format!("passport-{uid}")
 }
 
 /// `ssh user@127.0.0.1 -p port remote` with exactly this key (and certificate, when given), host keys
