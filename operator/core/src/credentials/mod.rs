@@ -3,9 +3,11 @@
 //! The CLI creates a CredentialRequest carrying a public key to certify and an age recipient (the
 //! *sealing key*) it generated for this one request. The operator answers once, in the status:
 //!
-//! * **issued** (`Issued=True`): OpenSSH certificates for the key (principal: the request's OS user
-//!   only; key id `namespace/name#serial`; valid from a little before now until
-//!   min(now + TTL, `expiresAt`)), the targets' host keys, Session Manager tunnel parameters, and
+//! * **issued** (`Issued=True`): OpenSSH certificates for the key (principal: the AccessRequest's
+//!   own, `passport-<UID>`, only; key id `namespace/name#serial uid=<AccessRequest UID>`;
+//!   `source-address` from `spec.sourceCidrs` plus the instance's loopback, when given; valid from a
+//!   little before now until min(now + TTL, `expiresAt`)), to log in as the request's OS user; the
+//!   targets' host keys, Session Manager tunnel parameters, and
 //!   secrets sealed to the sealing key: scoped STS credentials ([`policy`]) and, per Windows target,
 //!   the request's password ([`seal`]);
 //! * **refused** (`Issued=False`): a reason and a message naming the field and the fix

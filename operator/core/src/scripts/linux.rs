@@ -95,8 +95,9 @@ pub fn linux_provision_script(p: &LinuxProvision<'_>) -> Result<String, ScriptEr
 /// `pkill`), removes what it left behind (at jobs, System V IPC objects, its files in the temporary
 /// directories, setuid and setgid files it owns) and removes the user and its group.
 ///
-/// While other requests hold the user, nothing about it changes (exit 0). The principals file goes
-/// first, so no new login can start while sessions are being ended. A missing user and a holder
+/// While other requests hold the user, only this request's line leaves the principals file (its
+/// certificates no longer log in; the others' still do) and the user stays (exit 0). Otherwise the
+/// principals file goes first, so no new login can start while sessions are being ended. A missing user and a holder
 /// that is not listed are success; a user passport did not create is never touched (exit
 /// [`EXIT_FOREIGN_USER`]). The CA keys and the sshd configuration stay for other passport users.
 pub fn linux_revoke_script(username: &str, holder: &str) -> Result<String, ScriptError> {

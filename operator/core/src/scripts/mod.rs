@@ -20,7 +20,18 @@
 //! records which requests hold the user (by AccessRequest UID, the `holder` of each builder):
 //! provisioning adds its holder, revocation removes it, and only the revocation of the last holder
 //! removes the user. The operator therefore sends a revoke for every request that ends, without
-//! having to know about the others. The upgrade rule for users created before holders existed is
+//! having to know about the others.
+//!
+//! # Principals
+//!
+//! Certificates carry their AccessRequest's own principal, `passport-<UID>`
+//! ([`crate::ssh_ca::request_principal`]), and the user's principals file lists one line per holder,
+//! rewritten from the marker by every provisioning and revoke, so a certificate logs in only where
+//! its own request holds the user. Each line carries `expiry-time` (the request's `expiresAt`, as
+//! this host's sshd reads it), and the account expires the day after the latest holder's
+//! `expiresAt`: backstops should no revoke ever arrive. Provisioning again with a later expiry moves
+//! both (an extension); an earlier one changes nothing (a late command). sshd accepts nothing but
+//! these certificates for `rs-*` users: no `authorized_keys`, password or keyboard-interactive login. The upgrade rule for users created before holders existed is
 //! described in `sh/holders.sh` (Linux) and `ps/common.ps1` (Windows).
 //!
 //! # Exit codes
