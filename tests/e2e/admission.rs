@@ -88,11 +88,11 @@ where
 }
 
 /// Identities besides the control plane's alice, bob (developers) and carol (sre, approvers), each
-/// `(kubeconfig file stem, username, groups)`. Written once per plane: the harness names a kubeconfig
-/// after its user, so two group sets of one user need a rename.
-const IDENTITIES: [(&str, &str, &[&str]); 4] = [
-    // A GitOps tool's service account.
+/// `(kubeconfig file stem, username, groups)`, written once per plane.
+const IDENTITIES: [(&str, &str, &[&str]); 5] = [
+    // A GitOps tool's service account, and the same once out of group gitops.
     ("argocd", "argocd", &["gitops"]),
+    ("argocd-left-gitops", "argocd", &[]),
     // Someone with every right on passport.dev in a team's namespace (see `Team::grant_everything`).
     ("mallory", "mallory", &[]),
     // One user before and after leaving group oncall.
@@ -125,9 +125,15 @@ impl AdmissionPlane {
         for file in ["deploy/rbac.yaml", "deploy/admission.yaml"] {
             kubectl::run(&admin, &["apply", "-f", &repo_file(file)], None)?.ok()?;
         }
+        // The harness names a kubeconfig after its user: keep each one before writing the next.
+        let mut kubeconfigs = Vec::new();
         for (stem, user, groups) in IDENTITIES {
             let written = plane.kubeconfig_for(user, groups)?;
-            std::fs::rename(written, plane.dir().join(format!("{stem}.kubeconfig")))?;
+            kubeconfigs.push((stem, std::fs::read(&written)?));
+            std::fs::remove_file(written)?;
+        }
+        for (stem, kubeconfig) in kubeconfigs {
+            std::fs::write(plane.dir().join(format!("{stem}.kubeconfig")), kubeconfig)?;
         }
         plane.kubeconfig_for(operator::IDENTITY, &operator::GROUPS)?;
         let this = Self { plane };

@@ -55,7 +55,7 @@ pub async fn extension_rechecks_groups(team: Team) -> Result<()> {
 }
 
 /// Requesters may delete their own requests (and an applier those it applied; an administrator any);
-/// nobody else may, whatever their RBAC.
+/// nobody else may, whatever their RBAC, until the namespace itself is being deleted.
 pub async fn who_deletes(team: Team) -> Result<()> {
     team.apply_once_bound("alice", &team.request("hers", "alice"))
         .await?;
@@ -86,5 +86,10 @@ pub async fn who_deletes(team: Team) -> Result<()> {
         ensure!(!team.request_exists(gone)?, "{gone} is still there");
     }
     ensure!(team.request_exists("also-hers")?, "also-hers went too");
+
+    // Once the namespace itself is going, whoever empties it may (the namespace controller).
+    team.kubectl("admin", &["delete", "namespace", &team.namespace, "--wait=false"])?
+        .ok()?;
+    team.kubectl("bob", &["delete", "ar", "also-hers"])?.ok()?;
     Ok(())
 }

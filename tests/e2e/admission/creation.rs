@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use passport_tests::fixtures::{self, Yaml};
+use serde_json::json;
 
 use super::{Team, applied_by, refused};
 
@@ -116,9 +117,21 @@ pub async fn appliers_sign(team: Team) -> Result<()> {
 
     let signed = applied_by(for_alice, "argocd", Some("gitops"));
     team.apply_once_bound("argocd", &signed).await?;
-    let extend = serde_json::json!({ "spec": { "duration": "2h" } });
+    let extend = json!({ "spec": { "duration": "2h" } });
     team.patch_request("argocd", "gitops", &extend)?.ok()?;
-    let resigned = serde_json::json!({ "metadata": { "annotations": { "passport.dev/applied-by": "bob" } } });
+    refused(
+        team.patch_request(
+            "argocd-left-gitops",
+            "gitops",
+            &json!({ "spec": { "duration": "3h" } }),
+        )?,
+        "argocd extends after leaving gitops",
+        &[
+            "you are no longer in gitops, which annotation passport.dev/applier-groups claims",
+            "create a new AccessRequest instead",
+        ],
+    )?;
+    let resigned = json!({ "metadata": { "annotations": { "passport.dev/applied-by": "bob" } } });
     refused(
         team.patch_request("alice", "gitops", &resigned)?,
         "alice re-signs argocd's request as bob's",
@@ -127,7 +140,7 @@ pub async fn appliers_sign(team: Team) -> Result<()> {
             "create a new AccessRequest",
         ],
     )?;
-    let end = serde_json::json!({ "spec": { "completed": true } });
+    let end = json!({ "spec": { "completed": true } });
     refused(
         team.patch_request("bob", "gitops", &end)?,
         "bob ends a request argocd applied for alice",
