@@ -73,6 +73,15 @@ pub trait Fleet: Send + Sync + 'static {
         command: RunCommand<'_>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
+    /// The newest command sent to the instance with exactly this comment, if SSM holds one: finds a
+    /// command whose send was never answered.
+    fn find_command(
+        &self,
+        account: &Account,
+        instance_id: &str,
+        comment: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+
     /// How the command is doing on one instance.
     fn invocation(
         &self,

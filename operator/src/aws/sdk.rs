@@ -174,6 +174,33 @@ impl Fleet for SdkFleet {
         Ok(found)
     }
 
+    async fn find_command(
+        &self,
+        account: &Account,
+        instance_id: &str,
+        comment: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let ssm = self.clients(account).await.ssm;
+        let mut pages = ssm
+            .list_commands()
+            .instance_id(instance_id)
+            .into_paginator()
+            .send();
+        let mut newest: Option<(aws_smithy_types::DateTime, String)> = None;
+        while let Some(page) = pages.next().await {
+            for command in page.map_err(classify)?.commands() {
+                let (Some(id), Some(at)) = (command.command_id(), command.requested_date_time()) else {
+                    continue;
+                };
+                let later = newest.as_ref().is_none_or(|(seen, _)| at > seen);
+                if command.comment() == Some(comment) && later {
+                    newest = Some((*at, id.to_owned()));
+                }
+            }
+        }
+        Ok(newest.map(|(_, id)| id))
+    }
+
     async fn send_command(&self, account: &Account, command: RunCommand<'_>) -> Result<String, AwsError> {
         let ssm = self.clients(account).await.ssm;
         let document = match command.platform {

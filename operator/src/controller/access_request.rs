@@ -10,7 +10,7 @@ use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use passport_core::{
     account::{self, Account, Resolved},
     approval::{self, Approval},
-    lifecycle::{self, AccountAccess, Inputs, Observations, Transition, Wanted, apply_outcome},
+    lifecycle::{self, AccountAccess, Inputs, Observations, Purpose, Transition, Wanted, apply_outcome},
     scripts::masked_username,
     time::elapsed,
 };
@@ -184,7 +184,10 @@ async fn gather<F: Fleet>(
     if let Some(account) = &acting {
         let starting = lifecycle::about_to_provision(&status, &approval, deleting, &request.spec);
         let wanted = lifecycle::wanted(&request.spec, &status, starting);
-        observe(ctx, account, &wanted, &mut observations).await;
+        let key = format!("{namespace}/{}", request.name_any());
+        let comment =
+            lifecycle::command_comment(Purpose::Provision, &request.uid().unwrap_or_default(), &key);
+        observe(ctx, account, &wanted, &comment, &mut observations).await;
     }
     let username = status
         .username
@@ -206,8 +209,23 @@ async fn observe<F: Fleet>(
     ctx: &Context<F>,
     account: &Account,
     wanted: &Wanted,
+    provision_comment: &str,
     observations: &mut Observations,
 ) {
+    for instance_id in &wanted.lost_sends {
+        match ctx
+            .fleet
+            .find_command(account, instance_id, provision_comment)
+            .await
+        {
+            Ok(found) => {
+                observations.lost_sends.insert(instance_id.clone(), found);
+            }
+            Err(err) => {
+                observations.errors.insert(instance_id.clone(), err.to_string());
+            }
+        }
+    }
     if !wanted.platforms.is_empty() {
         match ctx.fleet.managed_instances(account, &wanted.platforms).await {
             Ok(managed) => observations.managed = managed,
@@ -218,7 +236,7 @@ async fn observe<F: Fleet>(
     }
     if !wanted.existence.is_empty() {
         match ctx.fleet.describe_instances(account, &wanted.existence).await {
-            Ok(found) => observations.gone.extend(gone(&wanted.existence, &found, account)),
+            Ok(found) => observations.gone.extend(gone(&wanted.existence, &found)),
             // Not knowing keeps the revocation going (and backing off): the safe side.
             Err(err) => tracing::warn!(error = %err, "cannot ask EC2 whether instances still exist"),
         }
@@ -235,20 +253,12 @@ async fn observe<F: Fleet>(
     }
 }
 
-/// The instances EC2 says are gone for good, and how it said so.
-fn gone(ids: &[String], found: &BTreeMap<String, Ec2Instance>, account: &Account) -> Vec<(String, String)> {
+/// The instances EC2 reports terminated, and how it said so. One EC2 does not list stays a target:
+/// it may be a hybrid machine or in another region, and a wrong guess would leave its user behind.
+fn gone(ids: &[String], found: &BTreeMap<String, Ec2Instance>) -> Vec<(String, String)> {
     ids.iter()
-        .filter_map(|id| {
-            let why = match found.get(id) {
-                None => format!(
-                    "EC2 does not know {id} in region {} of the pinned account (terminated long ago)",
-                    account.region
-                ),
-                Some(instance) if instance.state == "terminated" => format!("EC2 reports {id} terminated"),
-                Some(_) => return None,
-            };
-            Some((id.clone(), why))
-        })
+        .filter(|id| found.get(*id).is_some_and(|i| i.state == "terminated"))
+        .map(|id| (id.clone(), format!("EC2 reports {id} terminated")))
         .collect()
 }
 

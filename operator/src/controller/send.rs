@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use passport_core::{
     account::Account,
-    lifecycle::{CommandOutcome, PROVISION_TIMEOUT, Purpose, SendError, SsmCommand},
+    lifecycle::{CommandOutcome, PROVISION_TIMEOUT, Purpose, SendError, SsmCommand, command_comment},
     scripts::{
         LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script,
         windows_provision_script, windows_revoke_script,
@@ -32,6 +32,15 @@ impl Target<'_> {
             "{}/{}",
             self.request.namespace().unwrap_or_default(),
             self.request.name_any()
+        )
+    }
+
+    /// The comment of this request's commands of one purpose.
+    pub fn comment(&self, purpose: Purpose) -> String {
+        command_comment(
+            purpose,
+            self.request.uid().as_deref().unwrap_or_default(),
+            &self.key(),
         )
     }
 }
@@ -82,11 +91,7 @@ async fn send<F: Fleet>(
     };
     let key = target.key();
     let script = script(ctx, target, &key, command).await?;
-    let verb = match command.purpose {
-        Purpose::Provision => "grant",
-        Purpose::Revoke => "revoke",
-    };
-    let comment = format!("passport {verb} {key}");
+    let comment = target.comment(command.purpose);
     let run = RunCommand {
         platform: command.platform,
         instance_ids: &command.instance_ids,

@@ -65,6 +65,14 @@ impl Fleet for RecordingFleet {
         Ok(BTreeMap::new())
     }
 
+    async fn find_command(&self, _: &Account, _: &str, comment: &str) -> Result<Option<String>, AwsError> {
+        let sent = self.sent.lock().expect("lock");
+        Ok(sent
+            .iter()
+            .rposition(|c| c == comment)
+            .map(|i| format!("cmd-{}", i + 1)))
+    }
+
     async fn send_command(&self, _: &Account, command: RunCommand<'_>) -> Result<String, AwsError> {
         let mut sent = self.sent.lock().expect("lock");
         sent.push(command.comment.to_owned());
@@ -386,7 +394,7 @@ async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_after() {
     let action = reconcile.await.expect("joined").expect("reconciled");
     assert_eq!(
         *ctx.fleet.sent.lock().expect("lock"),
-        ["passport revoke team-a/r"]
+        ["passport revoke uid-r team-a/r"]
     );
     assert!(
         format!("{action:?}").contains("requeue_after: Some"),

@@ -28,7 +28,7 @@ use passport_crds::{
     access_request::{AccountRole, Platform, TargetStatus},
 };
 
-pub use observe::{Wanted, about_to_provision, wanted};
+pub use observe::{Wanted, about_to_provision, lost_send, wanted};
 pub use outcome::{COMMAND_LIFETIME, CommandOutcome, SendError, apply_outcome};
 pub use revoke::{ADMIN_HINT, STUCK_AFTER, UNCONFIRMED_GRACE, backoff, stuck};
 pub use step::{MAX_PROVISION_ATTEMPTS, step};
@@ -75,8 +75,11 @@ pub struct Observations {
     pub invocations: BTreeMap<String, Invocation>,
     /// Targets whose state could not be observed this time, and why (e.g. SSM throttling).
     pub errors: BTreeMap<String, String>,
-    /// For targets whose revocation failed: those EC2 says are gone for good (terminated, or unknown
-    /// to EC2 in the pinned account and region), and how it said so.
+    /// For targets whose last provisioning send has no known outcome: the command SSM holds from that
+    /// send (found by its comment), or `None` if SSM holds none. A target missing here was not looked
+    /// up this time and is not sent again until it is.
+    pub lost_sends: BTreeMap<String, Option<String>>,
+    /// For targets whose revocation failed: those EC2 reports terminated, and how it said so.
     pub gone: BTreeMap<String, String>,
 }
 
@@ -113,6 +116,28 @@ impl Purpose {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+}
+
+/// SSM's limit on a command comment.
+const COMMENT_MAX: usize = 100;
+
+/// The comment every command of this purpose for this request carries: it joins the command to the
+/// request in CloudTrail and the SSM console (by UID, which never repeats, then `namespace/name`), and
+/// finds a command whose send was never answered.
+pub fn command_comment(purpose: Purpose, request_uid: &str, key: &str) -> String {
+    let verb = match purpose {
+        Purpose::Provision => "grant",
+        Purpose::Revoke => "revoke",
+    };
+    let mut comment = format!("passport {verb} {request_uid} {key}");
+    if comment.len() > COMMENT_MAX {
+        let mut end = COMMENT_MAX;
+        while !comment.is_char_boundary(end) {
+            end -= 1;
+        }
+        comment.truncate(end);
+    }
+    comment
 }
 
 /// An SSM command to send: one script to a set of instances of one platform.

@@ -1,7 +1,10 @@
 //! What the controller must ask AWS before the next step: which targets' platforms (are they
 //! managed by SSM?) and which commands in flight.
 
-use passport_crds::{AccessRequestSpec, AccessRequestStatus, Phase, access_request::TargetState};
+use passport_crds::{
+    AccessRequestSpec, AccessRequestStatus, Phase,
+    access_request::{TargetState, TargetStatus},
+};
 
 use crate::approval::Approval;
 
@@ -12,6 +15,8 @@ pub struct Wanted {
     pub platforms: Vec<String>,
     /// `(instance id, command id)` of every command still acting on a target.
     pub invocations: Vec<(String, String)>,
+    /// Instances whose last provisioning send has no known outcome: did SSM take it?
+    pub lost_sends: Vec<String>,
     /// EC2 instances whose revocation failed: are they still there at all?
     pub existence: Vec<String>,
 }
@@ -50,6 +55,12 @@ pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_p
         .filter(|t| matches!(t.state, TargetState::Provisioning | TargetState::Removing))
         .filter_map(|t| Some((t.instance_id.clone(), t.command_id.clone()?)))
         .collect();
+    let lost_sends = status
+        .targets
+        .iter()
+        .filter(|t| lost_send(t))
+        .map(|t| t.instance_id.clone())
+        .collect();
     let existence = status
         .targets
         .iter()
@@ -60,8 +71,17 @@ pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_p
     Wanted {
         platforms,
         invocations,
+        lost_sends,
         existence,
     }
+}
+
+/// A provisioning send was recorded as intended but its answer never arrived (a crash, a lost
+/// connection): SSM may or may not hold the command.
+pub fn lost_send(target: &TargetStatus) -> bool {
+    target.unconfirmed_since.is_some()
+        && target.command_id.is_none()
+        && matches!(target.state, TargetState::Pending | TargetState::Provisioning)
 }
 
 /// EC2 instance ids start with `i-`; SSM also manages hybrid machines (`mi-…`) that EC2 never knows.
@@ -151,6 +171,22 @@ mod tests {
         assert!(wanted.platforms.is_empty());
         assert_eq!(wanted.invocations, [(A.to_owned(), "cmd-a".to_owned())]);
         assert!(wanted.existence.is_empty());
+    }
+
+    #[test]
+    fn a_send_without_an_answer_is_looked_up() {
+        let spec = AccessRequestSpec::new("alice", "why", [A, B]);
+        let lost = TargetStatus {
+            unconfirmed_since: Some(passport_crds::common::Time(jiff::Timestamp::UNIX_EPOCH)),
+            attempts: 1,
+            ..target(A, TargetState::Pending, Some(Platform::Linux), None)
+        };
+        let answered = TargetStatus {
+            unconfirmed_since: lost.unconfirmed_since.clone(),
+            ..target(B, TargetState::Provisioning, Some(Platform::Linux), Some("cmd-b"))
+        };
+        let wanted = wanted(&spec, &status(Phase::Provisioning, vec![lost, answered]), false);
+        assert_eq!(wanted.lost_sends, [A]);
     }
 
     #[test]

@@ -10,7 +10,10 @@ use passport_crds::{
     conditions::{self, Update, types::*},
 };
 
-use super::{AccountAccess, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, revoke};
+use super::{
+    AccountAccess, COMMAND_LIFETIME, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition,
+    lost_send, revoke,
+};
 use crate::{
     approval::Approval,
     logbook::{LogAction, LogEvent},
@@ -139,6 +142,12 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     }
     let mut send: Vec<(Platform, String)> = Vec::new();
     for target in &mut d.status.targets {
+        // Sent again only once SSM is known not to hold the lost send: no command is ever doubled.
+        let unanswered =
+            lost_send(target) && !input.observations.lost_sends.contains_key(&target.instance_id);
+        if unanswered {
+            continue;
+        }
         if let Some(platform) = record_intent(target, input.now) {
             send.push((platform, target.instance_id.clone()));
         }
@@ -206,6 +215,20 @@ fn record_intent(target: &mut TargetStatus, now: Timestamp) -> Option<Platform> 
     Some(platform)
 }
 
+/// SSM holds the command of a send whose answer was lost: follow it like any recorded send.
+fn adopt(target: &mut TargetStatus, command_id: &str, now: Timestamp) {
+    target.state = TargetState::Provisioning;
+    target.command_id = Some(command_id.to_owned());
+    target.message.clear();
+    target.retry_at = Some(Time(add(
+        target.unconfirmed_since.as_ref().map_or(now, |t| t.0),
+        COMMAND_LIFETIME,
+    )));
+    if target.attempts <= 1 {
+        target.unconfirmed_since = None;
+    }
+}
+
 /// The AwsAccount went away or stopped allowing the namespace after approval: what was granted is
 /// revoked (through the account as it was pinned at approval), and the request fails saying why.
 fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
@@ -221,10 +244,15 @@ fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
 
 /// Applies what was observed about one target while provisioning.
 fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out: bool) {
-    let id = target.instance_id.as_str();
-    if let Some(error) = input.observations.errors.get(id) {
+    if let Some(error) = input.observations.errors.get(&target.instance_id) {
         target.message = format!("could not check the instance, retrying: {error}");
     }
+    if let Some(Some(command_id)) = input.observations.lost_sends.get(&target.instance_id)
+        && lost_send(target)
+    {
+        adopt(target, command_id, input.now);
+    }
+    let id = target.instance_id.as_str();
     match target.state {
         TargetState::Pending => match input.observations.managed.get(id) {
             Some(Some(platform)) => target.platform = Some(*platform),

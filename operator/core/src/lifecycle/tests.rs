@@ -561,6 +561,7 @@ fn throttled_sends_are_retried_and_said_in_status() {
     );
     assert_eq!(w.target(A).state, TargetState::Pending);
     assert!(w.target(A).message.contains("ThrottlingException"));
+    w.observations.lost_sends.insert(A.into(), None);
     let d = w.run();
     assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])], "sent again");
 }
@@ -679,7 +680,9 @@ fn an_unconfirmed_send_is_a_new_attempt_and_three_are_the_most() {
     w.run();
     w.managed(A, Some(Platform::Linux));
     for attempt in 1..=MAX_PROVISION_ATTEMPTS {
-        // The operator died (or lost the write) after sending: no command id was recorded.
+        // The operator died (or lost the write) after sending: no command id was recorded, and SSM,
+        // asked, holds none of them.
+        w.observations.lost_sends.insert(A.into(), None);
         let d = w.run();
         assert_eq!(
             actions_of(&d),
@@ -688,6 +691,7 @@ fn an_unconfirmed_send_is_a_new_attempt_and_three_are_the_most() {
         );
         assert_eq!(w.target(A).attempts, attempt);
     }
+    w.observations.lost_sends.insert(A.into(), None);
     let d = w.run();
     assert_eq!(
         w.status.phase,
@@ -863,7 +867,12 @@ fn an_instance_ec2_reports_gone_is_removed_and_the_others_still_revoked() {
     w.spec.completed = true;
     let d = w.run();
     w.sent(&d);
-    w.invocation(A, Invocation::Succeeded { stdout: String::new() });
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
     w.invocation(
         B,
         Invocation::Failed {
@@ -879,6 +888,54 @@ fn an_instance_ec2_reports_gone_is_removed_and_the_others_still_revoked() {
     let d = w.run();
     assert!(d.commands.is_empty(), "nothing is sent to a terminated instance");
     assert_eq!(w.target(B).state, TargetState::Removed);
-    assert!(w.target(B).message.contains("terminated"), "{}", w.target(B).message);
+    assert!(
+        w.target(B).message.contains("terminated"),
+        "{}",
+        w.target(B).message
+    );
     assert_eq!(w.status.phase, Phase::Completed);
+}
+
+#[test]
+fn a_send_whose_answer_was_lost_is_looked_up_not_repeated() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])]);
+    // The answer never came: the target is left unconfirmed, attempt 1.
+    assert_eq!(w.target(A).attempts, 1);
+    let d = w.run();
+    assert!(d.commands.is_empty(), "not sent again before SSM was asked");
+    w.observations
+        .lost_sends
+        .insert(A.into(), Some("cmd-lost".into()));
+    let d = w.run();
+    assert!(d.commands.is_empty(), "SSM holds it: followed, not repeated");
+    assert_eq!(w.target(A).command_id.as_deref(), Some("cmd-lost"));
+    assert_eq!(w.target(A).state, TargetState::Provisioning);
+    assert_eq!(w.target(A).unconfirmed_since, None);
+}
+
+#[test]
+fn a_send_ssm_never_took_is_sent_again_as_a_new_attempt() {
+    let mut w = World::new(&[A]);
+    w.run();
+    w.managed(A, Some(Platform::Linux));
+    w.run();
+    w.observations.lost_sends.insert(A.into(), None);
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("provision", vec![A.to_owned()])]);
+    assert_eq!(w.target(A).attempts, 2);
+}
+
+#[test]
+fn command_comments_name_the_request_and_fit_ssm() {
+    let uid = "0b5d2f0e-6d0c-4b43-9d3e-2a0f5c7e9b11";
+    assert_eq!(
+        command_comment(Purpose::Provision, uid, "team-a/r"),
+        format!("passport grant {uid} team-a/r")
+    );
+    let long = format!("team-a/{}", "é".repeat(200));
+    assert!(command_comment(Purpose::Revoke, uid, &long).len() <= 100);
 }
