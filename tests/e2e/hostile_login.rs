@@ -296,6 +296,14 @@ async fn planted_key(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         line_expiry >= expires_at && line_expiry <= expires_at + jiff::SignedDuration::from_mins(11),
         "principals line expires at {line_expiry}, the request at {expires_at}:\n{principals}"
     );
+    // The account itself expires the (UTC) day after: shadow counts days since 1970.
+    let shadow = instance.exec(&["getent", "shadow", &user]).await?.ok()?.stdout;
+    let expire_day = shadow.trim().split(':').nth(7).unwrap_or_default().to_owned();
+    let day_after = line_expiry.as_second().div_euclid(86_400) + 1;
+    ensure!(
+        expire_day == day_after.to_string(),
+        "account expiry day {expire_day:?}, expected {day_after}: {shadow}"
+    );
     Ok(())
 }
 
