@@ -304,6 +304,21 @@ async fn planted_key(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         expire_day == day_after.to_string(),
         "account expiry day {expire_day:?}, expected {day_after}: {shadow}"
     );
+
+    // sshd honours the line's expiry as written: the same line, expired a minute ago, lets the
+    // (still valid) certificate in no more.
+    let when = |t: Timestamp| t.strftime("%Y%m%d%H%M%SZ").to_string();
+    let expired = principals.replace(
+        &when(line_expiry),
+        &when(Timestamp::now() - jiff::SignedDuration::from_mins(1)),
+    );
+    ensure!(expired != principals, "{principals}");
+    let file = format!("/etc/ssh/passport/principals/{user}");
+    let write = |text: &str| format!("printf '%s' '{text}' > {file}");
+    instance.exec(&["bash", "-c", &write(&expired)]).await?.ok()?;
+    credential.refused(instance, true).await?;
+    instance.exec(&["bash", "-c", &write(&principals)]).await?.ok()?;
+    credential.logs_in(instance).await?;
     Ok(())
 }
 
