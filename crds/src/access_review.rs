@@ -28,6 +28,17 @@ pub struct AccessReviewSpec {
     /// Name of the AccessRequest, in this namespace, being reviewed.
     #[schemars(length(min = 1, max = 253))]
     pub access_request: String,
+    /// metadata.uid of the AccessRequest reviewed: the review counts for that request only, never
+    /// for a later one of the same name. `kubectl passport approve` fills it in.
+    #[serde(default, rename = "accessRequestUID", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub access_request_uid: Option<String>,
+    /// The spec.duration this review decides on (Go duration syntax, as in the request): an approval
+    /// counts for that duration only, so an extension needs a review of its own. `kubectl passport
+    /// approve` fills it in. A Deny ends the request whatever duration it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16))]
+    pub duration: Option<String>,
     /// Approve or Deny.
     pub decision: ReviewDecision,
     /// The Kubernetes username of the reviewer; must be the user who creates this object.

@@ -96,4 +96,9 @@ pub mod annotations {
     pub const REQUESTER_GROUPS: &str = "passport.dev/requester-groups";
     /// On an AccessReview: the reviewer's groups, for approvers named by group.
     pub const REVIEWER_GROUPS: &str = "passport.dev/reviewer-groups";
+    /// On an AccessRequest created for someone else: the GitOps applier that created it (admission
+    /// checks it is the creating user).
+    pub const APPLIED_BY: &str = "passport.dev/applied-by";
+    /// On such a request: the applier's groups, checked at admission like the requester's.
+    pub const APPLIER_GROUPS: &str = "passport.dev/applier-groups";
 }

@@ -237,6 +237,8 @@ pub fn review(access_request: &str) -> ReviewBuilder {
         &format!("{access_request}-review"),
         AccessReviewSpec {
             access_request: access_request.to_owned(),
+            access_request_uid: None,
+            duration: None,
             decision: ReviewDecision::Approve,
             reviewer: "carol".to_owned(),
             comment: None,

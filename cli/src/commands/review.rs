@@ -42,6 +42,8 @@ pub fn build(
         },
         spec: AccessReviewSpec {
             access_request: request.to_owned(),
+            access_request_uid: None,
+            duration: None,
             decision,
             reviewer: reviewer.username.clone(),
             comment: comment.filter(|c| !c.trim().is_empty()),

@@ -6,14 +6,18 @@
 //! `autoApprove` rules matches, or enough of its approvers (never the requester) approve with an
 //! AccessReview; any approver's Deny denies.
 
+mod refusal;
+mod review;
 mod window;
 
 use std::{collections::BTreeSet, time::Duration};
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use passport_crds::{AccessPolicy, AccessRequest, AccessReview, ReviewDecision};
+use passport_crds::{AccessPolicy, AccessRequest, AccessReview, ReviewDecision, common::annotations};
 
+pub use refusal::refusal;
+pub use review::{Question, verdict};
 pub use window::reviews_since;
 
 use crate::time::add;
@@ -29,8 +33,13 @@ pub enum Approval {
         message: String,
         deadline: Timestamp,
     },
+    /// A reviewer denied it.
     Denied {
         by: String,
+        message: String,
+    },
+    /// No policy can ever approve it as it stands (over a limit, an untrusted applier): said at once.
+    Refused {
         message: String,
     },
 }
@@ -82,18 +91,17 @@ fn annotated_groups(metadata: &ObjectMeta, annotation: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether the request, for `requested` (its `spec.duration`, parsed), is approved. Only reviews made
-/// since `reviews_since` count: the request's creation for a new request (a review of an older
-/// request of the same name never carries over), the last approval for an extension.
+/// Whether the request is approved for `question.requested` (its `spec.duration`, parsed). Only the
+/// reviews that [`verdict`] counts for this question count.
 pub fn evaluate(
     request: &AccessRequest,
-    requested: Duration,
+    question: Question,
     policies: &[AccessPolicy],
     reviews: &[AccessReview],
-    reviews_since: Timestamp,
     now: Timestamp,
 ) -> Approval {
     let spec = &request.spec;
+    let requested = question.requested;
     let groups = requester_groups(request);
     let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
     let covering: Vec<&AccessPolicy> = policies
@@ -109,21 +117,38 @@ pub fn evaluate(
     let deadline = add(created, timeout);
 
     if covering.is_empty() {
+        if let Some(message) = refusal(policies, request, requested, &groups) {
+            return Approval::Refused { message };
+        }
         let namespace = request.metadata.namespace.as_deref().unwrap_or_default();
         return Approval::Waiting {
             reason: WaitReason::NoPolicy,
             message: format!(
-                "no AccessPolicy in namespace {namespace} lets {} request these instances for {}{}; \
-                 ask an administrator for one, or change the request",
+                "no AccessPolicy in namespace {namespace} lets {} request access; ask an administrator for one",
                 spec.requester,
-                spec.duration,
-                if spec.ticket.is_none() {
-                    " without a ticket"
-                } else {
-                    ""
-                },
             ),
             deadline,
+        };
+    }
+    if let Some(applier) = applier(request) {
+        let applier_groups = annotated_groups(&request.metadata, annotations::APPLIER_GROUPS);
+        return match covering
+            .iter()
+            .find(|p| p.spec.gitops_appliers.matches(&applier, &applier_groups))
+        {
+            Some(policy) => Approval::Approved {
+                by: format!(
+                    "the merge applied by {applier}, trusted by AccessPolicy {}",
+                    name(policy)
+                ),
+            },
+            None => Approval::Refused {
+                message: format!(
+                    "applied by {applier} for {}, and no AccessPolicy in this namespace that covers the request \
+                     trusts {applier} as a GitOps applier (spec.gitopsAppliers)",
+                    spec.requester
+                ),
+            },
         };
     }
     if let Some(policy) = covering
@@ -134,42 +159,14 @@ pub fn evaluate(
             by: format!("auto-approval in AccessPolicy {}", name(policy)),
         };
     }
-    let reviews: Vec<&AccessReview> = reviews
-        .iter()
-        .filter(|r| Some(r.spec.access_request.as_str()) == request.metadata.name.as_deref())
-        .filter(|r| r.spec.reviewer != spec.requester)
-        .filter(|r| {
-            r.metadata
-                .creation_timestamp
-                .as_ref()
-                .is_some_and(|t| t.0 >= reviews_since)
-        })
-        .collect();
+    let reviews = counted(request, question, reviews);
+    if let Some(denial) = denial(&covering, &reviews) {
+        return denial;
+    }
     for policy in &covering {
-        let approvers = &policy.spec.approval.approvers;
-        let may_review = |r: &&&AccessReview| {
-            approvers.matches(
-                &r.spec.reviewer,
-                &annotated_groups(&r.metadata, REVIEWER_GROUPS_ANNOTATION),
-            )
-        };
-        if let Some(denial) = reviews
-            .iter()
-            .filter(may_review)
-            .find(|r| r.spec.decision == ReviewDecision::Deny)
-        {
-            return Approval::Denied {
-                by: denial.spec.reviewer.clone(),
-                message: denial
-                    .spec
-                    .comment
-                    .clone()
-                    .unwrap_or_else(|| "no reason given".into()),
-            };
-        }
         let approved_by: BTreeSet<&str> = reviews
             .iter()
-            .filter(may_review)
+            .filter(|r| may_review(policy, r))
             .filter(|r| r.spec.decision == ReviewDecision::Approve)
             .map(|r| r.spec.reviewer.as_str())
             .collect();
@@ -187,6 +184,65 @@ pub fn evaluate(
         ),
         deadline,
     }
+}
+
+/// A Deny after approval ends the request: `Some(Denied)` if an approver of a policy covering the
+/// request (as approved) denied it.
+pub fn denied_after_approval(
+    request: &AccessRequest,
+    question: Question,
+    policies: &[AccessPolicy],
+    reviews: &[AccessReview],
+) -> Option<Approval> {
+    let groups = requester_groups(request);
+    let covering: Vec<&AccessPolicy> = policies
+        .iter()
+        .filter(|p| covers(p, request, question.requested, &groups))
+        .collect();
+    denial(&covering, &counted(request, question, reviews))
+}
+
+/// The GitOps applier that created the request for someone else, if one did.
+fn applier(request: &AccessRequest) -> Option<String> {
+    let applied_by = request
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(annotations::APPLIED_BY)?;
+    (applied_by.as_str() != request.spec.requester).then(|| applied_by.clone())
+}
+
+fn counted<'a>(
+    request: &AccessRequest,
+    question: Question,
+    reviews: &'a [AccessReview],
+) -> Vec<&'a AccessReview> {
+    reviews
+        .iter()
+        .filter(|r| matches!(verdict(r, request, question), Some(Ok(()))))
+        .collect()
+}
+
+fn may_review(policy: &AccessPolicy, review: &AccessReview) -> bool {
+    policy.spec.approval.approvers.matches(
+        &review.spec.reviewer,
+        &annotated_groups(&review.metadata, REVIEWER_GROUPS_ANNOTATION),
+    )
+}
+
+fn denial(covering: &[&AccessPolicy], reviews: &[&AccessReview]) -> Option<Approval> {
+    let denial = reviews
+        .iter()
+        .filter(|r| r.spec.decision == ReviewDecision::Deny)
+        .find(|r| covering.iter().any(|p| may_review(p, r)))?;
+    Some(Approval::Denied {
+        by: denial.spec.reviewer.clone(),
+        message: denial
+            .spec
+            .comment
+            .clone()
+            .unwrap_or_else(|| "no reason given".into()),
+    })
 }
 
 /// An invalid policy (say, an unreadable maxDuration) covers nothing: it can only ever refuse.

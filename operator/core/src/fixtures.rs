@@ -103,6 +103,8 @@ pub fn review(reviewer: &str, decision: ReviewDecision) -> AccessReview {
         metadata,
         spec: AccessReviewSpec {
             access_request: "req".into(),
+            access_request_uid: None,
+            duration: None,
             decision,
             reviewer: reviewer.into(),
             comment: Some("because".into()),

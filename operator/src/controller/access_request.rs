@@ -9,12 +9,12 @@ use jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use passport_core::{
     account::{self, Account, Resolved},
-    approval::{self, Approval},
+    approval::{self, Approval, Question},
     lifecycle::{self, AccountAccess, Inputs, Observations, Purpose, Transition, Wanted, apply_outcome},
     scripts::masked_username,
     time::elapsed,
 };
-use passport_crds::AccessRequest;
+use passport_crds::{AccessRequest, Phase};
 
 use super::{Context, Error, FINALIZER, report, send};
 use crate::{
@@ -160,16 +160,28 @@ async fn gather<F: Fleet>(
     let requested = request.spec.access_duration()?;
     let approved = status.approved_access()?;
     let policies = ctx.policies_in(&namespace);
+    let reviews = ctx.reviews_in(&namespace);
     let approval = match approval::reviews_since(request, requested, approved) {
-        Some(since) => approval::evaluate(
-            request,
-            requested,
-            &policies,
-            &ctx.reviews_in(&namespace),
-            since,
-            now,
-        ),
-        None => Approval::Approved { by: String::new() },
+        Some(since) => {
+            let question = Question {
+                requested,
+                since,
+                extending: approved.is_some(),
+            };
+            approval::evaluate(request, question, &policies, &reviews, now)
+        }
+        None => {
+            let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let question = Question {
+                requested: approved.unwrap_or(requested),
+                since: created.unwrap_or(now),
+                extending: false,
+            };
+            let live = matches!(request.phase(), Phase::Provisioning | Phase::Active);
+            live.then(|| approval::denied_after_approval(request, question, &policies, &reviews))
+                .flatten()
+                .unwrap_or(Approval::Approved { by: String::new() })
+        }
     };
     let resolved = account::resolve(request, &policies, |name| ctx.account(name));
     let access = match &resolved {

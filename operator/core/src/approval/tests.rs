@@ -4,7 +4,7 @@ use passport_crds::{
     ReviewDecision as Decision,
     access_policy::AutoApproveRule,
     access_request::Target,
-    common::{Subjects, Time},
+    common::{Subjects, Time, annotations},
 };
 
 use super::*;
@@ -31,7 +31,12 @@ fn eval(
     now: Timestamp,
 ) -> Approval {
     let requested = request.spec.access_duration().expect("valid duration");
-    evaluate(request, requested, policies, reviews, since, now)
+    let question = Question {
+        requested,
+        since,
+        extending: false,
+    };
+    evaluate(request, question, policies, reviews, now)
 }
 
 fn policy(auto: Option<Subjects>) -> AccessPolicy {
@@ -87,27 +92,62 @@ fn auto_approval_by_user_or_verified_group() {
 }
 
 #[test]
-fn a_policy_must_cover_targets_duration_and_ticket() {
+fn a_request_no_policy_covers_is_refused_at_once_naming_the_limit() {
     let auto = Some(subjects(&["alice"], &[]));
+    let refused = |approval: Approval| match approval {
+        Approval::Refused { message } => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
     let mut other_target = request("alice", None);
     other_target.spec.targets = vec![Target {
         instance_id: "i-0fedcba9876543210".into(),
     }];
-    assert!(matches!(
-        eval(&other_target, &[policy(auto.clone())], &[], at(0), at(1)),
-        Approval::Waiting { .. }
-    ));
+    let why = refused(eval(&other_target, &[policy(auto.clone())], &[], at(0), at(1)));
+    assert!(why.contains("does not allow i-0fedcba9876543210"), "{why}");
     let mut too_long = request("alice", None);
     too_long.spec.duration = "5h".into();
-    assert!(matches!(
-        eval(&too_long, &[policy(auto.clone())], &[], at(0), at(1)),
-        Approval::Waiting { .. }
-    ));
+    let why = refused(eval(&too_long, &[policy(auto.clone())], &[], at(0), at(1)));
+    assert_eq!(why, "at most 4h under AccessPolicy ops");
     let mut needs_ticket = policy(auto);
     needs_ticket.spec.require_ticket = true;
+    let why = refused(eval(&request("alice", None), &[needs_ticket], &[], at(0), at(1)));
+    assert!(why.contains("requires a ticket"), "{why}");
+}
+
+#[test]
+fn a_gitops_request_is_approved_only_under_a_policy_trusting_its_applier() {
+    let mut applied = request("alice", None);
+    applied.metadata.annotations = Some(BTreeMap::from([(
+        annotations::APPLIED_BY.to_owned(),
+        "system:serviceaccount:argocd:argocd-application-controller".to_owned(),
+    )]));
+    let untrusted = eval(&applied, &[policy(None)], &[], at(0), at(1));
+    assert!(
+        matches!(&untrusted, Approval::Refused { message } if message.contains("spec.gitopsAppliers")),
+        "{untrusted:?}"
+    );
+    let mut trusting = policy(None);
+    trusting.spec.gitops_appliers.users =
+        vec!["system:serviceaccount:argocd:argocd-application-controller".into()];
     assert!(matches!(
-        eval(&request("alice", None), &[needs_ticket], &[], at(0), at(1)),
-        Approval::Waiting { .. }
+        eval(&applied, &[trusting], &[], at(0), at(1)),
+        Approval::Approved { .. }
+    ));
+}
+
+#[test]
+fn a_deny_after_approval_is_found_for_the_approved_duration() {
+    let req = request("alice", None);
+    let question = Question {
+        requested: req.spec.access_duration().expect("valid"),
+        since: at(0),
+        extending: false,
+    };
+    assert_eq!(denied_after_approval(&req, question, &[policy(None)], &[]), None);
+    let deny = review("carol", Decision::Deny);
+    assert!(matches!(
+        denied_after_approval(&req, question, &[policy(None)], &[deny]),
+        Some(Approval::Denied { .. })
     ));
 }
 

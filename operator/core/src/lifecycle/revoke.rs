@@ -92,6 +92,10 @@ pub(super) fn revoking(input: &Inputs<'_>, d: &mut Transition) {
                 LogAction::Expired,
                 "expired; access revoked on every target".to_owned(),
             ),
+            Phase::Denied => (
+                LogAction::Revoked,
+                format!("{}; access revoked on every target", d.status.message.trim()),
+            ),
             // Why it failed (said when revocation started) stays the first thing a reader sees.
             Phase::Failed => (
                 LogAction::Failed,

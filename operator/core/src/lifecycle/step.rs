@@ -97,6 +97,15 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
                 &format!("denied by {by}: {message}"),
             );
         }
+        Approval::Refused { message } => {
+            finish(
+                d,
+                Phase::Denied,
+                input.now,
+                LogAction::Denied,
+                &format!("refused: {message}"),
+            );
+        }
         Approval::Approved { by } => {
             d.status.approved_at = Some(Time(input.now));
             d.status.approved_duration = Some(input.spec.duration.clone());
@@ -126,6 +135,9 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
 fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     if input.deleting || input.spec.completed {
         revoke::start(input, d, Phase::Completed);
+        return;
+    }
+    if denied_after_approval(input, d) {
         return;
     }
     if let AccountAccess::Unusable(problem) = input.account {
@@ -320,12 +332,17 @@ fn active(input: &Inputs<'_>, d: &mut Transition) {
         account_lost(input, d, &problem.to_string());
         return;
     }
+    if input.deleting || input.spec.completed {
+        revoke::start(input, d, Phase::Completed);
+        return;
+    }
+    if denied_after_approval(input, d) {
+        return;
+    }
     let activated = d.status.activated_at.as_ref().map_or(input.now, |t| t.0);
     let expires = add(activated, approved_duration(input, d));
     d.status.expires_at = Some(Time(expires));
-    if input.deleting || input.spec.completed {
-        revoke::start(input, d, Phase::Completed);
-    } else if input.now >= expires {
+    if input.now >= expires {
         revoke::start(input, d, Phase::Expired);
     } else {
         d.requeue_after = Some(until(input.now, expires));
@@ -358,11 +375,27 @@ fn approved_duration(input: &Inputs<'_>, d: &mut Transition) -> Duration {
             d.status.message = format!("extension to {wanted} awaits approval: {message}");
             approved
         }
+        // A reviewer's Deny ends the whole request (see `denied_after_approval`).
         Approval::Denied { by, message } => {
             d.status.message = format!("extension to {wanted} denied by {by}: {message}");
             approved
         }
+        Approval::Refused { message } => {
+            d.status.message = format!("extension to {wanted} refused: {message}");
+            approved
+        }
     }
+}
+
+/// A reviewer denied the request after it was approved: what was granted is revoked.
+fn denied_after_approval(input: &Inputs<'_>, d: &mut Transition) -> bool {
+    let Approval::Denied { by, message } = input.approval else {
+        return false;
+    };
+    d.status.message = format!("denied by {by} after approval: {message}");
+    event(d, LogAction::Denied, d.status.message.clone(), true);
+    revoke::start(input, d, Phase::Denied);
+    true
 }
 
 pub(super) fn finish(d: &mut Transition, phase: Phase, now: Timestamp, action: LogAction, message: &str) {
@@ -416,6 +449,9 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
         }
         (false, Approval::Denied { message, .. }) => {
             Update::new(APPROVED, false, "Denied").message(message.clone())
+        }
+        (false, Approval::Refused { message }) => {
+            Update::new(APPROVED, false, "Refused").message(message.clone())
         }
     };
     conditions::set(conditions, approved, generation, now);

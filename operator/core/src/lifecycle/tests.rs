@@ -939,3 +939,49 @@ fn command_comments_name_the_request_and_fit_ssm() {
     let long = format!("team-a/{}", "é".repeat(200));
     assert!(command_comment(Purpose::Revoke, uid, &long).len() <= 100);
 }
+
+#[test]
+fn a_deny_after_approval_revokes_and_ends_denied() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.approval = Approval::Denied {
+        by: "carol".into(),
+        message: "not during the freeze".into(),
+    };
+    let d = w.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
+    assert_eq!(w.status.outcome, Some(Phase::Denied));
+    assert!(
+        w.status.message.contains("denied by carol after approval"),
+        "{}",
+        w.status.message
+    );
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert_eq!(logged(&d), [LogAction::Revoked]);
+}
+
+#[test]
+fn a_request_refused_by_policy_is_denied_at_once() {
+    let mut w = World::new(&[A]);
+    w.approval = Approval::Refused {
+        message: "at most 4h under AccessPolicy app-servers".into(),
+    };
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Denied);
+    assert!(d.commands.is_empty());
+    assert!(
+        w.status
+            .message
+            .contains("at most 4h under AccessPolicy app-servers"),
+        "{}",
+        w.status.message
+    );
+}
