@@ -46,8 +46,20 @@ pub fn trials() -> Vec<E2e> {
             creation::only_yourself,
         ),
         in_team(
-            "admission::gitops_appliers_sign_what_they_apply",
-            creation::appliers_sign,
+            "admission::for_someone_else_only_signed_by_the_applier",
+            creation::for_someone_else_only_signed,
+        ),
+        in_team(
+            "admission::appliers_sign_as_themselves",
+            creation::appliers_sign_as_themselves,
+        ),
+        in_team(
+            "admission::appliers_claim_no_requester_groups",
+            creation::appliers_claim_no_requester_groups,
+        ),
+        in_team(
+            "admission::appliers_change_what_they_applied",
+            creation::appliers_change_what_they_applied,
         ),
         in_team(
             "admission::only_the_requester_or_its_applier_changes_a_request",
@@ -58,7 +70,14 @@ pub fn trials() -> Vec<E2e> {
             changes::extension_rechecks_groups,
         ),
         in_team("admission::who_may_delete_a_request", changes::who_deletes),
-        in_team("admission::the_finalizer_is_the_operators", finalizer::rules),
+        in_team(
+            "admission::the_finalizer_is_the_operators",
+            finalizer::the_operators,
+        ),
+        in_team(
+            "admission::the_finalizer_holds_a_deleted_request",
+            finalizer::holds_a_deleted_request,
+        ),
         in_team(
             "admission::status_is_the_operators",
             records::status_is_the_operators,
@@ -135,7 +154,20 @@ impl AdmissionPlane {
         for (stem, kubeconfig) in kubeconfigs {
             std::fs::write(plane.dir().join(format!("{stem}.kubeconfig")), kubeconfig)?;
         }
-        plane.kubeconfig_for(operator::IDENTITY, &operator::GROUPS)?;
+        let operator = plane.kubeconfig_for(operator::IDENTITY, &operator::GROUPS)?;
+        eventually(PROPAGATION, || async {
+            let answer = kubectl::run(
+                &operator,
+                &["auth", "can-i", "patch", "accessrequests", "-A"],
+                None,
+            )?;
+            ensure!(
+                answer.stdout.trim() == "yes",
+                "the operator's RBAC is not in force yet"
+            );
+            Ok(())
+        })
+        .await?;
         let this = Self { plane };
         this.wait_enforced().await?;
         Ok(this)
@@ -209,7 +241,30 @@ impl Team {
             &fixtures::role_binding(&namespace, "approvers", "passport-approver", &[("Group", "sre")]),
         ])?;
         kubectl::apply(&plane.plane.admin_kubeconfig(), &bindings)?.ok()?;
-        Ok(Self { plane, namespace })
+        let team = Self { plane, namespace };
+        for (who, verb, resource) in [
+            ("alice", "create", "accessrequests"),
+            ("argocd", "create", "accessrequests"),
+            ("erin", "create", "accessrequests"),
+            ("carol", "create", "accessreviews"),
+        ] {
+            team.wait_allowed(who, verb, resource).await?;
+        }
+        Ok(team)
+    }
+
+    /// Waits until RBAC lets `who` `verb` `resource` here (a new binding takes a moment to reach the
+    /// authorizer), so that what a trial sees refused is admission's doing.
+    async fn wait_allowed(&self, who: &str, verb: &str, resource: &str) -> Result<()> {
+        eventually(PROPAGATION, || async {
+            let answer = self.kubectl(who, &["auth", "can-i", verb, resource])?;
+            ensure!(
+                answer.stdout.trim() == "yes",
+                "{who} may not {verb} {resource} yet"
+            );
+            Ok(())
+        })
+        .await
     }
 
     /// The kubeconfig of `who`: `admin`, a control-plane user, a stem of [`IDENTITIES`], or
@@ -236,11 +291,6 @@ impl Team {
             &["-n", &self.namespace, "apply", "-f", "-"],
             Some(&yaml),
         )
-    }
-
-    /// [`Team::apply`], retried while the new bindings reach the authorizer; it must succeed.
-    async fn apply_once_bound(&self, who: &str, object: &impl Yaml) -> Result<()> {
-        eventually(PROPAGATION, || async { self.apply(who, object)?.ok().map(drop) }).await
     }
 
     /// `kubectl patch ar <name>` as `who`, with a merge patch, or a JSON patch when `patch` is a list.

@@ -10,7 +10,7 @@ use super::{Team, applied_by, refused};
 /// creator as reviewer and claims only their groups.
 pub async fn only_yourself(team: Team) -> Result<()> {
     let mine = team.request("mine", "alice").requester_groups("developers");
-    team.apply_once_bound("alice", &mine).await?;
+    team.apply("alice", &mine)?.ok()?;
 
     refused(
         team.apply("alice", &team.request("for-bob", "bob"))?,
@@ -59,14 +59,10 @@ pub async fn only_yourself(team: Team) -> Result<()> {
     )
 }
 
-/// Anyone may apply a request for someone else, but only signed with their own name
-/// (passport.dev/applied-by) and groups (passport.dev/applier-groups), never claiming the requester's
-/// groups; a request for yourself carries no signature. The signature cannot change, and the applier
-/// may change what it applied. (Whether the merge approves it is the operator's call.)
-pub async fn appliers_sign(team: Team) -> Result<()> {
-    let for_alice = team.request("gitops", "alice");
+/// A request for someone else must be signed by its applier; a request for yourself is not signed.
+pub async fn for_someone_else_only_signed(team: Team) -> Result<()> {
     refused(
-        team.apply("argocd", &for_alice)?,
+        team.apply("argocd", &team.request("unsigned", "alice"))?,
         "argocd applies for alice unsigned",
         &[
             "spec.requester must be your own username (argocd)",
@@ -74,6 +70,21 @@ pub async fn appliers_sign(team: Team) -> Result<()> {
             "spec.gitopsAppliers",
         ],
     )?;
+    let self_signed = applied_by(team.request("self-signed", "alice"), "alice", None);
+    refused(
+        team.apply("alice", &self_signed)?,
+        "alice signs her own request as its applier",
+        &[
+            "passport.dev/applied-by",
+            "this one is for yourself",
+            "remove them",
+        ],
+    )
+}
+
+/// An applier signs with its own name and only the groups it has.
+pub async fn appliers_sign_as_themselves(team: Team) -> Result<()> {
+    let for_alice = team.request("gitops", "alice");
     refused(
         team.apply("argocd", &applied_by(for_alice.clone(), "flux", None))?,
         "argocd signs as flux",
@@ -82,49 +93,40 @@ pub async fn appliers_sign(team: Team) -> Result<()> {
             "set passport.dev/applied-by: argocd",
         ],
     )?;
-    let claims_hers = applied_by(for_alice.clone(), "argocd", None).requester_groups("developers");
+    refused(
+        team.apply("argocd", &applied_by(for_alice, "argocd", Some("gitops,admins")))?,
+        "argocd claims group admins",
+        &[
+            "passport.dev/applier-groups may only list groups you belong to",
+            "remove the others",
+        ],
+    )
+}
+
+/// An applier's groups are never the requester's: it may not claim any for them.
+pub async fn appliers_claim_no_requester_groups(team: Team) -> Result<()> {
+    let claims_hers =
+        applied_by(team.request("gitops", "alice"), "argocd", None).requester_groups("developers");
     refused(
         team.apply("argocd", &claims_hers)?,
         "argocd claims alice's groups",
         &[
             "passport.dev/requester-groups may be set only by the requester (alice)",
             "remove it",
+            "passport.dev/applier-groups",
         ],
-    )?;
-    refused(
-        team.apply(
-            "argocd",
-            &applied_by(for_alice.clone(), "argocd", Some("gitops,admins")),
-        )?,
-        "argocd claims group admins",
-        &[
-            "passport.dev/applier-groups may only list groups you belong to",
-            "remove the others",
-        ],
-    )?;
-    refused(
-        team.apply(
-            "alice",
-            &applied_by(team.request("self-signed", "alice"), "alice", None),
-        )?,
-        "alice signs her own request as its applier",
-        &[
-            "passport.dev/applied-by",
-            "this one is for yourself",
-            "remove them",
-        ],
-    )?;
+    )
+}
 
-    let signed = applied_by(for_alice, "argocd", Some("gitops"));
-    team.apply_once_bound("argocd", &signed).await?;
-    let extend = json!({ "spec": { "duration": "2h" } });
-    team.patch_request("argocd", "gitops", &extend)?.ok()?;
+/// A signed request is the applier's to change like the requester's, as long as the applier keeps
+/// the groups it claimed; its signature never changes, and nobody else changes it.
+pub async fn appliers_change_what_they_applied(team: Team) -> Result<()> {
+    let signed = applied_by(team.request("gitops", "alice"), "argocd", Some("gitops"));
+    team.apply("argocd", &signed)?.ok()?;
+    let extend = |duration: &str| json!({ "spec": { "duration": duration } });
+    team.patch_request("argocd", "gitops", &extend("2h"))?.ok()?;
     refused(
-        team.patch_request(
-            "argocd-left-gitops",
-            "gitops",
-            &json!({ "spec": { "duration": "3h" } }),
-        )?,
+        team.patch_request("argocd-left-gitops", "gitops", &extend("3h"))?,
         "argocd extends after leaving gitops",
         &[
             "you are no longer in gitops, which annotation passport.dev/applier-groups claims",

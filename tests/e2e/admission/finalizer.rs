@@ -4,34 +4,41 @@
 //! stuck.
 
 use anyhow::{Context, Result, ensure};
-use passport_tests::wait::eventually;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{PROPAGATION, Team, refused};
+use super::{Team, refused};
 
-pub async fn rules(team: Team) -> Result<()> {
-    team.apply_once_bound("alice", &team.request("mine", "alice"))
-        .await?;
+/// What the refusal to strip the finalizer must say: whose it is, and who may remove it when stuck.
+const STRIP_REFUSED: [&str; 2] = [
+    "finalizer passport.dev/revoke is the operator's",
+    "revocationOverrideGroups",
+];
+
+fn remove() -> Value {
+    json!([{ "op": "remove", "path": "/metadata/finalizers/0" }])
+}
+
+/// Alice's request "mine", holding the operator's finalizer.
+fn finalized_request(team: &Team) -> Result<()> {
+    team.apply("alice", &team.request("mine", "alice"))?.ok()?;
     let add = json!([{ "op": "add", "path": "/metadata/finalizers", "value": ["passport.dev/revoke"] }]);
-    let remove = json!([{ "op": "remove", "path": "/metadata/finalizers/0" }]);
-    // The operator's ClusterRoleBinding may take a moment to reach the authorizer.
-    eventually(PROPAGATION, || async {
-        team.patch_request(Team::OPERATOR, "mine", &add)?.ok()
-    })
-    .await
-    .context("the operator adds its finalizer")?;
+    team.patch_request(Team::OPERATOR, "mine", &add)?
+        .ok()
+        .context("the operator adds its finalizer")?;
+    Ok(())
+}
 
-    let expected = [
-        "finalizer passport.dev/revoke is the operator's",
-        "revocationOverrideGroups",
-    ];
+/// Neither the requester nor an administrator (revocation not stuck) strips it; nobody gives the
+/// request an owner.
+pub async fn the_operators(team: Team) -> Result<()> {
+    finalized_request(&team)?;
     refused(
-        team.patch_request("alice", "mine", &remove)?,
+        team.patch_request("alice", "mine", &remove())?,
         "alice strips the finalizer",
-        &expected,
+        &STRIP_REFUSED,
     )?;
     refused(
-        team.patch_request("admin", "mine", &remove)?,
+        team.patch_request("admin", "mine", &remove())?,
         "an administrator strips the finalizer of a request whose revocation is not stuck",
         &[
             "finalizer passport.dev/revoke",
@@ -45,9 +52,13 @@ pub async fn rules(team: Team) -> Result<()> {
         team.patch_request("alice", "mine", &owner)?,
         "alice gives her request an owner",
         &["metadata.ownerReferences of an AccessRequest cannot change"],
-    )?;
+    )
+}
 
-    // Deleting only marks it: the finalizer holds it until the operator has revoked.
+/// Deleting only marks the request: the requester cannot strip the finalizer then either, and the
+/// request stays until the operator, having revoked, removes it.
+pub async fn holds_a_deleted_request(team: Team) -> Result<()> {
+    finalized_request(&team)?;
     team.kubectl("alice", &["delete", "ar", "mine", "--wait=false"])?
         .ok()?;
     let deleting = team.kubectl(
@@ -65,15 +76,15 @@ pub async fn rules(team: Team) -> Result<()> {
         "mine is not being deleted"
     );
     refused(
-        team.patch_request("alice", "mine", &remove)?,
+        team.patch_request("alice", "mine", &remove())?,
         "alice strips the finalizer of her request being deleted",
-        &expected,
+        &STRIP_REFUSED,
     )?;
     ensure!(
         team.request_exists("mine")?,
         "the request went without the operator"
     );
-    team.patch_request(Team::OPERATOR, "mine", &remove)?
+    team.patch_request(Team::OPERATOR, "mine", &remove())?
         .ok()
         .context("the operator removes its finalizer")?;
     ensure!(

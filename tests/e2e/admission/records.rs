@@ -2,14 +2,14 @@
 //! Events (readable by the people who request and review).
 
 use anyhow::{Result, ensure};
-use passport_tests::{fixtures, wait::eventually};
+use passport_tests::fixtures;
 use serde_json::json;
 
-use super::{PROPAGATION, Team, refused};
+use super::{Team, refused};
 
 /// Every right on passport.dev in the team's namespace, for mallory: what she can then still not do
 /// is admission's doing, not RBAC's.
-fn grant_everything(team: &Team) -> Result<()> {
+async fn grant_everything(team: &Team) -> Result<()> {
     let role = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -25,20 +25,20 @@ fn grant_everything(team: &Team) -> Result<()> {
     });
     team.apply("admin", &role)?.ok()?;
     team.apply("admin", &binding)?.ok()?;
-    Ok(())
+    team.wait_allowed("mallory", "patch", "accessreviews.passport.dev")
+        .await
 }
 
 /// In the namespace and cluster-wide, the status of passport's objects is what the operator did:
 /// with every right on passport.dev, mallory still cannot write the status of a request or a policy,
 /// nor can an administrator that of a (cluster-scoped) AwsAccount; the operator can.
 pub async fn status_is_the_operators(team: Team) -> Result<()> {
-    team.apply_once_bound("alice", &team.request("mine", "alice"))
-        .await?;
+    team.apply("alice", &team.request("mine", "alice"))?.ok()?;
     let account = format!("{}-prod", team.namespace);
     let policy = fixtures::policy("policy").namespace(&team.namespace);
     team.apply("admin", &fixtures::account(&account))?.ok()?;
     team.apply("admin", &policy)?.ok()?;
-    grant_everything(&team)?;
+    grant_everything(&team).await?;
 
     let active = json!({ "status": { "phase": "Active" } });
     let forged = |who: &str, what: &[&str], status: &serde_json::Value| {
@@ -62,21 +62,11 @@ pub async fn status_is_the_operators(team: Team) -> Result<()> {
             &words.iter().map(String::as_str).collect::<Vec<_>>(),
         )
     };
-    // Until mallory's bindings arrive, RBAC refuses instead; then admission must.
-    eventually(PROPAGATION, || async {
-        let outcome = forged("mallory", &["ar", "mine"], &active)?;
-        ensure!(
-            !outcome.stderr.contains("cannot patch"),
-            "RBAC still refuses: {}",
-            outcome.stderr
-        );
-        check(
-            outcome,
-            "mallory marks alice's request Active",
-            expected("accessrequests", "mallory"),
-        )
-    })
-    .await?;
+    check(
+        forged("mallory", &["ar", "mine"], &active)?,
+        "mallory marks alice's request Active",
+        expected("accessrequests", "mallory"),
+    )?;
     let generation = json!({ "status": { "observedGeneration": 42 } });
     check(
         forged("mallory", &["accesspolicy", "policy"], &generation)?,
@@ -105,34 +95,23 @@ pub async fn a_review_is_a_fact(team: Team) -> Result<()> {
         .namespace(&team.namespace)
         .reviewer("carol")
         .reviewer_groups("sre");
-    team.apply_once_bound("carol", &review).await?;
-    grant_everything(&team)?;
+    team.apply("carol", &review)?.ok()?;
+    grant_everything(&team).await?;
     let regroup = json!({ "metadata": { "annotations": { "passport.dev/reviewer-groups": "sre,admins" } } });
-    let attempt = || team.patch("mallory", &["accessreview", "mine-review"], &regroup);
-    eventually(PROPAGATION, || async {
-        let outcome = attempt()?;
-        ensure!(
-            !outcome.stderr.contains("cannot patch"),
-            "RBAC still refuses: {}",
-            outcome.stderr
-        );
-        refused(
-            outcome,
-            "mallory changes the groups carol's review claimed",
-            &[
-                "annotation passport.dev/reviewer-groups of an AccessReview cannot change",
-                "create a new AccessReview",
-            ],
-        )
-    })
-    .await
+    refused(
+        team.patch("mallory", &["accessreview", "mine-review"], &regroup)?,
+        "mallory changes the groups carol's review claimed",
+        &[
+            "annotation passport.dev/reviewer-groups of an AccessReview cannot change",
+            "create a new AccessReview",
+        ],
+    )
 }
 
 /// `kubectl describe ar` shows a request's Events to its requester and to approvers: they may read
 /// Events, through either API, in the namespace.
 pub async fn events_are_readable(team: Team) -> Result<()> {
-    team.apply_once_bound("alice", &team.request("mine", "alice"))
-        .await?;
+    team.apply("alice", &team.request("mine", "alice"))?.ok()?;
     let uid = team.kubectl("alice", &["get", "ar", "mine", "-o", "jsonpath={.metadata.uid}"])?;
     let uid = uid.ok()?.stdout;
     let event = json!({
@@ -153,23 +132,19 @@ pub async fn events_are_readable(team: Team) -> Result<()> {
     });
     team.apply("admin", &event)?.ok()?;
     for who in ["alice", "carol"] {
-        eventually(PROPAGATION, || async {
-            for api in ["events", "events.events.k8s.io"] {
-                let listed = team.kubectl(who, &["get", api, "-o", "name"])?.ok()?;
-                ensure!(
-                    listed.stdout.contains("mine.approved"),
-                    "{who} sees no event via {api}"
-                );
-            }
-            let described = team.kubectl(who, &["describe", "ar", "mine"])?.ok()?;
+        for api in ["events", "events.events.k8s.io"] {
+            let listed = team.kubectl(who, &["get", api, "-o", "name"])?.ok()?;
             ensure!(
-                described.stdout.contains("approved by the admission trial"),
-                "{who}: kubectl describe shows no event:\n{}",
-                described.stdout
+                listed.stdout.contains("mine.approved"),
+                "{who} sees no event via {api}"
             );
-            Ok(())
-        })
-        .await?;
+        }
+        let described = team.kubectl(who, &["describe", "ar", "mine"])?.ok()?;
+        ensure!(
+            described.stdout.contains("approved by the admission trial"),
+            "{who}: kubectl describe shows no event:\n{}",
+            described.stdout
+        );
     }
     Ok(())
 }
