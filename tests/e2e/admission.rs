@@ -24,6 +24,7 @@ use std::{
 };
 
 use anyhow::{Result, anyhow, bail, ensure};
+use passport_crds::common::annotations::{APPLIED_BY, APPLIER_GROUPS};
 use passport_tests::{
     ControlPlane, controlplane,
     fixtures::{self, RequestBuilder, Yaml},
@@ -332,9 +333,9 @@ impl Team {
 fn applied_by(request: RequestBuilder, applier: &str, groups: Option<&str>) -> RequestBuilder {
     request.with(|r| {
         let annotations = r.metadata.annotations.get_or_insert_with(Default::default);
-        annotations.insert("passport.dev/applied-by".to_owned(), applier.to_owned());
+        annotations.insert(APPLIED_BY.to_owned(), applier.to_owned());
         if let Some(groups) = groups {
-            annotations.insert("passport.dev/applier-groups".to_owned(), groups.to_owned());
+            annotations.insert(APPLIER_GROUPS.to_owned(), groups.to_owned());
         }
     })
 }
