@@ -118,9 +118,13 @@ pub struct RequestArgs {
     /// Only allow tunnels from this CIDR (repeat for several).
     #[arg(long = "source-cidr", value_name = "CIDR")]
     pub source_cidrs: Vec<String>,
-    /// Wait until the request is Active (or fails), showing its progress.
+    /// Wait until the request is Active (or ends Denied or Failed), showing its progress.
     #[arg(long)]
     pub wait: bool,
+    /// Create nothing: say which AccessPolicy applies, the duration, and whether the request would be
+    /// auto-approved, refused, or need approvals (how many, from whom).
+    #[arg(long, conflicts_with = "wait")]
+    pub dry_run: bool,
     /// How long --wait waits.
     #[arg(long, default_value = "5m")]
     pub timeout: GoDuration,

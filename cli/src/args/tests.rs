@@ -86,7 +86,20 @@ fn request_flags() {
         (args.duration.text.as_str(), args.timeout.value.as_secs()),
         ("1h", 300)
     );
-    assert!(!args.wait && args.name.is_none());
+    assert!(!args.wait && !args.dry_run && args.name.is_none());
+    let dry = [
+        "request",
+        "--instance",
+        "i-0123456789abcdef0",
+        "--reason",
+        "r",
+        "--dry-run",
+    ];
+    assert!(matches!(parse(&dry).command, Verb::Request(args) if args.dry_run));
+    assert_eq!(
+        error(&[&dry[..], &["--wait"]].concat()).kind(),
+        ErrorKind::ArgumentConflict
+    );
     assert_eq!(
         error(&["request", "--reason", "r"]).kind(),
         ErrorKind::MissingRequiredArgument

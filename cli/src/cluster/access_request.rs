@@ -45,12 +45,14 @@ pub async fn list(session: &Session) -> Result<Vec<AccessRequest>> {
         .items)
 }
 
-pub async fn create(session: &Session, object: &AccessRequest) -> Result<AccessRequest> {
-    match session
-        .api::<AccessRequest>()
-        .create(&PostParams::default(), object)
-        .await
-    {
+/// Creates `object`; with `dry_run`, only asks the apiserver whether it would (schema and admission
+/// run, nothing is stored) and returns the object as it would be.
+pub async fn create(session: &Session, object: &AccessRequest, dry_run: bool) -> Result<AccessRequest> {
+    let params = PostParams {
+        dry_run,
+        ..PostParams::default()
+    };
+    match session.api::<AccessRequest>().create(&params, object).await {
         Ok(created) => Ok(created),
         Err(err) if api_errors::code(&err) == Some(409) => bail!(
             "AccessRequest {} already exists in namespace {}; pick another name, or leave it out for a generated one",
@@ -95,6 +97,27 @@ pub fn ensure_usable(request: &AccessRequest) -> Result<()> {
         Some(unusable) => Err(anyhow!("{unusable}")),
         None => Ok(()),
     }
+}
+
+/// Ok when `me` is the request's requester: credentials are only ever issued to them, so anyone else
+/// is refused at once, in one line, before any key or CredentialRequest is made.
+pub fn ensure_mine(request: &AccessRequest, namespace: &str, me: &str) -> Result<()> {
+    let owner = &request.spec.requester;
+    if owner == me {
+        return Ok(());
+    }
+    bail!(
+        "AccessRequest {namespace}/{} belongs to {owner}; you are {me}: refused, you may not use another person's access",
+        request.name_any()
+    )
+}
+
+/// The AccessRequest `name`, refused unless it is the current user's own.
+pub async fn get_mine(session: &Session, name: &str) -> Result<AccessRequest> {
+    let request = get(session, name).await?;
+    let me = session.whoami().await?;
+    ensure_mine(&request, &session.namespace, &me.username)?;
+    Ok(request)
 }
 
 /// The instances the request names, in its order.
@@ -188,6 +211,18 @@ mod tests {
         assert_eq!(
             resolve_instance(&two, Some(OTHER_INSTANCE)).ok().as_deref(),
             Some(OTHER_INSTANCE)
+        );
+    }
+
+    #[test]
+    fn someone_elses_request_is_refused_in_one_line() {
+        let request = in_phase(&[INSTANCE], Phase::Active, "");
+        assert!(ensure_mine(&request, "team-a", "alice").is_ok());
+        assert_eq!(
+            ensure_mine(&request, "team-a", "bob")
+                .expect_err("not bob's")
+                .to_string(),
+            "AccessRequest team-a/db belongs to alice; you are bob: refused, you may not use another person's access"
         );
     }
 

@@ -45,6 +45,31 @@ pub fn progress_line(status: &AccessRequestStatus) -> String {
     }
 }
 
+/// Why a request ended, in one line: the operator's `status.message`, else the Approved condition's
+/// message (where a refusal names the limit and the policy), else the phase alone.
+pub fn ended(request: &AccessRequest) -> String {
+    let name = request.metadata.name.as_deref().unwrap_or_default();
+    let status = request.status.clone().unwrap_or_default();
+    let said = [
+        fold(&status.message),
+        observe(&status.conditions, APPROVED)
+            .map(|c| fold(c.message))
+            .unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(|m| !m.is_empty());
+    let phase = status.phase;
+    match said {
+        Some(message) => format!(
+            "AccessRequest {name} ended {phase:?}: {message}; request access again with `kubectl passport request`"
+        ),
+        None => request.unusable().map_or_else(
+            || format!("AccessRequest {name} ended {phase:?}"),
+            |u| u.to_string(),
+        ),
+    }
+}
+
 /// Follows the request, handing each new progress line to `progress`, until it is Active (Ok), ends
 /// (Err saying why), or `timeout` passes (Err saying what it is stuck on).
 pub async fn wait_active(
@@ -70,7 +95,7 @@ pub async fn wait_active(
             }
             match request.unusable() {
                 None => Some(Ok(request.clone())),
-                Some(unusable) if request.phase().is_terminal() => Some(Err(anyhow!("{unusable}"))),
+                Some(_) if request.phase().is_terminal() => Some(Err(anyhow!("{}", ended(request)))),
                 Some(_) => None,
             }
         },
@@ -117,6 +142,33 @@ mod tests {
         status.phase = Phase::Failed;
         status.message = "instance not managed by SSM".into();
         assert_eq!(progress_line(&status), "Failed: instance not managed by SSM");
+    }
+
+    #[test]
+    fn an_ended_request_says_why_from_its_message_or_its_approved_condition() {
+        let refused = "refused: at most 4h under AccessPolicy app-servers";
+        let denied = fixtures::in_phase(&[fixtures::INSTANCE], Phase::Denied, refused);
+        assert_eq!(
+            ended(&denied),
+            "AccessRequest db ended Denied: refused: at most 4h under AccessPolicy app-servers; \
+             request access again with `kubectl passport request`"
+        );
+        let mut quiet = fixtures::in_phase(&[fixtures::INSTANCE], Phase::Denied, "");
+        if let Some(status) = quiet.status.as_mut() {
+            status.conditions = vec![fixtures::condition(
+                APPROVED,
+                ConditionStatus::False,
+                "Refused",
+                "at most 4h under AccessPolicy app-servers",
+            )];
+        }
+        assert!(
+            ended(&quiet).contains("ended Denied: at most 4h under AccessPolicy app-servers"),
+            "{}",
+            ended(&quiet)
+        );
+        let failed = fixtures::in_phase(&[fixtures::INSTANCE], Phase::Failed, "");
+        assert!(ended(&failed).starts_with("AccessRequest db is Failed: it could not be provisioned"));
     }
 
     #[test]

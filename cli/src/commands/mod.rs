@@ -5,6 +5,7 @@ mod connect;
 mod info;
 mod logbook;
 mod modify;
+mod preview;
 mod proxy;
 mod reach;
 mod request;

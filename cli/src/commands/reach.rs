@@ -36,7 +36,7 @@ pub async fn reach(
     instance: Option<&str>,
     tunnel: &TunnelArgs,
 ) -> Result<Reach> {
-    let request = access_request::get(session, name).await?;
+    let request = access_request::get_mine(session, name).await?;
     access_request::ensure_usable(&request)?;
     let instance = access_request::resolve_instance(&request, instance)?;
     let direct = direct::for_instance(&tunnel.direct, &instance)?;

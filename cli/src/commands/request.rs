@@ -1,5 +1,6 @@
 //! `request`: create an AccessRequest for yourself, claiming your groups for group-based approval,
-//! and with `--wait` follow it until it is Active or ends.
+//! and with `--wait` follow it until it is Active or ends; with `--dry-run`, only say what would
+//! happen to it.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use passport_crds::{
     AccessRequest, AccessRequestSpec, access_request::Target, common::annotations::REQUESTER_GROUPS,
 };
 
+use super::preview;
 use crate::{
     args::RequestArgs,
     cluster::{
@@ -60,7 +62,11 @@ pub async fn run(session: &Session, args: &RequestArgs, format: OutputFormat) ->
         .name
         .clone()
         .unwrap_or_else(|| names::default_request_name(&me.username, Timestamp::now()));
-    let created = access_request::create(session, &build(args, &name, &session.namespace, me)).await?;
+    let object = build(args, &name, &session.namespace, me);
+    if args.dry_run {
+        return preview::run(session, &object, format).await;
+    }
+    let created = access_request::create(session, &object, false).await?;
     if !args.wait {
         if !structured(format, &created)? {
             println!("accessrequest.passport.dev/{name} created");

@@ -85,7 +85,7 @@ pub fn render(header: &str, entries: &[HostEntry]) -> String {
 /// usable ones in the namespace.
 async fn requests(session: &Session, name: Option<&str>) -> Result<Vec<AccessRequest>> {
     if let Some(name) = name {
-        let request = access_request::get(session, name).await?;
+        let request = access_request::get_mine(session, name).await?;
         access_request::ensure_usable(&request)?;
         return Ok(vec![request]);
     }
