@@ -12,6 +12,7 @@ mod changes;
 mod chart;
 mod creation;
 mod finalizer;
+mod gitops;
 mod records;
 
 use std::{
@@ -87,6 +88,10 @@ pub fn trials() -> Vec<E2e> {
         in_team(
             "admission::requesters_and_approvers_read_events",
             records::events_are_readable,
+        ),
+        test(
+            "admission::a_merge_approves_only_where_its_applier_is_trusted",
+            gitops::merge_approves_only_where_trusted,
         ),
         alone(
             "admission::chart_templates_match_deploy",
@@ -228,7 +233,11 @@ pub struct Team {
 
 impl Team {
     async fn new(name: &str) -> Result<Self> {
-        let plane = AdmissionPlane::shared().await?;
+        Self::on(AdmissionPlane::shared().await?, name).await
+    }
+
+    /// A team on `plane`, in namespace `name`.
+    async fn on(plane: Arc<AdmissionPlane>, name: &str) -> Result<Self> {
         let namespace: String = name.replace('_', "-").chars().take(63).collect();
         let namespace = namespace.trim_end_matches('-').to_owned();
         let bindings = fixtures::manifest(&[
