@@ -9,6 +9,7 @@ mod admission;
 mod aws;
 mod bench;
 mod cli;
+mod cli_hostile;
 mod crash;
 mod credentials;
 mod env;
@@ -51,6 +52,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
     trials.extend(cli::trials());
+    trials.extend(cli_hostile::trials());
     trials.extend(crash::trials());
     trials.extend(revocation::trials());
     trials.extend(namespace::trials());
