@@ -80,10 +80,10 @@ async fn measure(s: &Scenario<'_>, instance: &Instance, users: &[String]) -> Res
     let commands = s.emulator.commands().await?;
     let mut to_revoke = Vec::new();
     for (name, expires) in &expiries {
-        let key = format!("passport revoke {}/{name}", s.namespace);
+        let key = format!("{}/{name}", s.namespace);
         let sent = commands
             .iter()
-            .find(|c| c.comment == key)
+            .find(|c| c.is_for("revoke", &key))
             .context("no revoke command recorded")?;
         let sent: jiff::Timestamp = sent.requested_date_time.parse()?;
         to_revoke.push(Duration::try_from(sent.duration_since(*expires)).unwrap_or_default());

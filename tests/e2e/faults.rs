@@ -288,13 +288,13 @@ async fn no_passport_user(instance: &Instance) -> Result<()> {
 /// The provisioning commands the emulator received for `request` (id and when, oldest first), and
 /// the attempts the request recorded (`status.targets[].attempts`), each recorded before its send.
 async fn grants_and_attempts(s: &Scenario<'_>, request: &AccessRequest) -> Result<(Vec<String>, u32)> {
-    let comment = format!("passport grant {}/{}", s.namespace, request.name_any());
+    let key = format!("{}/{}", s.namespace, request.name_any());
     let grants = s
         .emulator
         .commands()
         .await?
         .into_iter()
-        .filter(|c| c.comment == comment)
+        .filter(|c| c.is_for("grant", &key))
         .map(|c| format!("{} at {}", c.command_id, c.requested_date_time))
         .collect();
     let attempts = request

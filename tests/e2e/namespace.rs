@@ -158,7 +158,7 @@ async fn deletion_revokes() -> Result<()> {
         .commands()
         .await?
         .iter()
-        .filter(|c| c.comment == format!("passport revoke {NAMESPACE}/r"))
+        .filter(|c| c.is_for("revoke", &format!("{NAMESPACE}/r")))
         .count();
     ensure!(revokes >= 1, "no revoke command was sent for {NAMESPACE}/r");
     ensure!(

@@ -60,9 +60,14 @@ pub struct RecordedCommand {
 }
 
 impl RecordedCommand {
-    /// Whether the operator sent it to grant access (its comment is `passport grant <ns/name>`).
+    /// Whether the operator sent it to grant access (its comment is `passport grant <uid> <ns/name>`).
     pub fn is_provisioning(&self) -> bool {
         self.comment.starts_with("passport grant ")
+    }
+
+    /// Whether it is the operator's `verb` (`grant` or `revoke`) for request `key` (`namespace/name`).
+    pub fn is_for(&self, verb: &str, key: &str) -> bool {
+        self.comment.starts_with(&format!("passport {verb} ")) && self.comment.ends_with(&format!(" {key}"))
     }
 
     /// The value of a quoted top-level assignment in the script (`PASSPORT_HOLDER='<uid>'`).
