@@ -278,8 +278,9 @@ async fn planted_key(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     // The certificate still logs in.
     credential.logs_in(instance).await?;
 
-    // The principals line of the request ends by itself, in UTC (OpenSSH 9.2), no earlier than the
-    // request (it was written before the clock started: at most the provisioning timeout later).
+    // The principals line of the request ends by itself, in UTC (OpenSSH 9.2): at the latest time an
+    // extension could reach (12h after activation, written before the clock started: at most the
+    // provisioning timeout later), never before the request's own expiry.
     let principals = instance
         .exec(&["cat", &format!("/etc/ssh/passport/principals/{user}")])
         .await?
@@ -292,8 +293,17 @@ async fn planted_key(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         .context("no expiresAt")?
         .0;
     let line_expiry = principal_expiry(&principals, &uid)?;
+    let activated_at = active
+        .status
+        .as_ref()
+        .and_then(|st| st.activated_at.as_ref())
+        .context("no activatedAt")?
+        .0;
+    let ceiling = activated_at + jiff::SignedDuration::from_hours(12);
     ensure!(
-        line_expiry >= expires_at && line_expiry <= expires_at + jiff::SignedDuration::from_mins(11),
+        line_expiry >= expires_at
+            && line_expiry >= ceiling
+            && line_expiry <= ceiling + jiff::SignedDuration::from_mins(11),
         "principals line expires at {line_expiry}, the request at {expires_at}:\n{principals}"
     );
     // The account itself expires the (UTC) day after: shadow counts days since 1970.

@@ -157,14 +157,17 @@ async fn script<F: Fleet>(
     })
 }
 
-/// When the request's access ends, for the provisioning scripts (the expiry of its principal line and
-/// of the account, backstops should no revoke arrive). Before activation there is no `expiresAt`
-/// yet: the clock starts once every target is ready, which is within [`PROVISION_TIMEOUT`] of now,
-/// so now + duration + that timeout is never earlier than the `expiresAt` to come.
+/// The backstop expiry for the provisioning scripts (of the request's principal line and of the
+/// account), should no revoke ever arrive: the latest `expiresAt` the request could still reach. An
+/// extension may grow it up to [`MAX_ACCESS`] after activation, and extensions send no command to the
+/// instances, so the backstop cannot be `expiresAt` itself without cutting extended access short.
+/// Certificates, the only way in, never outlive `expiresAt` whatever this says.
 fn provision_expiry(request: &AccessRequest, now: Timestamp) -> Timestamp {
-    if let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref()) {
-        return expires_at.0;
-    }
-    let duration = request.spec.access_duration().unwrap_or(MAX_ACCESS);
-    now.checked_add(duration + PROVISION_TIMEOUT).unwrap_or(now)
+    let activated = request
+        .status
+        .as_ref()
+        .and_then(|s| s.activated_at.as_ref())
+        .map(|t| t.0);
+    let start = activated.unwrap_or_else(|| now.checked_add(PROVISION_TIMEOUT).unwrap_or(now));
+    start.checked_add(MAX_ACCESS).unwrap_or(start)
 }
