@@ -132,7 +132,7 @@ async fn dry_run(s: &Scenario<'_>) -> Result<()> {
     let run = alice.run(&over).await?.ok("request --dry-run over the maximum")?;
     ensure!(
         run.stdout
-            .contains("refused at once: refused: at most 4h under AccessPolicy app-servers"),
+            .contains("refused at once: at most 4h under AccessPolicy app-servers"),
         "{}",
         run.stdout
     );

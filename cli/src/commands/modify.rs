@@ -7,7 +7,7 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::{Result, anyhow};
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
-use passport_crds::{AccessRequestSpec, duration::format_go_duration};
+use passport_crds::{AccessRequest, AccessRequestSpec, duration::format_go_duration};
 use serde_json::json;
 
 use crate::{
@@ -65,8 +65,25 @@ pub async fn extend(session: &Session, args: &ExtendArgs, format: OutputFormat) 
             }
             None => println!("The clock starts when it becomes Active."),
         }
+        if let Some(hint) = approval_hint(&patched, &text) {
+            println!("{hint}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After an extension of an approved request: an approval counts only for the duration it names,
+/// so the new one needs its own (unless an automatic-approval rule covers it).
+pub fn approval_hint(request: &AccessRequest, wanted: &str) -> Option<String> {
+    let approved = request.status.as_ref()?.approved_duration.as_deref()?;
+    (approved != wanted).then(|| {
+        format!(
+            "{approved} was approved; unless an automatic-approval rule covers {wanted}, an approver must approve it: \
+             kubectl passport approve {} -n {}",
+            request.name_any(),
+            request.namespace().unwrap_or_default()
+        )
+    })
 }
 
 pub async fn complete(session: &Session, name: &str, format: OutputFormat) -> Result<ExitCode> {
@@ -87,6 +104,25 @@ pub async fn complete(session: &Session, name: &str, format: OutputFormat) -> Re
 mod tests {
     use super::*;
     use crate::fixtures;
+
+    #[test]
+    fn an_extension_of_an_approved_request_says_it_needs_approval() {
+        let mut request = fixtures::access_request(&[fixtures::INSTANCE]);
+        request.metadata.namespace = Some("team-a".into());
+        assert_eq!(approval_hint(&request, "2h"), None, "not approved yet");
+        request.status = Some(passport_crds::access_request::AccessRequestStatus {
+            approved_duration: Some("1h".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            approval_hint(&request, "2h").as_deref(),
+            Some(
+                "1h was approved; unless an automatic-approval rule covers 2h, an approver must approve it: \
+                 kubectl passport approve db -n team-a"
+            )
+        );
+        assert_eq!(approval_hint(&request, "1h"), None);
+    }
 
     #[test]
     fn extensions_add_or_set() -> Result<()> {

@@ -106,7 +106,7 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
     let (decision, message, pending_timeout) = match approval::evaluate(request, question, policies, &[], now)
     {
         Approval::Approved { by } => (Decision::AutoApproved, format!("approved by {by}"), None),
-        Approval::Refused { message } => (Decision::Refused, format!("refused: {message}"), None),
+        Approval::Refused { message } => (Decision::Refused, message, None),
         // No review exists yet, so nobody has denied it; said as a refusal all the same.
         Approval::Denied { by, message } => (Decision::Refused, format!("denied by {by}: {message}"), None),
         Approval::Waiting {
@@ -327,17 +327,12 @@ mod tests {
     fn over_the_maximum_is_refused_naming_the_limit_and_the_policy() -> Result<()> {
         let shown = preview(&alice_asks("5h", &[INSTANCE]), &[app_servers()], now())?;
         assert_eq!(shown.decision, Decision::Refused);
-        assert_eq!(
-            shown.message,
-            "refused: at most 4h under AccessPolicy app-servers"
-        );
+        assert_eq!(shown.message, "at most 4h under AccessPolicy app-servers");
         assert!(shown.policies.is_empty());
         let text = lines(&shown).join("\n");
         assert!(
             text.contains("Policy:     none covers this request")
-                && text.contains(
-                    "Decision:   refused at once: refused: at most 4h under AccessPolicy app-servers"
-                ),
+                && text.contains("Decision:   refused at once: at most 4h under AccessPolicy app-servers"),
             "{text}"
         );
         Ok(())
