@@ -341,6 +341,9 @@ pub struct AccessRequestStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The durable Logbook record: every action, kept as long as the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logbook: Option<crate::logbook::LogbookRecord>,
 }
 
 /// The state of one target instance.

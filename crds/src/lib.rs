@@ -10,6 +10,7 @@ pub mod common;
 pub mod conditions;
 pub mod credential_request;
 pub mod duration;
+pub mod logbook;
 pub mod sealed;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

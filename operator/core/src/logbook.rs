@@ -1,6 +1,9 @@
 //! The logbook's vocabulary: what happened to an AccessRequest, in words for people and a stable
 //! action name for machines. The operator turns each entry into a Kubernetes Event (and, with the
-//! external sink, a CloudEvent `dev.passport.accessrequest.<action>`).
+//! external sink, a CloudEvent `dev.passport.accessrequest.<action>`); [`record`] keeps each in the
+//! request's durable record.
+
+pub mod record;
 
 /// One logbook entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

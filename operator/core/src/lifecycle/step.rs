@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     approval::Approval,
-    logbook::{LogAction, LogEvent},
+    logbook::{self, LogAction, LogEvent},
     time::{add, elapsed, whole_second},
 };
 
@@ -68,8 +68,34 @@ pub fn step(input: Inputs<'_>) -> Transition {
         Phase::Revoking => revoke::revoking(&input, &mut d),
         Phase::Completed | Phase::Expired | Phase::Denied | Phase::Failed => d.release = true,
     }
+    record(&input, &mut d);
     refresh_conditions(&input, &mut d.status);
     d
+}
+
+/// Every logbook event of this step goes into the durable record, in the same status write as the
+/// change it describes.
+fn record(input: &Inputs<'_>, d: &mut Transition) {
+    if d.events.is_empty() {
+        return;
+    }
+    let record = d.status.logbook.get_or_insert_with(Default::default);
+    for event in &d.events {
+        logbook::record::append(record, event, &actor(event.action, input), input.now);
+    }
+}
+
+/// Who did what an event records: the requester asks and completes, reviewers approve, extend and
+/// deny; the operator does everything else by itself.
+fn actor(action: LogAction, input: &Inputs<'_>) -> String {
+    match (action, input.approval) {
+        (LogAction::Created | LogAction::Completed, _) => input.spec.requester.clone(),
+        (LogAction::Approved | LogAction::Extended, Approval::Approved { by }) if !by.is_empty() => {
+            by.clone()
+        }
+        (LogAction::Denied, Approval::Denied { by, .. }) => by.clone(),
+        _ => logbook::record::OPERATOR_ACTOR.to_owned(),
+    }
 }
 
 fn pending(input: &Inputs<'_>, d: &mut Transition) {

@@ -985,3 +985,36 @@ fn a_request_refused_by_policy_is_denied_at_once() {
         w.status.message
     );
 }
+
+#[test]
+fn every_logged_action_lands_in_the_durable_record_with_its_actor() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    w.spec.completed = true;
+    let d = w.run();
+    w.sent(&d);
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: String::new(),
+        },
+    );
+    w.run();
+    let record = w.status.logbook.clone().expect("a record");
+    let actions: Vec<(&str, &str)> = record
+        .entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("created", "alice"),
+            ("approved", "policy team-a/ops"),
+            ("provisioned", "passport"),
+            ("completed", "alice"),
+        ]
+    );
+    let seqs: Vec<u64> = record.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+}
