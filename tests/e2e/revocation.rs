@@ -194,19 +194,12 @@ async fn unreachable_instance(s: &Scenario<'_>, good: [&Instance; 2], bad: &Inst
                 && c.instance_ids.contains(&instance.id().to_owned())
                 && !c.instance_ids.contains(&bad.id().to_owned())
                 && c.assignment("PASSPORT_HOLDER").as_deref() == Some(uid.as_str())
-                && c.invocations.iter().all(|i| i.status == "Success")
         });
-        let batched_with_bad = commands.iter().any(|c| {
-            c.is_provisioning()
-                && c.instance_ids.contains(&instance.id().to_owned())
-                && c.instance_ids.contains(&bad.id().to_owned())
-                && c.invocations.iter().any(|i| i.status == "Success")
-        });
-        // Under load the request may fail (on the bad target) before a good one's own command went
-        // out; what must never happen is a good target's grant riding on the bad one's batch.
+        // Its own command, without the bad instance (the emulator's record of the invocation's
+        // status may lag; the user's absence below is what counts).
         ensure!(
-            provisioned || !batched_with_bad,
-            "{} was provisioned only in a batch with the unreachable instance",
+            provisioned,
+            "{} was never provisioned in a batch of its own",
             instance.id()
         );
         let revoked = commands.iter().any(|c| {
@@ -214,7 +207,7 @@ async fn unreachable_instance(s: &Scenario<'_>, good: [&Instance; 2], bad: &Inst
                 && c.instance_ids.contains(&instance.id().to_owned())
                 && c.assignment("PASSPORT_HOLDER").as_deref() == Some(uid.as_str())
         });
-        ensure!(revoked || !provisioned, "{} was never sent a revoke", instance.id());
+        ensure!(revoked, "{} was never sent a revoke", instance.id());
         ensure!(
             !instance.exec(&["id", &user]).await?.success(),
             "user {user} still on {}",
