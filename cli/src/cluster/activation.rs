@@ -50,15 +50,15 @@ pub fn progress_line(status: &AccessRequestStatus) -> String {
 pub fn ended(request: &AccessRequest) -> String {
     let name = request.metadata.name.as_deref().unwrap_or_default();
     let status = request.status.clone().unwrap_or_default();
-    let said = [
-        fold(&status.message),
-        observe(&status.conditions, APPROVED)
-            .map(|c| fold(c.message))
-            .unwrap_or_default(),
-    ]
-    .into_iter()
-    .find(|m| !m.is_empty());
     let phase = status.phase;
+    // The Approved condition explains a denial or refusal, never a later failure.
+    let approval = observe(&status.conditions, APPROVED)
+        .filter(|_| phase == Phase::Denied)
+        .map(|c| fold(c.message))
+        .unwrap_or_default();
+    let said = [fold(&status.message), approval]
+        .into_iter()
+        .find(|m| !m.is_empty());
     match said {
         Some(message) => format!(
             "AccessRequest {name} ended {phase:?}: {message}; request access again with `kubectl passport request`"
@@ -167,7 +167,15 @@ mod tests {
             "{}",
             ended(&quiet)
         );
-        let failed = fixtures::in_phase(&[fixtures::INSTANCE], Phase::Failed, "");
+        let mut failed = fixtures::in_phase(&[fixtures::INSTANCE], Phase::Failed, "");
+        if let Some(status) = failed.status.as_mut() {
+            status.conditions = vec![fixtures::condition(
+                APPROVED,
+                ConditionStatus::True,
+                "Approved",
+                "approved by carol",
+            )];
+        }
         assert!(ended(&failed).starts_with("AccessRequest db is Failed: it could not be provisioned"));
     }
 
