@@ -118,6 +118,15 @@ pub struct TargetSelector {
     pub tags: BTreeMap<String, String>,
 }
 
+impl TargetSelector {
+    /// Whether the instance, carrying `tags` (its EC2 tags, if known), is selected.
+    pub fn selects(&self, instance_id: &str, tags: Option<&BTreeMap<String, String>>) -> bool {
+        self.instance_ids.iter().any(|id| id == instance_id)
+            || (!self.tags.is_empty()
+                && tags.is_some_and(|tags| self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))))
+    }
+}
+
 /// Human approval required before a request is provisioned.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

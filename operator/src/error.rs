@@ -32,6 +32,8 @@ pub enum Error {
     /// Not a failure of this reconcile: the status says AWS is failing, and it retries.
     #[error("AWS would not issue the session; retrying")]
     AwsUnavailable,
+    #[error("cannot read the targets' EC2 tags, which an AccessPolicy selects by: {0}")]
+    TargetTags(String),
     #[error("the AccessRequest has Windows targets but no stored Windows password")]
     WindowsPasswordMissing,
     #[error("internal error: {0}")]

@@ -19,6 +19,7 @@ mod instance;
 mod lifecycle;
 mod namespace;
 mod operator;
+mod policy_tags;
 mod revocation;
 mod scenario;
 mod schema;
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(revocation::trials());
     trials.extend(namespace::trials());
     trials.extend(faults::trials());
+    trials.extend(policy_tags::trials());
     trials.extend(hostile_login::trials());
     let trials = trials
         .into_iter()

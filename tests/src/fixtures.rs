@@ -182,6 +182,16 @@ impl Fixture<AccessPolicy> {
         self.with(|p| p.spec.targets.instance_ids = strings(instance_ids))
     }
 
+    /// EC2 tags an instance must all carry to be requested.
+    pub fn tags(self, tags: &[(&str, &str)]) -> Self {
+        self.with(|p| {
+            p.spec.targets.tags = tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        })
+    }
+
     /// One autoApprove rule for these users.
     pub fn auto_approve_users(self, users: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.with(|p| {

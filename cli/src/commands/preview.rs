@@ -76,7 +76,7 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
         extending: false,
     };
     let alone =
-        |policy: &AccessPolicy| approval::evaluate(request, question, slice::from_ref(policy), &[], now);
+        |policy: &AccessPolicy| approval::evaluate(request, question, slice::from_ref(policy), &[], &no_tags(), now);
     let applies: Vec<Applies> = policies
         .iter()
         .filter_map(|policy| {
@@ -103,7 +103,7 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
         let secs = deadline.as_second().saturating_sub(now.as_second()).max(0);
         Some(format_go_duration(Duration::from_secs(secs.unsigned_abs())))
     };
-    let (decision, message, pending_timeout) = match approval::evaluate(request, question, policies, &[], now)
+    let (decision, message, pending_timeout) = match approval::evaluate(request, question, policies, &[], &no_tags(), now)
     {
         Approval::Approved { by } => (Decision::AutoApproved, format!("approved by {by}"), None),
         Approval::Refused { message } => (Decision::Refused, message, None),
@@ -260,6 +260,12 @@ pub async fn run(session: &Session, object: &AccessRequest, format: OutputFormat
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workstation cannot see EC2 tags: a policy selecting only by tag is judged without them (the
+/// operator, which can, may still find it covers the request).
+fn no_tags() -> approval::InstanceTags {
+    approval::InstanceTags::new()
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ impl WaitReason {
     }
 }
 
+/// EC2 tags of the request's targets, by instance id: what policies selecting by tag need to see.
+pub type InstanceTags = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
 /// How long a request waits for approval when no policy says otherwise.
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -98,6 +101,7 @@ pub fn evaluate(
     question: Question,
     policies: &[AccessPolicy],
     reviews: &[AccessReview],
+    tags: &InstanceTags,
     now: Timestamp,
 ) -> Approval {
     let spec = &request.spec;
@@ -106,7 +110,7 @@ pub fn evaluate(
     let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
     let covering: Vec<&AccessPolicy> = policies
         .iter()
-        .filter(|p| covers(p, request, requested, &groups))
+        .filter(|p| covers(p, request, requested, &groups, tags))
         .collect();
     // A policy with an unreadable timeout (the schema rejects those) does not lengthen the wait.
     let timeout = covering
@@ -117,7 +121,7 @@ pub fn evaluate(
     let deadline = add(created, timeout);
 
     if covering.is_empty() {
-        if let Some(message) = refusal(policies, request, requested, &groups) {
+        if let Some(message) = refusal(policies, request, requested, &groups, tags) {
             return Approval::Refused { message };
         }
         let namespace = request.metadata.namespace.as_deref().unwrap_or_default();
@@ -193,11 +197,12 @@ pub fn denied_after_approval(
     question: Question,
     policies: &[AccessPolicy],
     reviews: &[AccessReview],
+    tags: &InstanceTags,
 ) -> Option<Approval> {
     let groups = requester_groups(request);
     let covering: Vec<&AccessPolicy> = policies
         .iter()
-        .filter(|p| covers(p, request, question.requested, &groups))
+        .filter(|p| covers(p, request, question.requested, &groups, tags))
         .collect();
     denial(&covering, &counted(request, question, reviews))
 }
@@ -246,13 +251,19 @@ fn denial(covering: &[&AccessPolicy], reviews: &[&AccessReview]) -> Option<Appro
 }
 
 /// An invalid policy (say, an unreadable maxDuration) covers nothing: it can only ever refuse.
-fn covers(policy: &AccessPolicy, request: &AccessRequest, requested: Duration, groups: &[String]) -> bool {
+fn covers(
+    policy: &AccessPolicy,
+    request: &AccessRequest,
+    requested: Duration,
+    groups: &[String],
+    tags: &InstanceTags,
+) -> bool {
     let (p, r) = (&policy.spec, &request.spec);
     let duration_ok = p.max_access().is_ok_and(|max| requested <= max);
     p.requesters.matches(&r.requester, groups)
         && r.targets
             .iter()
-            .all(|t| p.targets.instance_ids.contains(&t.instance_id))
+            .all(|t| p.targets.selects(&t.instance_id, tags.get(&t.instance_id)))
         && duration_ok
         && (!p.require_ticket || r.ticket.is_some())
 }

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
 use passport_core::{
     account::{self, Account, Resolved},
-    approval::{self, Approval, Question},
+    approval::{self, Approval, InstanceTags, Question},
     lifecycle::{self, AccountAccess, Inputs, Observations, Purpose, Transition, Wanted, apply_outcome},
     scripts::masked_username,
     time::elapsed,
@@ -160,29 +160,6 @@ async fn gather<F: Fleet>(
     let requested = request.spec.access_duration()?;
     let approved = status.approved_access()?;
     let policies = ctx.policies_in(&namespace);
-    let reviews = ctx.reviews_in(&namespace);
-    let approval = match approval::reviews_since(request, requested, approved) {
-        Some(since) => {
-            let question = Question {
-                requested,
-                since,
-                extending: approved.is_some(),
-            };
-            approval::evaluate(request, question, &policies, &reviews, now)
-        }
-        None => {
-            let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            let question = Question {
-                requested: approved.unwrap_or(requested),
-                since: created.unwrap_or(now),
-                extending: false,
-            };
-            let live = matches!(request.phase(), Phase::Provisioning | Phase::Active);
-            live.then(|| approval::denied_after_approval(request, question, &policies, &reviews))
-                .flatten()
-                .unwrap_or(Approval::Approved { by: String::new() })
-        }
-    };
     let resolved = account::resolve(request, &policies, |name| ctx.account(name));
     let access = match &resolved {
         Ok(Resolved { name, account }) => AccountAccess::Usable {
@@ -192,6 +169,37 @@ async fn gather<F: Fleet>(
         Err(problem) => AccountAccess::Unusable(problem.clone()),
     };
     let acting = account::acting(request, resolved.as_ref().ok());
+    let approval = match approval::reviews_since(request, requested, approved) {
+        Some(since) => {
+            let question = Question {
+                requested,
+                since,
+                extending: approved.is_some(),
+            };
+            let tags = target_tags(ctx, request, &policies, acting.as_ref()).await?;
+            approval::evaluate(
+                request,
+                question,
+                &policies,
+                &ctx.reviews_in(&namespace),
+                &tags,
+                now,
+            )
+        }
+        None if matches!(request.phase(), Phase::Provisioning | Phase::Active) => {
+            let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let question = Question {
+                requested: approved.unwrap_or(requested),
+                since: created.unwrap_or(now),
+                extending: false,
+            };
+            let tags = target_tags(ctx, request, &policies, acting.as_ref()).await?;
+            let reviews = ctx.reviews_in(&namespace);
+            approval::denied_after_approval(request, question, &policies, &reviews, &tags)
+                .unwrap_or(Approval::Approved { by: String::new() })
+        }
+        None => Approval::Approved { by: String::new() },
+    };
     let mut observations = Observations::default();
     if let Some(account) = &acting {
         let starting = lifecycle::about_to_provision(&status, &approval, deleting, &request.spec);
@@ -214,6 +222,35 @@ async fn gather<F: Fleet>(
         observations,
         username,
     })
+}
+
+/// The targets' EC2 tags, when a policy of the namespace selects instances by tag (else none are
+/// needed). Not knowing them is an error to retry, never a reason to refuse the request.
+async fn target_tags<F: Fleet>(
+    ctx: &Context<F>,
+    request: &AccessRequest,
+    policies: &[passport_crds::AccessPolicy],
+    account: Option<&Account>,
+) -> Result<InstanceTags, Error> {
+    let by_tag = policies.iter().any(|p| !p.spec.targets.tags.is_empty());
+    let Some(account) = account.filter(|_| by_tag) else {
+        return Ok(InstanceTags::new());
+    };
+    let ids: Vec<String> = request
+        .spec
+        .targets
+        .iter()
+        .map(|t| t.instance_id.clone())
+        .collect();
+    let found = ctx
+        .fleet
+        .describe_instances(account, &ids)
+        .await
+        .map_err(|err| Error::TargetTags(err.to_string()))?;
+    Ok(found
+        .into_iter()
+        .map(|(id, instance)| (id, instance.tags))
+        .collect())
 }
 
 /// Asks AWS what the lifecycle wants to know; what cannot be asked now is noted, not fatal.

@@ -36,7 +36,7 @@ fn eval(
         since,
         extending: false,
     };
-    evaluate(request, question, policies, reviews, now)
+    evaluate(request, question, policies, reviews, &InstanceTags::new(), now)
 }
 
 fn policy(auto: Option<Subjects>) -> AccessPolicy {
@@ -143,10 +143,13 @@ fn a_deny_after_approval_is_found_for_the_approved_duration() {
         since: at(0),
         extending: false,
     };
-    assert_eq!(denied_after_approval(&req, question, &[policy(None)], &[]), None);
+    assert_eq!(
+        denied_after_approval(&req, question, &[policy(None)], &[], &InstanceTags::new()),
+        None
+    );
     let deny = review("carol", Decision::Deny);
     assert!(matches!(
-        denied_after_approval(&req, question, &[policy(None)], &[deny]),
+        denied_after_approval(&req, question, &[policy(None)], &[deny], &InstanceTags::new()),
         Some(Approval::Denied { .. })
     ));
 }
@@ -237,5 +240,38 @@ fn approvers_by_verified_group() {
     assert!(matches!(
         eval(&req, &[p], &by_group, at(0), at(2)),
         Approval::Approved { .. }
+    ));
+}
+
+#[test]
+fn a_policy_selecting_by_tag_covers_instances_carrying_every_tag() {
+    let mut by_tag = policy(Some(subjects(&["alice"], &[])));
+    by_tag.spec.targets.instance_ids.clear();
+    by_tag.spec.targets.tags = BTreeMap::from([("env".to_owned(), "staging".to_owned())]);
+    let req = request("alice", None);
+    let target = req.spec.targets[0].instance_id.clone();
+    let tagged = |pairs: &[(&str, &str)]| -> InstanceTags {
+        BTreeMap::from([(
+            target.clone(),
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )])
+    };
+    let question = Question {
+        requested: req.spec.access_duration().expect("valid"),
+        since: at(0),
+        extending: false,
+    };
+    let staging = tagged(&[("env", "staging"), ("team", "payments")]);
+    assert!(matches!(
+        evaluate(&req, question, &[by_tag.clone()], &[], &staging, at(1)),
+        Approval::Approved { .. }
+    ));
+    let prod = tagged(&[("env", "prod")]);
+    assert!(matches!(
+        evaluate(&req, question, &[by_tag], &[], &prod, at(1)),
+        Approval::Refused { .. }
     ));
 }

@@ -15,7 +15,7 @@ pub const OPERATOR_ACTOR: &str = "passport";
 /// issue past the entry limit was only counted.
 pub fn append(record: &mut LogbookRecord, event: &LogEvent, actor: &str, now: Timestamp) -> Option<u64> {
     if event.action == LogAction::CredentialIssued {
-        let count = record.credentials.get_or_insert_with(|| IssueCount {
+        let count = record.credentials.get_or_insert(IssueCount {
             count: 0,
             first: Time(now),
             last: Time(now),
