@@ -64,6 +64,10 @@ pub struct Preview {
     /// How long it would wait for approval before ending Denied, when it would wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_timeout: Option<String>,
+    /// What the workstation cannot judge: policies that select instances by EC2 tags, which only the
+    /// operator reads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What the operator would decide about `request` (as it would be created, no reviews yet) under
@@ -75,8 +79,9 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
         since: now,
         extending: false,
     };
-    let alone =
-        |policy: &AccessPolicy| approval::evaluate(request, question, slice::from_ref(policy), &[], &no_tags(), now);
+    let alone = |policy: &AccessPolicy| {
+        approval::evaluate(request, question, slice::from_ref(policy), &[], &no_tags(), now)
+    };
     let applies: Vec<Applies> = policies
         .iter()
         .filter_map(|policy| {
@@ -103,21 +108,24 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
         let secs = deadline.as_second().saturating_sub(now.as_second()).max(0);
         Some(format_go_duration(Duration::from_secs(secs.unsigned_abs())))
     };
-    let (decision, message, pending_timeout) = match approval::evaluate(request, question, policies, &[], &no_tags(), now)
-    {
-        Approval::Approved { by } => (Decision::AutoApproved, format!("approved by {by}"), None),
-        Approval::Refused { message } => (Decision::Refused, message, None),
-        // No review exists yet, so nobody has denied it; said as a refusal all the same.
-        Approval::Denied { by, message } => (Decision::Refused, format!("denied by {by}: {message}"), None),
-        Approval::Waiting {
-            reason: WaitReason::NoPolicy,
-            message,
-            deadline,
-        } => (Decision::NoPolicy, message, waits(deadline)),
-        Approval::Waiting {
-            message, deadline, ..
-        } => (Decision::NeedsApproval, message, waits(deadline)),
-    };
+    let (decision, message, pending_timeout) =
+        match approval::evaluate(request, question, policies, &[], &no_tags(), now) {
+            Approval::Approved { by } => (Decision::AutoApproved, format!("approved by {by}"), None),
+            Approval::Refused { message } => (Decision::Refused, message, None),
+            // No review exists yet, so nobody has denied it; said as a refusal all the same.
+            Approval::Denied { by, message } => {
+                (Decision::Refused, format!("denied by {by}: {message}"), None)
+            }
+            Approval::Waiting {
+                reason: WaitReason::NoPolicy,
+                message,
+                deadline,
+            } => (Decision::NoPolicy, message, waits(deadline)),
+            Approval::Waiting {
+                message, deadline, ..
+            } => (Decision::NeedsApproval, message, waits(deadline)),
+        };
+    let notes = tag_notes(request, policies, &applies);
     Ok(Preview {
         dry_run: true,
         namespace: request.namespace().unwrap_or_default(),
@@ -135,7 +143,45 @@ pub fn preview(request: &AccessRequest, policies: &[AccessPolicy], now: Timestam
         message,
         policies: applies,
         pending_timeout,
+        notes,
     })
+}
+
+/// A note for each policy listing the requester that selects some target only by EC2 tags: judged
+/// here without tags (so as not covering it), it may cover the request when the operator reads them.
+fn tag_notes(request: &AccessRequest, policies: &[AccessPolicy], applies: &[Applies]) -> Vec<String> {
+    let groups = approval::requester_groups(request);
+    policies
+        .iter()
+        .filter(|p| !p.spec.targets.tags.is_empty())
+        .filter(|p| p.spec.requesters.matches(&request.spec.requester, &groups))
+        .filter(|p| !applies.iter().any(|a| a.policy == p.name_any()))
+        .filter_map(|p| {
+            let unlisted: Vec<&str> = request
+                .spec
+                .targets
+                .iter()
+                .map(|t| t.instance_id.as_str())
+                .filter(|id| !p.spec.targets.instance_ids.iter().any(|listed| listed == id))
+                .collect();
+            (!unlisted.is_empty()).then(|| {
+                let tags: Vec<String> = p
+                    .spec
+                    .targets
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!(
+                    "AccessPolicy {} selects instances by EC2 tags ({}), which only the operator reads: \
+                     if {} carry them, it may cover this request",
+                    p.name_any(),
+                    tags.join(", "),
+                    unlisted.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// `users a, b or groups c` (empty when nobody is listed).
@@ -237,6 +283,7 @@ pub fn lines(preview: &Preview) -> Vec<String> {
         }
     };
     out.push(format!("Decision:   {decision}"));
+    out.extend(preview.notes.iter().map(|note| format!("Note:       {note}")));
     out
 }
 
@@ -414,6 +461,32 @@ mod tests {
             "{:?}",
             lines(&shown)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_policy_selecting_by_tags_is_noted_not_judged() -> Result<()> {
+        let mut tagged = app_servers();
+        tagged.metadata.name = Some("tagged".into());
+        tagged.spec.targets = TargetSelector {
+            instance_ids: Vec::new(),
+            tags: BTreeMap::from([("env".to_owned(), "staging".to_owned())]),
+        };
+        let shown = preview(&alice_asks("1h", &[INSTANCE]), &[tagged], now())?;
+        assert_eq!(
+            shown.notes,
+            vec![format!(
+                "AccessPolicy tagged selects instances by EC2 tags (env=staging), which only the operator \
+                 reads: if {INSTANCE} carry them, it may cover this request"
+            )]
+        );
+        assert!(
+            lines(&shown)
+                .last()
+                .is_some_and(|l| l.starts_with("Note:       AccessPolicy tagged"))
+        );
+        let listed = preview(&alice_asks("1h", &[INSTANCE]), &[app_servers()], now())?;
+        assert!(listed.notes.is_empty());
         Ok(())
     }
 
