@@ -16,7 +16,9 @@ mod env;
 mod faults;
 mod hostile_login;
 mod instance;
+mod judged;
 mod lifecycle;
+mod logbook_sink;
 mod namespace;
 mod operator;
 mod policy_tags;
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(instance::trials());
     trials.extend(aws::trials());
     trials.extend(lifecycle::trials());
+    trials.extend(logbook_sink::trials());
     trials.extend(admission::trials());
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(namespace::trials());
     trials.extend(faults::trials());
     trials.extend(policy_tags::trials());
+    trials.extend(judged::trials());
     trials.extend(hostile_login::trials());
     let trials = trials
         .into_iter()

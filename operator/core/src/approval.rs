@@ -6,6 +6,7 @@
 //! `autoApprove` rules matches, or enough of its approvers (never the requester) approve with an
 //! AccessReview; any approver's Deny denies.
 
+mod judged;
 mod refusal;
 mod review;
 mod window;
@@ -16,6 +17,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use passport_crds::{AccessPolicy, AccessRequest, AccessReview, ReviewDecision, common::annotations};
 
+pub use judged::{policy_ready, review_accepted};
 pub use refusal::refusal;
 pub use review::{Question, verdict};
 pub use window::reviews_since;

@@ -6,6 +6,7 @@
 mod access_request;
 mod aws_account;
 mod credential_request;
+mod judged;
 mod report;
 mod send;
 #[cfg(test)]
@@ -146,6 +147,7 @@ pub async fn run<F: Fleet>(
     let reviews = shared_watch(Api::<AccessReview>::all(client.clone()));
     let accounts = shared_watch(Api::<AwsAccount>::all(client.clone()));
     let (policy_changes, review_changes) = (policies.changes, reviews.changes);
+    let (policy_judgements, review_judgements) = (policy_changes.clone(), review_changes.clone());
     let (account_changes, account_deletions) = (accounts.changes, accounts.deletions);
     let account_changes_for_requests = account_changes.clone();
     tokio::spawn(policies.driver);
@@ -242,6 +244,16 @@ pub async fn run<F: Fleet>(
         .run(aws_account::reconcile, error_policy::<AwsAccount, F>, ctx.clone())
         .for_each(|_| future::ready(()));
 
+    let review_controller = Controller::for_shared_stream(review_judgements, ctx.reviews.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(judged::review, error_policy::<AccessReview, F>, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    let policy_controller = Controller::for_shared_stream(policy_judgements, ctx.policies.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(judged::policy, error_policy::<AccessPolicy, F>, ctx.clone())
+        .for_each(|_| future::ready(()));
+
     let credential_controller =
         Controller::new(Api::<CredentialRequest>::all(client), watcher::Config::default())
             .graceful_shutdown_on(shutdown)
@@ -252,7 +264,13 @@ pub async fn run<F: Fleet>(
             )
             .for_each(|_| future::ready(()));
 
-    tokio::join!(request_controller, account_controller, credential_controller);
+    tokio::join!(
+        request_controller,
+        account_controller,
+        review_controller,
+        policy_controller,
+        credential_controller
+    );
 }
 
 /// Keeps the stuck-revocations gauge true to the cache, also after an administrator let a stuck
