@@ -1,15 +1,31 @@
 //! CredentialRequest reconciliation: gather (the AccessRequest, read fresh, and its account) → core
-//! plans → sign, AssumeRole, seal → core settles the status → one write → logbook Event → delete it
-//! an hour after it stopped being useful. Nothing secret is logged: log lines and Events carry
-//! serials and session names only.
+//! plans (checking the AccessRequest's status against its spec) → the AccessRequest's ledger admits
+//! it (a certificate given again for the same key, a new issue within the rate limit, a wait for its
+//! turn, or a refusal) → sign, AssumeRole, seal → the `credential_issued` entry appended to the
+//! AccessRequest's logbook → one status write → logbook Event → delete it an hour after it stopped
+//! being useful. Nothing secret is logged: log lines and Events carry serials and session names only.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
 
 use jiff::Timestamp;
-use kube::{Api, Resource, ResourceExt, api::DeleteParams, runtime::controller::Action};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::controller::Action,
+};
 use passport_core::{
     account,
-    credentials::{self, Inputs, Plan, Reason, Refusal, decide, seal, status as settle},
+    credentials::{
+        self, Inputs, Plan, Reason, Refusal, decide,
+        limit::{Admission, LIMITS, Ledger, Remembered},
+        seal, status as settle,
+    },
+    logbook::LogEvent,
+    scripts::masked_username,
     ssh_ca::CaError,
     time::elapsed,
 };
@@ -22,12 +38,38 @@ use crate::{
     cluster::{events, status, windows_password},
 };
 
+/// The issuing ledgers, by AccessRequest UID: in memory only (a restart allows one more burst).
+/// Each is locked while one of its CredentialRequests is decided and issued, so two requests for
+/// the same key never both sign.
+static LEDGERS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Ledger>>>>> =
+    LazyLock::new(Mutex::default);
+/// Past this many ledgers, idle ones are forgotten.
+const LEDGERS_KEPT: usize = 64;
+/// How many times the logbook entry is tried against a record others keep changing.
+const LOGBOOK_ATTEMPTS: usize = 10;
+
+fn ledger(uid: &str) -> Arc<tokio::sync::Mutex<Ledger>> {
+    let mut ledgers = LEDGERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if ledgers.len() > LEDGERS_KEPT {
+        let now = Timestamp::now();
+        ledgers.retain(|_, ledger| ledger.try_lock().map_or(true, |mut l| !l.idle(&LIMITS, now)));
+    }
+    ledgers.entry(uid.to_owned()).or_default().clone()
+}
+
 pub async fn reconcile<F: Fleet>(
     request: Arc<CredentialRequest>,
     ctx: Arc<Context<F>>,
 ) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile("CredentialRequest");
     ctx.reported(request.as_ref(), drive(&request, &ctx).await).await
+}
+
+/// What became of a CredentialRequest.
+enum Outcome {
+    Issued(Box<Plan>),
+    Reused,
+    Refused,
 }
 
 async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> Result<Action, Error> {
@@ -68,33 +110,167 @@ async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> 
         now,
     };
     let generation = request.meta().generation;
-    let (next, issued) = match credentials::plan(&inputs) {
-        Err(refusal) => (settle::refused(&refusal, generation, now), None),
-        Ok(plan) => match issue(ctx, request, access_request.as_ref(), &plan, now).await? {
-            Issued::Status(status) => (*status, Some(plan)),
-            Issued::Refused(refusal) => (settle::refused(&refusal, generation, now), None),
+    let planned = credentials::plan(&inputs).and_then(|plan| {
+        // The user is the one pinned for the requester: not one a forged status names.
+        let ar = access_request
+            .as_ref()
+            .ok_or_else(|| refusal(Reason::RequestNotFound, "gone"))?;
+        let pinned = masked_username(&ar.spec.requester, &ctx.authority.username_key);
+        credentials::check_pinned_username(ar, &pinned)?;
+        Ok(plan)
+    });
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            let next = settle::refused(&refusal, generation, now);
+            return decided(
+                ctx,
+                &api,
+                request,
+                access_request.as_ref(),
+                Outcome::Refused,
+                &next,
+            )
+            .await;
+        }
+    };
+    let access_request = access_request.ok_or(Error::MissingMetadata("AccessRequest"))?;
+    let ledger = ledger(&plan.request_uid);
+    let mut ledger = ledger.lock().await;
+    // Waiting for the ledger takes time under a burst: decide on the time it is now.
+    let now = Timestamp::now();
+    let id = request.uid().unwrap_or_else(|| name.clone());
+    match ledger.admit(&LIMITS, &plan, &id, &request.spec.access_request, now) {
+        Admission::Reuse(remembered) => {
+            drop(ledger);
+            let sealed = seal_secrets(ctx, &plan, &remembered.session).await?;
+            let next = settle::reused(&plan, &remembered, sealed, generation, now);
+            decided(ctx, &api, request, Some(&access_request), Outcome::Reused, &next).await
+        }
+        Admission::Refuse(refusal) => {
+            drop(ledger);
+            let next = settle::refused(&refusal, generation, now);
+            decided(ctx, &api, request, Some(&access_request), Outcome::Refused, &next).await
+        }
+        Admission::Wait { until, message } => {
+            drop(ledger);
+            let current = request.status.as_ref();
+            if let Some(next) = settle::retrying(current, settle::RATE_LIMITED, message, generation, now) {
+                let version = request.meta().resource_version.as_deref();
+                status::write(&api, &name, version, &next).await?;
+                ctx.metrics
+                    .credential_requests
+                    .with_label_values(&["waiting", settle::RATE_LIMITED])
+                    .inc();
+            }
+            // A little after its turn, spread so that those in line do not all come at once.
+            let jitter = Duration::from_millis(100 + OsRng.next_u64() % 900);
+            Ok(Action::requeue(elapsed(now, until) + jitter))
+        }
+        Admission::Issue => match issue(ctx, request, &plan, now).await? {
+            Issued::Done(status, remembered) => {
+                // On the record before anyone can use it; a failure here delivers nothing.
+                let valid_before = status.valid_before.as_ref().map_or(plan.expires_at, |t| t.0);
+                let entry = settle::issued_event(
+                    &plan,
+                    &format!("{namespace}/{name}"),
+                    &request.spec.requester,
+                    valid_before,
+                );
+                append_logbook(ctx, &access_request, &entry, &request.spec.requester).await?;
+                // Given again to a retry of this request (should its write fail) and to others.
+                ledger.remember(*remembered, now);
+                drop(ledger);
+                let outcome = Outcome::Issued(Box::new(plan));
+                decided(ctx, &api, request, Some(&access_request), outcome, &status).await
+            }
+            Issued::Refused(refusal) => {
+                drop(ledger);
+                let next = settle::refused(&refusal, generation, now);
+                decided(ctx, &api, request, Some(&access_request), Outcome::Refused, &next).await
+            }
             Issued::Retrying(status) => {
+                drop(ledger);
                 if let Some(status) = status {
                     status::write(&api, &name, request.meta().resource_version.as_deref(), &status).await?;
                 }
-                return Err(Error::AwsUnavailable);
+                Err(Error::AwsUnavailable)
             }
         },
-    };
-    // Only the version decided on is written: a stale cache can never make the operator issue twice.
+    }
+}
+
+fn refusal(reason: Reason, message: &str) -> Refusal {
+    Refusal {
+        reason,
+        message: message.to_owned(),
+    }
+}
+
+/// Writes the decided status (only onto the version decided on: a stale cache can never make the
+/// operator issue twice), records it, and comes back when it may be deleted.
+async fn decided<F: Fleet>(
+    ctx: &Arc<Context<F>>,
+    api: &Api<CredentialRequest>,
+    request: &CredentialRequest,
+    access_request: Option<&AccessRequest>,
+    outcome: Outcome,
+    next: &CredentialRequestStatus,
+) -> Result<Action, Error> {
     let version = request
         .meta()
         .resource_version
         .as_deref()
         .ok_or(Error::MissingMetadata("resourceVersion"))?;
-    status::write(&api, &name, Some(version), &next).await?;
-    record(ctx, request, access_request.as_ref(), issued.as_ref(), &next).await;
+    status::write(api, &request.name_any(), Some(version), next).await?;
+    record(ctx, request, access_request, &outcome, next).await;
     let created = request.meta().creation_timestamp.as_ref().map(|t| t.0);
-    Ok(requeue_until(settle::delete_after(created, Some(&next))))
+    Ok(requeue_until(settle::delete_after(created, Some(next))))
+}
+
+/// Appends `entry` by `actor` to the AccessRequest's `status.logbook` with a JSON patch that applies
+/// only to the record it was computed from; read again and retried when the record moved on.
+async fn append_logbook<F: Fleet>(
+    ctx: &Context<F>,
+    access_request: &AccessRequest,
+    entry: &LogEvent,
+    actor: &str,
+) -> Result<(), Error> {
+    let namespace = access_request
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = access_request.name_any();
+    let uid = access_request.uid().ok_or(Error::MissingMetadata("uid"))?;
+    let api: Api<AccessRequest> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut current = access_request.clone();
+    for attempt in 0..LOGBOOK_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+            current = api.get(&name).await?;
+        }
+        let version = current.resource_version().unwrap_or_default();
+        let record = current.status.as_ref().and_then(|s| s.logbook.as_ref());
+        let ops = settle::logbook_patch(record, &uid, &version, entry, actor, Timestamp::now());
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+            .map_err(|err| Error::Internal(err.to_string()))?;
+        let (params, patch) = (PatchParams::default(), Patch::Json::<()>(patch));
+        let write = api.patch_status(&name, &params, &patch);
+        match tokio::time::timeout(status::WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => return Ok(()),
+            // A failed `test` (422: the record moved on) or a racing write (409): read again.
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 || status.code == 422 => {
+                tracing::debug!(%name, attempt, "logbook moved on: {}", status.message);
+            }
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => return Err(Error::StatusTimeout(status::WRITE_TIMEOUT)),
+        }
+    }
+    Err(Error::Conflict)
 }
 
 enum Issued {
-    Status(Box<CredentialRequestStatus>),
+    /// The status, and what to remember for giving it again.
+    Done(Box<CredentialRequestStatus>, Box<Remembered>),
     Refused(Refusal),
     /// AWS failed; the status to write while retrying, if it changed.
     Retrying(Option<CredentialRequestStatus>),
@@ -104,7 +280,6 @@ enum Issued {
 async fn issue<F: Fleet>(
     ctx: &Arc<Context<F>>,
     request: &CredentialRequest,
-    access_request: Option<&AccessRequest>,
     plan: &Plan,
     now: Timestamp,
 ) -> Result<Issued, Error> {
@@ -155,28 +330,36 @@ async fn issue<F: Fleet>(
             return Ok(Issued::Retrying(retrying));
         }
     };
+    let sealed = seal_secrets(ctx, plan, &aws).await?;
+    let status = settle::issued(plan, &certificates, sealed, generation, now);
+    let issued_for = format!(
+        "{}/{}",
+        request.namespace().unwrap_or_default(),
+        request.name_any()
+    );
+    let remembered = Remembered::new(plan, certificates, aws, issued_for);
+    Ok(Issued::Done(Box::new(status), Box::new(remembered)))
+}
+
+/// The AWS session and, per Windows target, the request's password, sealed to the request's key.
+async fn seal_secrets<F: Fleet>(
+    ctx: &Arc<Context<F>>,
+    plan: &Plan,
+    aws: &credentials::SessionCredentials,
+) -> Result<Vec<passport_crds::credential_request::SealedSecret>, Error> {
     let mut sealed = vec![seal::aws_session(
         &plan.recipient,
-        &settle::aws_session(plan, &aws),
+        &settle::aws_session(plan, aws),
     )?];
     if !plan.windows_instances.is_empty() {
-        let uid = access_request
-            .and_then(|r| r.uid())
-            .ok_or(Error::MissingMetadata("uid"))?;
-        let password = windows_password::stored(ctx.client.clone(), &ctx.namespace, &uid)
+        let password = windows_password::stored(ctx.client.clone(), &ctx.namespace, &plan.request_uid)
             .await?
             .ok_or(Error::WindowsPasswordMissing)?;
         for instance_id in &plan.windows_instances {
             sealed.push(seal::windows_password(&plan.recipient, instance_id, &password)?);
         }
     }
-    Ok(Issued::Status(Box::new(settle::issued(
-        plan,
-        &certificates,
-        sealed,
-        generation,
-        now,
-    ))))
+    Ok(sealed)
 }
 
 /// Metrics, a log line and, for an issue, the logbook Event on the AccessRequest.
@@ -184,22 +367,39 @@ async fn record<F: Fleet>(
     ctx: &Context<F>,
     request: &CredentialRequest,
     access_request: Option<&AccessRequest>,
-    issued: Option<&Plan>,
+    outcome: &Outcome,
     status: &CredentialRequestStatus,
 ) {
     let name = request.name_any();
     let namespace = request.namespace().unwrap_or_default();
-    let Some(plan) = issued else {
-        let refusal =
-            passport_crds::conditions::observe(&status.conditions, passport_crds::conditions::types::ISSUED);
-        let reason = refusal.as_ref().map_or("", |c| c.reason);
-        ctx.metrics
-            .credential_requests
-            .with_label_values(&["refused", reason])
-            .inc();
-        let message = refusal.as_ref().map_or("", |c| c.message);
-        tracing::info!(namespace, name, reason, "refused credentials: {message}");
-        return;
+    let plan = match outcome {
+        Outcome::Issued(plan) => plan,
+        Outcome::Reused => {
+            ctx.metrics
+                .credential_requests
+                .with_label_values(&["issued", settle::REUSED])
+                .inc();
+            tracing::debug!(
+                namespace,
+                name,
+                "gave a certificate issued before for the same key"
+            );
+            return;
+        }
+        Outcome::Refused => {
+            let refusal = passport_crds::conditions::observe(
+                &status.conditions,
+                passport_crds::conditions::types::ISSUED,
+            );
+            let reason = refusal.as_ref().map_or("", |c| c.reason);
+            ctx.metrics
+                .credential_requests
+                .with_label_values(&["refused", reason])
+                .inc();
+            let message = refusal.as_ref().map_or("", |c| c.message);
+            tracing::info!(namespace, name, reason, "refused credentials: {message}");
+            return;
+        }
     };
     let valid_before = status.valid_before.as_ref().map_or(plan.expires_at, |t| t.0);
     ctx.metrics

@@ -8,13 +8,15 @@ use age::x25519::Recipient;
 use jiff::{SignedDuration, Timestamp};
 use passport_crds::{
     AccessRequest, CredentialRequestSpec, KeyType,
-    access_request::{Platform, TargetState},
+    access_request::{AccessRequestStatus, Platform, TargetState},
+    conditions::{self, types::APPROVED},
     credential_request::{InstanceHostKeys, TunnelParameters},
 };
 
 use super::{policy, seal};
 use crate::{
     account::Account,
+    scripts::domain_username,
     ssh_ca::{CertificateRequest, parse_user_public_key, request_principal, source_addresses},
 };
 
@@ -34,6 +36,12 @@ pub enum Reason {
     InvalidSourceCidrs,
     /// AWS would not issue the session for [`AWS_RETRY_FOR`].
     AwsUnavailable,
+    /// The AccessRequest's status does not agree with its spec, or lacks what every approved, Active
+    /// request has (a pinned username, a recorded approval, an expiry its approved duration allows):
+    /// a sign of a status written by someone other than the operator.
+    StatusMismatch,
+    /// Too many new certificates for one AccessRequest ([`super::limit`]).
+    RateLimited,
 }
 
 /// How long an undecided CredentialRequest keeps retrying AWS before it is refused: the CLI waits
@@ -91,9 +99,15 @@ pub struct Plan {
     /// without `spec.sourceCidrs`.
     pub source_addresses: Option<Vec<String>>,
     pub serial: u64,
-    /// The AccessRequest's `expiresAt`: nothing issued outlives it.
+    /// The AccessRequest's `expiresAt` (checked against `activatedAt` + the approved duration):
+    /// nothing issued outlives it.
     pub expires_at: Timestamp,
     pub key_type: KeyType,
+    /// `spec.publicKey` without its comment (`ssh-ed25519 AAAA…`): what a reused certificate is
+    /// matched on.
+    pub public_key: String,
+    /// The AccessRequest's UID.
+    pub request_uid: String,
     /// Ready instances of the AccessRequest: what the AWS session may open sessions to.
     pub instance_ids: Vec<String>,
     pub host_keys: Vec<InstanceHostKeys>,
@@ -162,15 +176,14 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
     if let Some(unusable) = request.unusable() {
         return Err(refuse(Reason::RequestNotActive, unusable.to_string()));
     }
-    let (Some(username), Some(expires_at)) = (status.username.clone(), status.expires_at.map(|t| t.0)) else {
-        return Err(refuse(
-            Reason::RequestNotActive,
-            format!(
-                "AccessRequest {ar} is Active but has no status.username or status.expiresAt yet: \
-                 create a new CredentialRequest in a moment"
-            ),
+    let Some(username) = status.username.clone() else {
+        return Err(mismatch(
+            ar,
+            "has no status.username, which the operator pins when it creates the request",
         ));
     };
+    check_approval(ar, &status)?;
+    let expires_at = checked_expiry(ar, request, &status)?;
     // A certificate counts whole seconds: less than one left is nothing left.
     if expires_at <= input.now + SignedDuration::from_secs(1) {
         return Err(refuse(
@@ -187,7 +200,7 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
             format!("AccessRequest {ar} has no metadata.uid: it was not read from the API server"),
         ));
     };
-    let key_type = check_public_key(spec)?;
+    let (key_type, public_key) = check_public_key(spec)?;
     let recipient = seal::recipient(&spec.sealing_key)
         .map_err(|err| refuse(Reason::InvalidSealingKey, err.to_string()))?;
     let account = input.account.map_err(|problem| {
@@ -197,17 +210,21 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
         )
     })?;
 
+    let requested = |id: &str| request.spec.targets.iter().any(|s| s.instance_id == id);
+    if let Some(stray) = status.targets.iter().find(|t| !requested(&t.instance_id)) {
+        return Err(mismatch(
+            ar,
+            &format!(
+                "lists target {} in status.targets, but spec.targets does not name it",
+                stray.instance_id
+            ),
+        ));
+    }
+    // Issued for exactly the targets both the spec names and the status shows Ready.
     let ready: Vec<_> = status
         .targets
         .iter()
-        .filter(|t| t.state == TargetState::Ready)
-        .filter(|t| {
-            request
-                .spec
-                .targets
-                .iter()
-                .any(|s| s.instance_id == t.instance_id)
-        })
+        .filter(|t| t.state == TargetState::Ready && requested(&t.instance_id))
         .collect();
     if ready.is_empty() {
         return Err(refuse(
@@ -245,6 +262,8 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
         serial: input.serial,
         expires_at,
         key_type,
+        public_key,
+        request_uid: uid.clone(),
         host_keys: ready
             .iter()
             .map(|t| InstanceHostKeys {
@@ -289,9 +308,103 @@ pub fn aws_unavailable(created: Timestamp, now: Timestamp, role_arn: &str, error
     })
 }
 
-/// `spec.publicKey` parses, and is of `spec.keyType`.
-fn check_public_key(spec: &CredentialRequestSpec) -> Result<KeyType, Refusal> {
-    let (actual, _) = parse_user_public_key(&spec.public_key)
+/// The refusal for a status that does not hold together: names the AccessRequest, what is wrong,
+/// and the fix.
+fn mismatch(ar: &str, what: &str) -> Refusal {
+    refuse(
+        Reason::StatusMismatch,
+        format!(
+            "AccessRequest {ar} {what}: its status does not agree with what was requested and \
+             approved, so no credentials are issued for it; an administrator should find out who \
+             wrote its status (`kubectl get ar {ar} --show-managed-fields -o yaml`) and the \
+             requester should create a new AccessRequest"
+        ),
+    )
+}
+
+/// `status.username` is the one the operator derives from `spec.requester` (with `expected`, the
+/// masked name of the requester under the operator's key): the stem of a domain-controller name
+/// counts. Refuses a status whose user belongs to someone else.
+pub fn check_pinned_username(request: &AccessRequest, expected: &str) -> Result<(), Refusal> {
+    let ar = request.metadata.name.as_deref().unwrap_or_default();
+    let Some(username) = request.status.as_ref().and_then(|s| s.username.as_deref()) else {
+        return Err(mismatch(
+            ar,
+            "has no status.username, which the operator pins when it creates the request",
+        ));
+    };
+    if domain_username(username, "") != expected {
+        return Err(mismatch(
+            ar,
+            &format!(
+                "has status.username {username}, which is not the user pinned for its spec.requester {}",
+                request.spec.requester
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The approval is on record: `status.approvedAt` and `Approved=True`.
+fn check_approval(ar: &str, status: &AccessRequestStatus) -> Result<(), Refusal> {
+    if status.approved_at.is_none() {
+        return Err(mismatch(ar, "is Active but has no status.approvedAt"));
+    }
+    if !conditions::is_true(&status.conditions, APPROVED) {
+        return Err(mismatch(ar, "is Active but its Approved condition is not True"));
+    }
+    Ok(())
+}
+
+/// `status.expiresAt`, once it agrees with the rest: never past `status.activatedAt` plus the
+/// approved duration (`status.approvedDuration`, itself never more than `spec.duration`).
+fn checked_expiry(
+    ar: &str,
+    request: &AccessRequest,
+    status: &AccessRequestStatus,
+) -> Result<Timestamp, Refusal> {
+    let Some(expires_at) = status.expires_at.as_ref().map(|t| t.0) else {
+        return Err(mismatch(ar, "is Active but has no status.expiresAt"));
+    };
+    let Some(activated_at) = status.activated_at.as_ref().map(|t| t.0) else {
+        return Err(mismatch(ar, "is Active but has no status.activatedAt"));
+    };
+    let approved = match status.approved_access() {
+        Ok(Some(approved)) => approved,
+        Ok(None) => return Err(mismatch(ar, "is Active but has no status.approvedDuration")),
+        Err(err) => {
+            return Err(mismatch(
+                ar,
+                &format!("has an unreadable status.approvedDuration ({err})"),
+            ));
+        }
+    };
+    let requested = request
+        .spec
+        .access_duration()
+        .map_err(|err| mismatch(ar, &format!("has an unreadable spec.duration ({err})")))?;
+    let allowed = approved.min(requested);
+    let ceiling = SignedDuration::try_from(allowed)
+        .ok()
+        .and_then(|d| activated_at.checked_add(d).ok())
+        .unwrap_or(activated_at);
+    if expires_at > ceiling {
+        return Err(mismatch(
+            ar,
+            &format!(
+                "has status.expiresAt {expires_at}, later than status.activatedAt {activated_at} plus \
+                 the approved duration ({}, spec.duration {}): {ceiling}",
+                status.approved_duration.as_deref().unwrap_or_default(),
+                request.spec.duration
+            ),
+        ));
+    }
+    Ok(expires_at)
+}
+
+/// `spec.publicKey` parses, and is of `spec.keyType`: the key type, and the key without its comment.
+fn check_public_key(spec: &CredentialRequestSpec) -> Result<(KeyType, String), Refusal> {
+    let (actual, key) = parse_user_public_key(&spec.public_key)
         .map_err(|err| refuse(Reason::InvalidPublicKey, err.to_string()))?;
     let declared = spec.key_type;
     if actual != declared {
@@ -305,7 +418,12 @@ fn check_public_key(spec: &CredentialRequestSpec) -> Result<KeyType, Refusal> {
             ),
         ));
     }
-    Ok(actual)
+    let mut key = key;
+    key.set_comment("");
+    let line = key
+        .to_openssh()
+        .map_err(|err| refuse(Reason::InvalidPublicKey, err.to_string()))?;
+    Ok((actual, line.trim().to_owned()))
 }
 
 #[cfg(test)]

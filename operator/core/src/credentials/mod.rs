@@ -19,6 +19,7 @@
 //! they stopped being useful ([`status::delete_after`]).
 
 pub mod decide;
+pub mod limit;
 pub mod policy;
 pub mod seal;
 pub mod status;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::duration::{DurationError, parse_go_duration};
 
-pub use decide::{Inputs, Plan, Reason, Refusal, SessionPlan, plan};
+pub use decide::{Inputs, Plan, Reason, Refusal, SessionPlan, check_pinned_username, plan};
 
 /// How long certificates last unless `--certificate-ttl` says otherwise: long enough to log in (and
 /// for a slow `ssh` to retry), short enough that a leaked certificate is soon useless. Sessions

@@ -11,14 +11,23 @@ use passport_crds::{
     sealed::AwsSession,
 };
 
+use passport_crds::logbook::LogbookRecord;
+use serde_json::{Value, json};
+
 use super::{
     SessionCredentials,
     decide::{Plan, Refusal},
+    limit::Remembered,
 };
 use crate::{
-    logbook::{LogAction, LogEvent},
+    logbook::{LogAction, LogEvent, record},
     ssh_ca::IssuedCert,
 };
+
+/// The `Issued=True` reason of a certificate given again ([`super::limit`]).
+pub const REUSED: &str = "Reused";
+/// The `Issued=Unknown` reason while a CredentialRequest waits its turn ([`super::limit`]).
+pub const RATE_LIMITED: &str = "RateLimited";
 
 /// How long a decided CredentialRequest is kept once it is of no use: past its `validBefore` when
 /// issued, past its creation when refused. Long enough to read what happened, short enough that
@@ -81,6 +90,35 @@ pub fn issued(
     status
 }
 
+/// The status of a request answered with a certificate issued before for the same key
+/// ([`super::limit`]): the same certificates, this plan's host keys and tunnel, secrets sealed to
+/// this request's sealing key.
+pub fn reused(
+    plan: &Plan,
+    remembered: &Remembered,
+    sealed_secrets: Vec<SealedSecret>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> CredentialRequestStatus {
+    let mut status = issued(plan, &remembered.certificates, sealed_secrets, generation, now);
+    let message = format!(
+        "reused the {} certificate serial {} issued to CredentialRequest {} for the same key, for {} valid \
+         until {} (no new signature or AWS session)",
+        remembered.key_type.as_str(),
+        remembered.serial,
+        remembered.issued_for,
+        remembered.username,
+        remembered.valid_before(),
+    );
+    conditions::set(
+        &mut status.conditions,
+        Update::new(ISSUED, true, REUSED).message(message),
+        generation,
+        now,
+    );
+    status
+}
+
 /// The status of a refused request: nothing but the reason.
 pub fn refused(refusal: &Refusal, generation: Option<i64>, now: Timestamp) -> CredentialRequestStatus {
     let mut status = CredentialRequestStatus {
@@ -130,8 +168,9 @@ pub fn aws_session(plan: &Plan, credentials: &SessionCredentials) -> AwsSession 
     }
 }
 
-/// The logbook entry on the AccessRequest. Identifiers only: the certificate serial and the role
-/// session name (which CloudTrail shows), never a credential.
+/// The logbook entry on the AccessRequest. Identifiers only: the key type, the certificate serial
+/// and key id, its end, the targets and the role session name (which CloudTrail shows), never a
+/// credential.
 pub fn issued_event(
     plan: &Plan,
     credential_request: &str,
@@ -142,13 +181,69 @@ pub fn issued_event(
         LogAction::CredentialIssued,
         format!(
             "credentials issued to {requester} for {} by CredentialRequest {credential_request}: \
-             {} certificate serial {} valid until {valid_before}, AWS role session {}",
+             {} certificate serial {} (key id \"{}\") valid until {valid_before} for target(s) {}, \
+             AWS role session {}",
             plan.username,
             plan.key_type.as_str(),
             plan.serial,
+            plan.key_id,
+            plan.instance_ids.join(", "),
             plan.session.name,
         ),
     )
+}
+
+/// The JSON patch (RFC 6902) on the AccessRequest's status subresource that appends `event` by
+/// `actor` to `status.logbook`, given the record as read (`current`) from the object of `uid` at
+/// `resource_version`. Optimistic: it applies only to the record it was computed from, so an entry
+/// written meanwhile makes it fail (the apiserver answers 422 or 409) and the caller reads again and
+/// retries; nothing is ever overwritten.
+///
+/// * an entry appended: `test` the last entry's seq, `add` at the end, `test` that the new entry is
+///   the one right after it (so the array had exactly the length read);
+/// * only counted (the record is full): `test` the count;
+/// * no entries yet: `test` the resourceVersion and write the record whole.
+pub fn logbook_patch(
+    current: Option<&LogbookRecord>,
+    uid: &str,
+    resource_version: &str,
+    event: &LogEvent,
+    actor: &str,
+    now: Timestamp,
+) -> Vec<Value> {
+    let mut next = current.cloned().unwrap_or_default();
+    let appended = record::append(&mut next, event, actor, now);
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid})];
+    let entries = current.map_or(0, |r| r.entries.len());
+    if entries == 0 {
+        ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}));
+        ops.push(json!({"op": "add", "path": "/status/logbook", "value": next}));
+        return ops;
+    }
+    let last = entries - 1;
+    let last_seq = current.map_or(0, LogbookRecord::last_seq);
+    ops.push(json!({"op": "test", "path": format!("/status/logbook/entries/{last}/seq"), "value": last_seq}));
+    if appended.is_some()
+        && let Some(entry) = next.entries.last()
+    {
+        ops.push(json!({"op": "add", "path": "/status/logbook/entries/-", "value": entry}));
+        ops.push(json!({"op": "test", "path": format!("/status/logbook/entries/{entries}"), "value": entry}));
+    }
+    match current.and_then(|r| r.credentials.as_ref()) {
+        Some(count) => {
+            ops.push(
+                json!({"op": "test", "path": "/status/logbook/credentials/count", "value": count.count}),
+            );
+            ops.push(
+                json!({"op": "replace", "path": "/status/logbook/credentials", "value": next.credentials}),
+            );
+        }
+        None if next.credentials.is_some() => {
+            ops.push(json!({"op": "add", "path": "/status/logbook/credentials", "value": next.credentials}));
+        }
+        None => {}
+    }
+    ops
 }
 
 /// When a decided CredentialRequest (created at `created`) may be deleted; `None` while undecided.

@@ -12,10 +12,20 @@ use crate::{credentials::*, fixtures::*};
 /// The UID of the AccessRequest of [`active`].
 pub(crate) const AR_UID: &str = "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 
-/// The fixture's Active AccessRequest, with the UID the API server gives every object.
+/// The fixture's Active AccessRequest, with the UID the API server gives every object and the
+/// approval the operator records: approved at 0 for its 1h, activated at 0, expiring at 3600.
 pub(crate) fn active() -> passport_crds::AccessRequest {
     let mut request = crate::fixtures::active();
     request.metadata.uid = Some(AR_UID.into());
+    let status = request.status.as_mut().expect("status");
+    status.approved_at = Some(Time(at(0)));
+    status.approved_duration = Some("1h".into());
+    passport_crds::conditions::set(
+        &mut status.conditions,
+        passport_crds::conditions::Update::new(passport_crds::conditions::types::APPROVED, true, "Approved"),
+        None,
+        at(0),
+    );
     request
 }
 
@@ -362,4 +372,148 @@ fn a_request_without_uid_is_refused() {
     )
     .expect_err("refused");
     assert_eq!(refused.reason, Reason::RequestNotFound);
+}
+
+/// A status that does not agree with the spec, or lacks what an approved request has: refused,
+/// naming the field and the fix.
+#[test]
+fn a_status_that_disagrees_with_the_spec_is_refused() {
+    let alice = spec("alice", ed25519_line(), KeyType::Ed25519);
+    let now = at(60);
+    let mismatch = |change: &dyn Fn(&mut passport_crds::AccessRequest), says: &str| {
+        let mut request = active();
+        change(&mut request);
+        let refused = refusal(&alice, Some(&request), now);
+        assert_eq!(
+            refused.reason,
+            Reason::StatusMismatch,
+            "{says}: {}",
+            refused.message
+        );
+        assert!(
+            refused.message.starts_with(&format!("AccessRequest r {says}")),
+            "{says}: {}",
+            refused.message
+        );
+        assert!(
+            refused.message.contains("create a new AccessRequest")
+                && refused.message.contains("--show-managed-fields"),
+            "{}",
+            refused.message
+        );
+    };
+    mismatch(
+        &|r| r.status.as_mut().expect("status").username = None,
+        "has no status.username",
+    );
+    mismatch(
+        &|r| r.status.as_mut().expect("status").approved_at = None,
+        "is Active but has no status.approvedAt",
+    );
+    mismatch(
+        &|r| r.status.as_mut().expect("status").conditions.clear(),
+        "is Active but its Approved condition is not True",
+    );
+    mismatch(
+        &|r| r.status.as_mut().expect("status").activated_at = None,
+        "is Active but has no status.activatedAt",
+    );
+    mismatch(
+        &|r| r.status.as_mut().expect("status").approved_duration = None,
+        "is Active but has no status.approvedDuration",
+    );
+    // A day's access written into a 1h request's status.
+    mismatch(
+        &|r| r.status.as_mut().expect("status").expires_at = Some(Time(at(86_400))),
+        "has status.expiresAt",
+    );
+    // The approved duration grown in the status beyond what the spec asks.
+    mismatch(
+        &|r| {
+            let s = r.status.as_mut().expect("status");
+            s.approved_duration = Some("12h".into());
+            s.expires_at = Some(Time(at(43_200)));
+        },
+        "has status.expiresAt",
+    );
+    // An extension asked for (spec.duration grown) but not approved: expiresAt may not follow it.
+    mismatch(
+        &|r| {
+            r.spec.duration = "2h".into();
+            r.status.as_mut().expect("status").expires_at = Some(Time(at(7200)));
+        },
+        "has status.expiresAt",
+    );
+    // A Ready target the spec never named.
+    mismatch(
+        &|r| {
+            r.status.as_mut().expect("status").targets.push(target(
+                "i-0eeeeeeeeeeeeeee1",
+                TargetState::Ready,
+                Platform::Linux,
+            ));
+        },
+        "lists target i-0eeeeeeeeeeeeeee1 in status.targets",
+    );
+}
+
+#[test]
+fn an_approved_extension_and_an_earlier_expiry_are_fine() {
+    let alice = spec("alice", ed25519_line(), KeyType::Ed25519);
+    let mut request = active();
+    request.spec.duration = "2h".into();
+    let status = request.status.as_mut().expect("status");
+    status.approved_duration = Some("2h".into());
+    status.expires_at = Some(Time(at(7200)));
+    assert_eq!(
+        decide(&alice, Some(&request), at(60)).expect("plan").expires_at,
+        at(7200)
+    );
+    // Extension asked for, not approved yet: the approved hour stands.
+    let mut waiting = active();
+    waiting.spec.duration = "2h".into();
+    assert_eq!(
+        decide(&alice, Some(&waiting), at(60)).expect("plan").expires_at,
+        at(3600)
+    );
+}
+
+#[test]
+fn targets_not_ready_or_not_named_get_nothing() {
+    let alice = spec("alice", ed25519_line(), KeyType::Ed25519);
+    let mut request = active();
+    // The spec names a target the status has not reached yet: not in scope, not a mismatch.
+    request.spec.targets.push(Target {
+        instance_id: "i-0ddddddddddddddd1".into(),
+    });
+    let plan = decide(&alice, Some(&request), at(60)).expect("plan");
+    assert_eq!(plan.instance_ids, [A, B, W]);
+}
+
+#[test]
+fn the_username_must_be_the_one_pinned_for_the_requester() {
+    let request = active();
+    // The fixture's user, as the operator's key derives it for alice.
+    assert!(check_pinned_username(&request, "rs-5f3a9c21").is_ok());
+    let mut domain = active();
+    domain.status.as_mut().expect("status").username = Some("rs-5f3a9c21-dc1".into());
+    assert!(check_pinned_username(&domain, "rs-5f3a9c21").is_ok());
+    let refused = check_pinned_username(&request, "rs-0badc0de").expect_err("someone else's user");
+    assert_eq!(refused.reason, Reason::StatusMismatch);
+    assert!(
+        refused.message.starts_with(
+            "AccessRequest r has status.username rs-5f3a9c21, which is not the user pinned for its \
+             spec.requester alice"
+        ),
+        "{}",
+        refused.message
+    );
+    let mut none = active();
+    none.status.as_mut().expect("status").username = None;
+    assert_eq!(
+        check_pinned_username(&none, "rs-5f3a9c21")
+            .expect_err("none")
+            .reason,
+        Reason::StatusMismatch
+    );
 }

@@ -170,3 +170,154 @@ fn signer_rate() {
 fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+/// RFC 6902 `test`, `add` and `replace`, enough to check the logbook patch the way the apiserver
+/// applies it: all or nothing.
+fn apply(document: &serde_json::Value, ops: &[serde_json::Value]) -> Result<serde_json::Value, String> {
+    let mut doc = document.clone();
+    for op in ops {
+        let path = op["path"].as_str().ok_or("no path")?;
+        let (parent, last) = path.rsplit_once('/').ok_or("bad path")?;
+        match op["op"].as_str() {
+            Some("test") => {
+                if doc.pointer(path) != Some(&op["value"]) {
+                    return Err(format!("test failed at {path}"));
+                }
+            }
+            Some("add" | "replace") => {
+                let target = doc.pointer_mut(parent).ok_or(format!("no {parent}"))?;
+                match target {
+                    serde_json::Value::Array(items) if last == "-" => items.push(op["value"].clone()),
+                    serde_json::Value::Object(map) => {
+                        map.insert(last.to_owned(), op["value"].clone());
+                    }
+                    _ => return Err(format!("cannot add at {path}")),
+                }
+            }
+            other => return Err(format!("unexpected op {other:?}")),
+        }
+    }
+    Ok(doc)
+}
+
+fn object(record: Option<&passport_crds::logbook::LogbookRecord>) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"uid": "u-1", "resourceVersion": "7"},
+        "status": {"phase": "Active", "logbook": record},
+    })
+}
+
+#[test]
+fn the_logbook_patch_appends_only_to_the_record_it_was_computed_from() {
+    use passport_crds::logbook::LogbookRecord;
+
+    use crate::logbook::{LogAction, LogEvent, record};
+    let mut current = LogbookRecord::default();
+    record::append(
+        &mut current,
+        &LogEvent::normal(LogAction::Created, "created"),
+        "alice",
+        at(0),
+    );
+    record::append(
+        &mut current,
+        &LogEvent::normal(LogAction::Approved, "approved"),
+        "bob",
+        at(1),
+    );
+    current.delivered = 1;
+    let issued = LogEvent::normal(LogAction::CredentialIssued, "ed25519 certificate serial 42");
+    let ops = status::logbook_patch(Some(&current), "u-1", "7", &issued, "alice", at(60));
+    let written = apply(&object(Some(&current)), &ops).expect("applies");
+    let back: LogbookRecord = serde_json::from_value(written["status"]["logbook"].clone()).expect("a record");
+    assert_eq!(back.entries.len(), 3);
+    assert_eq!(back.entries[2].seq, 3);
+    assert_eq!(back.entries[2].action, "credential_issued");
+    assert_eq!(back.entries[2].actor, "alice");
+    assert_eq!(back.delivered, 1, "the sink's progress is left alone");
+    assert_eq!(back.credentials.as_ref().map(|c| c.count), Some(1));
+
+    // Someone appended meanwhile: the patch fails rather than reuse seq 3 or drop their entry.
+    let mut moved = current.clone();
+    record::append(
+        &mut moved,
+        &LogEvent::normal(LogAction::Extended, "extended"),
+        "bob",
+        at(30),
+    );
+    assert!(apply(&object(Some(&moved)), &ops).is_err());
+    // Another issue was counted meanwhile: fails too.
+    let mut counted = back.clone();
+    let again = status::logbook_patch(Some(&back), "u-1", "8", &issued, "alice", at(61));
+    counted.credentials.as_mut().expect("count").count += 1;
+    counted.entries.pop();
+    assert!(apply(&object(Some(&counted)), &again).is_err());
+    // Another object of the same name: fails.
+    let mut other = object(Some(&current));
+    other["metadata"]["uid"] = "u-2".into();
+    assert!(apply(&other, &ops).is_err());
+}
+
+#[test]
+fn the_logbook_patch_writes_a_new_record_whole_and_counts_past_the_limit() {
+    use passport_crds::logbook::{LogbookRecord, MAX_ENTRIES};
+
+    use crate::logbook::{LogAction, LogEvent, record};
+    let issued = LogEvent::normal(LogAction::CredentialIssued, "certificate");
+    // No record yet: fenced by the resourceVersion.
+    let ops = status::logbook_patch(None, "u-1", "7", &issued, "alice", at(0));
+    let written = apply(&object(None), &ops).expect("applies");
+    assert_eq!(written["status"]["logbook"]["entries"][0]["seq"], 1);
+    let mut newer = object(None);
+    newer["metadata"]["resourceVersion"] = "8".into();
+    assert!(apply(&newer, &ops).is_err());
+
+    // A full record: the issue is counted, no entry added.
+    let mut full = LogbookRecord::default();
+    for n in 0..MAX_ENTRIES as i64 {
+        record::append(&mut full, &issued, "alice", at(n));
+    }
+    let ops = status::logbook_patch(Some(&full), "u-1", "7", &issued, "alice", at(500));
+    let written = apply(&object(Some(&full)), &ops).expect("applies");
+    let back: LogbookRecord = serde_json::from_value(written["status"]["logbook"].clone()).expect("a record");
+    assert_eq!(back.entries.len(), MAX_ENTRIES);
+    assert_eq!(
+        back.credentials.as_ref().map(|c| (c.count, c.last.0)),
+        Some((MAX_ENTRIES as u64 + 1, at(500)))
+    );
+}
+
+#[test]
+fn a_reused_certificate_is_the_same_and_says_so() {
+    use crate::credentials::limit::Remembered;
+    let request = active();
+    let public_key = ed25519_line();
+    let plan = decide(
+        &spec("alice", public_key.clone(), KeyType::Ed25519),
+        Some(&request),
+        at(60),
+    )
+    .expect("plan");
+    let certs = CA
+        .sign(&plan.certificate_request(&public_key, at(60), DEFAULT_CERTIFICATE_TTL))
+        .expect("sign");
+    let remembered = Remembered::new(&plan, certs.clone(), credentials(at(960)), "team-a/cr-1".into());
+    assert_eq!(remembered.valid_until, at(360));
+    let reused = status::reused(&plan, &remembered, Vec::new(), Some(1), at(100));
+    assert_eq!(reused.certificates[0].certificate, certs[0].certificate);
+    assert_eq!(reused.valid_before, Some(Time(at(360))));
+    let issued = &reused.conditions[0];
+    assert_eq!(
+        (issued.status.as_str(), issued.reason.as_str()),
+        ("True", "Reused")
+    );
+    assert!(
+        issued.message.starts_with(&format!(
+            "reused the ed25519 certificate serial {} issued to CredentialRequest team-a/cr-1",
+            plan.serial
+        )),
+        "{}",
+        issued.message
+    );
+    assert!(status::is_decided(Some(&reused)));
+}
