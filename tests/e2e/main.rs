@@ -6,6 +6,7 @@
 //! `PASSPORT_BENCH=1`), e.g. `cargo test -p passport-tests --test e2e -- --ignored bench`.
 
 mod admission;
+mod approvals;
 mod aws;
 mod bench;
 mod cli;
@@ -63,6 +64,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(faults::trials());
     trials.extend(policy_tags::trials());
     trials.extend(judged::trials());
+    trials.extend(approvals::trials());
     trials.extend(hostile_login::trials());
     let trials = trials
         .into_iter()

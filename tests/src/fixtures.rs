@@ -269,6 +269,20 @@ impl Fixture<AccessReview> {
     pub fn decision(self, decision: ReviewDecision) -> Self {
         self.with(|r| r.spec.decision = decision)
     }
+
+    /// Binds the review to one request (its UID) and the duration it approves, as
+    /// `kubectl passport approve` does.
+    pub fn bound_to(self, request_uid: &str, duration: &str) -> Self {
+        self.with(|r| {
+            r.spec.access_request_uid = Some(request_uid.to_owned());
+            r.spec.duration = Some(duration.to_owned());
+        })
+    }
+
+    /// Another name, for a second review of the same request.
+    pub fn named(self, name: &str) -> Self {
+        self.with(|r| r.metadata.name = Some(name.to_owned()))
+    }
 }
 
 pub fn namespace(name: &str) -> Namespace {
