@@ -9,5 +9,6 @@ pub mod controller;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod logbook_sink;
 pub mod metrics;
 pub mod preflight;

@@ -11,7 +11,8 @@ use passport_operator::{
     controller::{self, Settings},
     http,
     leader::{self, Leadership},
-    metrics::Metrics,
+    logbook_sink::{AuditGate, LogbookSink, SinkArgs},
+    metrics::{LogbookMetrics, Metrics},
     preflight,
 };
 use tokio::sync::watch;
@@ -35,6 +36,8 @@ struct Args {
     /// AccessRequest's expiresAt.
     #[arg(long, env = "PASSPORT_CERTIFICATE_TTL", default_value = "5m", value_parser = certificate_ttl)]
     certificate_ttl: Duration,
+    #[command(flatten)]
+    logbook: SinkArgs,
 }
 
 fn certificate_ttl(text: &str) -> Result<Duration, String> {
@@ -59,6 +62,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     preflight::check_crds(&client).await?;
     let (metrics, registry) = Metrics::new()?;
+    let logbook_metrics = LogbookMetrics::register(&registry)?;
+    let logbook = LogbookSink::new(client.clone(), &args.namespace, &args.logbook)?;
+    // Fail closed: the AccessRequest controller grants nothing new while this is shut.
+    let _audit_gate = logbook
+        .as_ref()
+        .map_or_else(AuditGate::disabled, LogbookSink::gate);
     let (ready_tx, ready_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -88,6 +97,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 certificate_ttl: args.certificate_ttl,
             };
             let controllers = tokio::spawn(controller::run(client, settings, stopped()));
+            let sink = logbook.map(|sink| tokio::spawn(sink.run(logbook_metrics, stopped())));
             let lost = tokio::select! {
                 () = &mut shutdown => false,
                 () = leadership.lost() => true,
@@ -96,10 +106,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if lost {
                 // Another replica may lead already: not one more command from this one's cache.
                 controllers.abort();
+                sink.iter().for_each(tokio::task::JoinHandle::abort);
             } else if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
                 // In-flight reconciles get a moment to finish; every intent is in status, so
                 // cutting one short loses nothing: the next leader picks it up.
                 tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+            }
+            if let Some(sink) = sink.filter(|_| !lost) {
+                // Delivered is advanced after each turn; an unfinished one is sent again later.
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, sink).await;
             }
             lost
         }

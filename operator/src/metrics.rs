@@ -126,3 +126,51 @@ impl Drop for ReconcileTimer {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
     }
 }
+
+/// The Logbook sink's metrics (no object names in labels).
+#[derive(Debug, Clone)]
+pub struct LogbookMetrics {
+    /// Entries not yet delivered, over all AccessRequests.
+    pub backlog: IntGauge,
+    /// Age of the oldest undelivered entry (0 when none).
+    pub oldest_undelivered_seconds: prometheus::Gauge,
+    /// Events sent (or printed), successful or not.
+    pub delivery_attempts: prometheus::IntCounter,
+    /// Failed deliveries, by reason (connect, timeout, http_4xx, http_5xx, …, status_write).
+    pub delivery_failures: IntCounterVec,
+}
+
+impl LogbookMetrics {
+    /// Creates the metrics and registers them in `registry` (from [`Metrics::new`]).
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            backlog: IntGauge::new(
+                "logbook_backlog",
+                "Logbook entries not yet delivered to the sink, over all AccessRequests.",
+            )?,
+            oldest_undelivered_seconds: prometheus::Gauge::new(
+                "logbook_oldest_undelivered_seconds",
+                "Age of the oldest Logbook entry not yet delivered (0 when none).",
+            )?,
+            delivery_attempts: prometheus::IntCounter::new(
+                "logbook_delivery_attempts_total",
+                "Logbook records sent to the sink (or printed), successful or not.",
+            )?,
+            delivery_failures: IntCounterVec::new(
+                Opts::new(
+                    "logbook_delivery_failures_total",
+                    "Logbook deliveries that failed, by reason.",
+                ),
+                &["reason"],
+            )?,
+        };
+        for failure in <crate::logbook_sink::sink::Failure as strum::IntoEnumIterator>::iter() {
+            metrics.delivery_failures.with_label_values(&[failure.as_str()]);
+        }
+        registry.register(Box::new(metrics.backlog.clone()))?;
+        registry.register(Box::new(metrics.oldest_undelivered_seconds.clone()))?;
+        registry.register(Box::new(metrics.delivery_attempts.clone()))?;
+        registry.register(Box::new(metrics.delivery_failures.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -42,6 +42,18 @@ impl OperatorProcess {
         env: &[(&'static str, String)],
         api_server: Option<&str>,
     ) -> Result<Self> {
+        Self::start_with(plane, env, api_server, &[], None)
+    }
+
+    /// [`OperatorProcess::start_through`] with `args` added to its command line (e.g.
+    /// `--logbook-sink=URL`) and, with `stdout`, its stdout in that file instead of in the log.
+    pub fn start_with(
+        plane: &ControlPlane,
+        env: &[(&'static str, String)],
+        api_server: Option<&str>,
+        args: &[String],
+        stdout: Option<&Path>,
+    ) -> Result<Self> {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let rbac = repo.join("deploy/rbac.yaml");
         kubectl::run(
@@ -73,11 +85,15 @@ impl OperatorProcess {
                 "--namespace",
                 "passport-system",
             ])
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,passport_operator=debug,kube=warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(log.reopen()?)
+            .stdout(match stdout {
+                Some(path) => fs::OpenOptions::new().create(true).append(true).open(path)?,
+                None => log.reopen()?,
+            })
             .stderr(log.reopen()?);
         let (child, keeper) = spawn_kept(command)?;
         Ok(Self {

@@ -1,0 +1,426 @@
+//! The Logbook's delivery to an external audit sink (leader only, beside the controllers): every
+//! entry of every AccessRequest's durable record (`status.logbook`) goes out at least once, in order
+//! per request, as a CloudEvent 1.0 in structured JSON, POSTed to `--logbook-sink` and/or printed on
+//! stdout (`--logbook-stdout`). Once the sink takes entries, `status.logbook.delivered` advances with
+//! a JSON patch that tests the old value, so two writers can never move it backwards.
+//!
+//! The backlog (entries not yet delivered, over all requests) is exported as metrics and through
+//! [`AuditGate`], which the AccessRequest controller consults to refuse new grants (fail closed)
+//! while the sink lags too far behind.
+
+pub mod backoff;
+pub mod event;
+pub mod gate;
+pub mod schedule;
+pub mod sink;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+use passport_crds::AccessRequest;
+use tokio::{sync::Notify, task::JoinSet};
+
+pub use gate::AuditGate;
+use schedule::{Report, Schedule, Waiting};
+use sink::{Failure, HttpSink};
+
+use crate::metrics::LogbookMetrics;
+
+/// Requests delivered side by side.
+const MAX_IN_FLIGHT: usize = 4;
+/// Entries one request sends per turn before the others get theirs.
+const TURN: usize = 16;
+/// How long a `delivered` write may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Logbook sink's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SinkArgs {
+    /// Deliver every Logbook record as a CloudEvent (structured JSON) by HTTP POST to this http(s)
+    /// URL, at least once and in order per request.
+    #[arg(long = "logbook-sink", env = "PASSPORT_LOGBOOK_SINK", value_parser = sink_url)]
+    pub sink: Option<reqwest::Url>,
+    /// PEM bundle of the CA(s) the sink's certificate chains to (instead of the system's roots).
+    #[arg(long = "logbook-sink-ca", env = "PASSPORT_LOGBOOK_SINK_CA", requires = "sink")]
+    pub sink_ca: Option<PathBuf>,
+    /// Secret in the operator's namespace whose key `authorization` is sent as the Authorization
+    /// header (e.g. `Bearer …`); never logged.
+    #[arg(
+        long = "logbook-sink-auth-secret",
+        env = "PASSPORT_LOGBOOK_SINK_AUTH_SECRET",
+        requires = "sink"
+    )]
+    pub sink_auth_secret: Option<String>,
+    /// Also print every Logbook record (the CloudEvent) as one JSON line on stdout; without
+    /// --logbook-sink, printing counts as delivery.
+    #[arg(long = "logbook-stdout", env = "PASSPORT_LOGBOOK_STDOUT")]
+    pub stdout: bool,
+    /// With a sink, refuse new grants while this many records or more await delivery.
+    #[arg(
+        long = "logbook-backlog-limit",
+        env = "PASSPORT_LOGBOOK_BACKLOG_LIMIT",
+        default_value_t = 10_000
+    )]
+    pub backlog_limit: u64,
+    /// This cluster's name in the records' `source` (`/passport/<cluster>/<namespace>`).
+    #[arg(
+        long = "cluster-name",
+        env = "PASSPORT_CLUSTER_NAME",
+        default_value = "kubernetes"
+    )]
+    pub cluster_name: String,
+}
+
+fn sink_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|err| err.to_string())?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err("an http:// or https:// URL with a host".to_owned()),
+    }
+}
+
+/// Where records go and how `delivered` is written.
+struct Delivery {
+    client: Client,
+    http: Option<HttpSink>,
+    stdout: bool,
+    source: String,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("http", &self.http)
+            .field("stdout", &self.stdout)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The delivery worker, configured; [`LogbookSink::run`] it while leading.
+#[derive(Debug)]
+pub struct LogbookSink {
+    delivery: Arc<Delivery>,
+    gate: AuditGate,
+}
+
+impl LogbookSink {
+    /// `None` without `--logbook-sink` and `--logbook-stdout`: nothing is delivered and
+    /// `delivered` is left alone. Fails on a bad CA bundle.
+    pub fn new(client: Client, namespace: &str, args: &SinkArgs) -> anyhow::Result<Option<Self>> {
+        if args.sink.is_none() && !args.stdout {
+            return Ok(None);
+        }
+        let http = match &args.sink {
+            Some(url) => {
+                let auth = args
+                    .sink_auth_secret
+                    .as_ref()
+                    .map(|name| (Api::<Secret>::namespaced(client.clone(), namespace), name.clone()));
+                Some(HttpSink::new(url.clone(), args.sink_ca.as_deref(), auth).context("--logbook-sink")?)
+            }
+            None => None,
+        };
+        // Printing on stdout cannot lag: only an HTTP sink can hold grants back.
+        let gate = if http.is_some() {
+            AuditGate::new(args.backlog_limit)
+        } else {
+            AuditGate::disabled()
+        };
+        Ok(Some(Self {
+            delivery: Arc::new(Delivery {
+                client,
+                http,
+                stdout: args.stdout,
+                source: event::source(&args.cluster_name, namespace),
+            }),
+            gate,
+        }))
+    }
+
+    pub fn gate(&self) -> AuditGate {
+        self.gate.clone()
+    }
+
+    /// Watches every AccessRequest and delivers their undelivered entries until `stop` resolves.
+    pub async fn run(self, metrics: LogbookMetrics, stop: impl Future<Output = ()>) {
+        let Self { delivery, gate } = self;
+        let api: Api<AccessRequest> = Api::all(delivery.client.clone());
+        let (reader, writer) = reflector::store();
+        let changed = Arc::new(Notify::new());
+        // Requests deleted with entries still undelivered: delivered from memory (no status left to
+        // advance).
+        let orphans: Arc<Mutex<HashMap<String, Arc<AccessRequest>>>> = Arc::default();
+        let watch = {
+            let (changed, orphans) = (changed.clone(), orphans.clone());
+            let stream = reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+            async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(watcher::Event::Delete(request)) => {
+                            if let Some(uid) = request.metadata.uid.clone()
+                                && undelivered(&request, 0).next().is_some()
+                            {
+                                lock(&orphans).insert(uid, Arc::new(request));
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "Logbook sink: watching AccessRequests"),
+                    }
+                    changed.notify_one();
+                }
+            }
+        };
+        let watch = tokio::spawn(watch);
+        let mut stop = std::pin::pin!(stop);
+        tokio::select! {
+            () = &mut stop => { watch.abort(); return; }
+            ready = reader.wait_until_ready() => if ready.is_err() { watch.abort(); return; },
+        }
+        tracing::info!(source = %delivery.source, "Logbook sink: delivering");
+        let mut schedule = Schedule::default();
+        let mut tasks: JoinSet<(Report, bool)> = JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let now = Instant::now();
+            let mut requests: HashMap<String, (Arc<AccessRequest>, bool)> = lock(&orphans)
+                .iter()
+                .map(|(uid, request)| (uid.clone(), (request.clone(), true)))
+                .collect();
+            for request in reader.state() {
+                if let Some(uid) = request.metadata.uid.clone() {
+                    requests.insert(uid, (request, false));
+                }
+            }
+            let (mut backlog, mut oldest, mut waiting) = (0u64, None::<i64>, Vec::new());
+            for (uid, (request, _)) in &requests {
+                let mut pending = undelivered(request, schedule.acked(uid)).peekable();
+                let Some(first) = pending.peek() else { continue };
+                let first = first.time.0.as_second();
+                backlog += pending.count() as u64;
+                oldest = Some(oldest.map_or(first, |o| o.min(first)));
+                waiting.push(Waiting {
+                    uid: uid.clone(),
+                    oldest: first,
+                });
+            }
+            gate.set_backlog(backlog);
+            metrics.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+            let age = oldest.map_or(0, |o| Timestamp::now().as_second().saturating_sub(o).max(0));
+            #[allow(clippy::cast_precision_loss)]
+            metrics.oldest_undelivered_seconds.set(age as f64);
+            let live: HashSet<&str> = requests.keys().map(String::as_str).collect();
+            schedule.retain(&live);
+            {
+                let mut orphans = lock(&orphans);
+                orphans.retain(|uid, request| undelivered(request, schedule.acked(uid)).next().is_some());
+            }
+            for uid in schedule.pick(&waiting, now, MAX_IN_FLIGHT.saturating_sub(tasks.len())) {
+                let Some((request, orphan)) = requests.get(&uid).cloned() else {
+                    continue;
+                };
+                let (delivery, metrics, acked) = (delivery.clone(), metrics.clone(), schedule.acked(&uid));
+                tasks
+                    .spawn(async move { (turn(&delivery, &metrics, &request, acked, orphan).await, orphan) });
+            }
+            let retry = schedule.next_retry();
+            tokio::select! {
+                () = &mut stop => break,
+                () = changed.notified() => {}
+                Some(done) = tasks.join_next() => match done {
+                    Ok((report, _orphan)) => {
+                        if let Some(failure) = report.failure {
+                            tracing::debug!(uid = %report.uid, reason = failure.as_str(), "Logbook sink: delivery failed; backing off");
+                        }
+                        schedule.done(&report, Instant::now());
+                    }
+                    Err(err) => tracing::error!(error = %err, "Logbook sink: a delivery task failed"),
+                },
+                () = sleep_until(retry) => {}
+                _ = tick.tick() => {}
+            }
+        }
+        tasks.abort_all();
+        watch.abort();
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The request's entries past `delivered` and past `acked` (what this process saw the sink take).
+fn undelivered(
+    request: &AccessRequest,
+    acked: u64,
+) -> impl Iterator<Item = &passport_crds::logbook::LogbookEntry> {
+    let logbook = request.status.as_ref().and_then(|s| s.logbook.as_ref());
+    let after = logbook.map_or(0, |l| l.delivered).max(acked);
+    logbook
+        .into_iter()
+        .flat_map(|l| l.entries.iter())
+        .filter(move |e| e.seq > after)
+}
+
+/// One request's turn: up to [`TURN`] entries in order, then `delivered` advanced to the last one
+/// the sink took.
+async fn turn(
+    delivery: &Delivery,
+    metrics: &LogbookMetrics,
+    request: &AccessRequest,
+    acked: u64,
+    orphan: bool,
+) -> Report {
+    let uid = request.metadata.uid.clone().unwrap_or_default();
+    let mut report = Report {
+        uid,
+        acked,
+        sent: 0,
+        failure: None,
+    };
+    let Some(view) = event::RequestView::of(request) else {
+        return report;
+    };
+    let entries: Vec<_> = undelivered(request, acked).take(TURN).cloned().collect();
+    for entry in entries {
+        metrics.delivery_attempts.inc();
+        let result = match event::build(&delivery.source, &view, &entry).map(|e| event::to_json(&e)) {
+            Ok(Ok(line)) => send(delivery, &line).await,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "Logbook sink: cannot serialise an event");
+                Err(Failure::Build)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "Logbook sink: cannot build an event");
+                Err(Failure::Build)
+            }
+        };
+        match result {
+            Ok(()) => {
+                report.acked = entry.seq;
+                report.sent += 1;
+            }
+            Err(failure) => {
+                metrics
+                    .delivery_failures
+                    .with_label_values(&[failure.as_str()])
+                    .inc();
+                report.failure = Some(failure);
+                break;
+            }
+        }
+    }
+    let delivered = request
+        .status
+        .as_ref()
+        .and_then(|s| s.logbook.as_ref())
+        .map_or(0, |l| l.delivered);
+    if !orphan
+        && report.acked > delivered
+        && let Err(err) = advance(&delivery.client, &view, delivered, report.acked).await
+    {
+        tracing::warn!(request = %format!("{}/{}", view.namespace, view.name), error = %err, "Logbook sink: cannot record delivery");
+        metrics
+            .delivery_failures
+            .with_label_values(&[Failure::StatusWrite.as_str()])
+            .inc();
+        report.failure = report.failure.or(Some(Failure::StatusWrite));
+    }
+    report
+}
+
+/// Hands one event to the configured sink(s): POSTed (then printed, with --logbook-stdout), or only
+/// printed.
+async fn send(delivery: &Delivery, line: &str) -> Result<(), Failure> {
+    if let Some(http) = &delivery.http {
+        http.send(line).await?;
+    }
+    if delivery.stdout
+        && let Err(err) = sink::print(line)
+    {
+        tracing::warn!(error = %err, "Logbook sink: cannot write to stdout");
+        // With an HTTP sink the record is delivered already; stdout is a copy.
+        if delivery.http.is_none() {
+            return Err(Failure::Stdout);
+        }
+    }
+    Ok(())
+}
+
+/// Advances `status.logbook.delivered` from `old` to `new`, only while it still holds `old` on the
+/// same object (a JSON patch with `test`s); on a conflict it reads the object again and retries
+/// from what it holds, never moving it backwards. A request gone meanwhile needs nothing.
+async fn advance(client: &Client, view: &event::RequestView, mut old: u64, new: u64) -> anyhow::Result<()> {
+    let api: Api<AccessRequest> = Api::namespaced(client.clone(), &view.namespace);
+    for _ in 0..5 {
+        let (params, patch) = (
+            PatchParams::default(),
+            Patch::Json::<()>(advance_patch(&view.uid, old, new)?),
+        );
+        let write = api.patch_status(&view.name, &params, &patch);
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => return Ok(()),
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 || status.code == 422 => {
+                let Some(current) = api.get_opt(&view.name).await? else {
+                    return Ok(());
+                };
+                if current.metadata.uid.as_deref() != Some(view.uid.as_str()) {
+                    return Ok(());
+                }
+                let held = current
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.logbook.as_ref())
+                    .map_or(0, |l| l.delivered);
+                if held >= new {
+                    return Ok(());
+                }
+                old = held;
+            }
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => anyhow::bail!("writing status.logbook.delivered took over {WRITE_TIMEOUT:?}"),
+        }
+    }
+    anyhow::bail!("status.logbook.delivered kept changing under the write")
+}
+
+/// The JSON patch moving `delivered` from `old` to `new` on the request with `uid` (`delivered`
+/// 0 is absent from the object: tested as null).
+pub fn advance_patch(uid: &str, old: u64, new: u64) -> anyhow::Result<json_patch::Patch> {
+    let old = if old == 0 {
+        serde_json::Value::Null
+    } else {
+        old.into()
+    };
+    let operations = serde_json::json!([
+        { "op": "test", "path": "/metadata/uid", "value": uid },
+        { "op": "test", "path": "/status/logbook/delivered", "value": old },
+        { "op": "add", "path": "/status/logbook/delivered", "value": new },
+    ]);
+    Ok(serde_json::from_value(operations)?)
+}

@@ -1,0 +1,217 @@
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use passport_crds::logbook::LogbookEntry;
+
+use super::{
+    advance_patch, backoff,
+    event::{self, RequestView},
+    gate::AuditGate,
+    schedule::{Report, Schedule, Waiting},
+    sink::Failure,
+};
+
+fn view() -> RequestView {
+    RequestView {
+        uid: "0b6c-uid".into(),
+        namespace: "team-a".into(),
+        name: "db-fix".into(),
+        requester: "alice@example.com".into(),
+        ticket: Some("INC-7".into()),
+        targets: vec!["i-0123456789abcdef0".into()],
+    }
+}
+
+fn entry(seq: u64, action: &str) -> LogbookEntry {
+    LogbookEntry {
+        seq,
+        time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-11-29T12:00:05Z".parse().expect("time"),
+        ),
+        action: action.into(),
+        actor: "bob@example.com".into(),
+        message: "approved by policy e2e".into(),
+        warning: false,
+    }
+}
+
+#[test]
+fn event_carries_every_attribute_and_the_data() {
+    let source = event::source("prod-eu", "passport-system");
+    let built = event::build(&source, &view(), &entry(3, "approved")).expect("event");
+    let json: serde_json::Value =
+        serde_json::from_str(&event::to_json(&built).expect("json")).expect("parse");
+    assert_eq!(json["specversion"], "1.0");
+    assert_eq!(json["id"], "0b6c-uid-3");
+    assert_eq!(json["type"], "dev.passport.accessrequest.approved");
+    assert_eq!(json["source"], "/passport/prod-eu/passport-system");
+    assert_eq!(json["subject"], "team-a/db-fix");
+    assert_eq!(json["time"], "2026-11-29T12:00:05Z");
+    assert_eq!(json["datacontenttype"], "application/json");
+    let data = &json["data"];
+    assert_eq!(data["requestUID"], "0b6c-uid");
+    assert_eq!(data["namespace"], "team-a");
+    assert_eq!(data["name"], "db-fix");
+    assert_eq!(data["requester"], "alice@example.com");
+    assert_eq!(data["actor"], "bob@example.com");
+    assert_eq!(data["action"], "approved");
+    assert_eq!(data["reason"], "approved by policy e2e");
+    assert_eq!(data["ticket"], "INC-7");
+    assert_eq!(data["targets"], serde_json::json!(["i-0123456789abcdef0"]));
+    assert_eq!(data["time"], "2026-11-29T12:00:05Z");
+    assert_eq!(data["seq"], 3);
+}
+
+#[test]
+fn event_id_is_stable_across_builds() {
+    let source = event::source("kubernetes", "passport-system");
+    let first = event::build(&source, &view(), &entry(1, "created")).expect("event");
+    let again = event::build(&source, &view(), &entry(1, "created")).expect("event");
+    assert_eq!(
+        event::to_json(&first).expect("json"),
+        event::to_json(&again).expect("json")
+    );
+}
+
+#[test]
+fn backoff_doubles_from_one_second_to_a_minute() {
+    let delays: Vec<u64> = (0..10).map(|n| backoff::delay(n).as_secs()).collect();
+    assert_eq!(delays, [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    assert_eq!(backoff::delay(u32::MAX), Duration::from_secs(60));
+}
+
+fn waiting(uid: &str, oldest: i64) -> Waiting {
+    Waiting {
+        uid: uid.into(),
+        oldest,
+    }
+}
+
+fn report(uid: &str, acked: u64, sent: usize, failure: Option<Failure>) -> Report {
+    Report {
+        uid: uid.into(),
+        acked,
+        sent,
+        failure,
+    }
+}
+
+#[test]
+fn one_turn_per_request_at_a_time() {
+    let mut schedule = Schedule::default();
+    let now = Instant::now();
+    let all = [waiting("a", 1), waiting("b", 2)];
+    assert_eq!(schedule.pick(&all, now, 4), ["a", "b"]);
+    // Both in flight: nothing more for either until their turn ends (order per request).
+    assert!(schedule.pick(&all, now, 4).is_empty());
+    schedule.done(&report("a", 5, 5, None), now);
+    assert_eq!(schedule.acked("a"), 5);
+    assert_eq!(schedule.pick(&all, now, 4), ["a"]);
+}
+
+#[test]
+fn a_failing_request_backs_off_and_does_not_block_others() {
+    let mut schedule = Schedule::default();
+    let now = Instant::now();
+    let all = [waiting("slow", 1), waiting("b", 2), waiting("c", 3)];
+    assert_eq!(schedule.pick(&all, now, 1), ["slow"]);
+    schedule.done(&report("slow", 0, 0, Some(Failure::Http4xx)), now);
+    assert_eq!(schedule.backoff_left("slow", now), Duration::from_secs(1));
+    // The failing one waits its backoff; the others are served meanwhile, least recently served first.
+    assert_eq!(schedule.pick(&all, now, 1), ["b"]);
+    schedule.done(&report("b", 1, 1, None), now);
+    assert_eq!(schedule.pick(&all, now, 1), ["c"]);
+    schedule.done(&report("c", 1, 1, None), now);
+    // A 4xx is this request's problem: another request's success does not cut its backoff.
+    assert_eq!(schedule.backoff_left("slow", now), Duration::from_secs(1));
+    let later = now + Duration::from_secs(1);
+    assert_eq!(schedule.pick(&all, later, 1), ["slow"]);
+    schedule.done(&report("slow", 0, 0, Some(Failure::Http4xx)), later);
+    assert_eq!(schedule.backoff_left("slow", later), Duration::from_secs(2));
+    assert_eq!(schedule.next_retry(), Some(later + Duration::from_secs(2)));
+}
+
+#[test]
+fn the_sink_coming_back_ends_every_sink_wide_backoff() {
+    let mut schedule = Schedule::default();
+    let mut now = Instant::now();
+    let all = [waiting("a", 1), waiting("b", 2), waiting("c", 3)];
+    // The sink is down: every request fails, again and again, backing off further each time.
+    for _ in 0..7 {
+        for uid in schedule.pick(&all, now, 4) {
+            let failure = if uid == "c" {
+                Failure::Http4xx
+            } else {
+                Failure::Connect
+            };
+            schedule.done(&report(&uid, 0, 0, Some(failure)), now);
+        }
+        now += Duration::from_secs(61);
+    }
+    now -= Duration::from_secs(61);
+    assert_eq!(schedule.backoff_left("a", now), Duration::from_secs(60));
+    assert_eq!(schedule.backoff_left("b", now), Duration::from_secs(60));
+    // It is back: a turn in which the sink takes events lets the other sink-wide failures retry
+    // at once, but not the one the sink refused for its own sake (4xx).
+    let back = now + Duration::from_secs(1);
+    schedule.done(&report("a", 3, 3, None), back);
+    assert_eq!(schedule.backoff_left("b", back), Duration::ZERO);
+    assert_eq!(schedule.backoff_left("c", back), Duration::from_secs(59));
+    let mut next = schedule.pick(&all, back, 4);
+    next.sort();
+    assert_eq!(next, ["a", "b"]);
+}
+
+#[test]
+fn forgotten_requests_leave_the_schedule() {
+    let mut schedule = Schedule::default();
+    let now = Instant::now();
+    assert_eq!(schedule.pick(&[waiting("a", 1)], now, 4), ["a"]);
+    schedule.retain(&HashSet::new());
+    // In flight: kept until its turn ends.
+    assert_eq!(schedule.in_flight(), 1);
+    schedule.done(&report("a", 2, 2, None), now);
+    schedule.retain(&HashSet::new());
+    assert_eq!(schedule.acked("a"), 0);
+}
+
+#[test]
+fn advance_is_fenced_on_uid_and_old_value() {
+    let patch = serde_json::to_value(advance_patch("u1", 0, 4).expect("patch")).expect("json");
+    assert_eq!(
+        patch,
+        serde_json::json!([
+            { "op": "test", "path": "/metadata/uid", "value": "u1" },
+            { "op": "test", "path": "/status/logbook/delivered", "value": null },
+            { "op": "add", "path": "/status/logbook/delivered", "value": 4 },
+        ])
+    );
+    let patch = serde_json::to_value(advance_patch("u1", 4, 9).expect("patch")).expect("json");
+    assert_eq!(patch[1]["value"], 4);
+    assert_eq!(patch[2]["value"], 9);
+}
+
+#[test]
+fn gate_fails_closed_at_the_limit() {
+    let gate = AuditGate::new(3);
+    assert!(!gate.open(), "closed until the backlog is counted");
+    gate.set_backlog(2);
+    assert!(gate.open());
+    gate.set_backlog(3);
+    assert!(!gate.open());
+    assert!(
+        gate.reason()
+            .is_some_and(|r| r.contains("3 Logbook records") && r.contains("limit 3"))
+    );
+    let disabled = AuditGate::disabled();
+    assert!(disabled.open());
+}
+
+#[test]
+fn failure_labels_are_snake_case() {
+    assert_eq!(Failure::Http5xx.as_str(), "http_5xx");
+    assert_eq!(Failure::StatusWrite.as_str(), "status_write");
+    assert!(Failure::Connect.sink_wide() && !Failure::Http4xx.sink_wide());
+}
