@@ -16,6 +16,7 @@ use kube::{Api, api::ListParams};
 use passport_crds::{CredentialRequest, Phase};
 use passport_tests::{
     instance::Instance,
+    kubectl,
     ssh::banner,
     wait::{eventually, give_up},
 };
@@ -169,9 +170,40 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     shrink.one_error_line("may only grow")?;
     let logbook = alice.run(&["logbook", &name]).await?.ok("logbook")?;
     ensure!(
-        logbook.stdout.contains("Created") && logbook.stdout.contains("Activated"),
+        logbook.stdout.contains("Created") && logbook.stdout.contains("Provisioned"),
         "{}",
         logbook.stdout
+    );
+    // An administrator deletes every Event of the namespace: the trail is still whole, from the
+    // durable record, with who did what and each entry's stable id.
+    kubectl::run(
+        &s.plane.admin_kubeconfig(),
+        &["delete", "events", "--all", "-n", &s.namespace],
+        None,
+    )?
+    .ok()?;
+    let trail = alice
+        .run(&["logbook", &name, "-o", "json"])
+        .await?
+        .ok("logbook -o json")?;
+    let trail: serde_json::Value = serde_json::from_str(&trail.stdout)?;
+    let recorded: Vec<(&str, &str)> = trail["entries"]
+        .as_array()
+        .context("no entries")?
+        .iter()
+        .filter(|e| e["source"] == "record")
+        .map(|e| {
+            (
+                e["what"].as_str().unwrap_or_default(),
+                e["id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    ensure!(
+        ["Created", "Approved", "Provisioned", "Extended"]
+            .iter()
+            .all(|what| recorded.iter().any(|(w, id)| w == what && !id.is_empty())),
+        "the record lost entries once the Events were deleted: {recorded:?}"
     );
 
     // bob cannot get credentials for alice's request.

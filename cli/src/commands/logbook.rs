@@ -1,5 +1,7 @@
-//! `logbook`: what happened to a request, in time order: its Events (events.k8s.io/v1, regarding the
-//! request) merged with the timestamps its status records.
+//! `logbook`: what happened to a request, in time order. The durable record in its status
+//! (`status.logbook`: every action, who did it, with a stable id) is the trail; it outlives the
+//! Events, which the apiserver drops after an hour. Requests from before that record, and requests
+//! already gone, fall back to their Events merged with the timestamps their status records.
 
 use std::process::ExitCode;
 
@@ -7,7 +9,7 @@ use anyhow::Result;
 use jiff::Timestamp;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use passport_crds::AccessRequest;
+use passport_crds::{AccessRequest, logbook::LogbookRecord};
 use serde::Serialize;
 
 use crate::{
@@ -25,10 +27,84 @@ use crate::{
 pub struct Entry {
     #[serde(serialize_with = "serialize_time")]
     pub time: Timestamp,
-    /// `status` or `event`.
+    /// `record`, `status` or `event`.
     pub source: &'static str,
     pub what: String,
     pub detail: String,
+    /// Who did it (record entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The entry's stable id, `<request uid>-<seq>`, also its CloudEvent id (record entries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The durable record's entries, if the request has one; the scheduled expiry of a live request.
+pub fn record_entries(request: &AccessRequest) -> Option<Vec<Entry>> {
+    let status = request.status.as_ref()?;
+    let record = status.logbook.as_ref().filter(|r| !r.entries.is_empty())?;
+    let uid = request.uid().unwrap_or_default();
+    let mut entries: Vec<Entry> = record
+        .entries
+        .iter()
+        .map(|e| Entry {
+            time: e.time.0,
+            source: "record",
+            what: camel_case(&e.action),
+            detail: format!("{}{}", if e.warning { "Warning: " } else { "" }, fold(&e.message)),
+            actor: Some(e.actor.clone()),
+            id: Some(LogbookRecord::entry_id(&uid, e.seq)),
+        })
+        .collect();
+    if let Some(issued) = &record.credentials {
+        let listed = record
+            .entries
+            .iter()
+            .filter(|e| e.action == "credential_issued")
+            .count() as u64;
+        if issued.count > listed {
+            entries.push(Entry {
+                time: issued.last.0,
+                source: "record",
+                what: "CredentialIssued".into(),
+                detail: format!(
+                    "{} credential issues in all since {} ({} beyond the record's entry limit)",
+                    issued.count,
+                    timestamp(issued.first.0),
+                    issued.count - listed
+                ),
+                actor: None,
+                id: None,
+            });
+        }
+    }
+    if status.ended_at.is_none()
+        && let Some(expires) = &status.expires_at
+    {
+        entries.push(Entry {
+            time: expires.0,
+            source: "status",
+            what: "Expires".into(),
+            detail: "(scheduled)".into(),
+            actor: None,
+            id: None,
+        });
+    }
+    entries.sort_by_key(|e| e.time);
+    Some(entries)
+}
+
+fn camel_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 fn serialize_time<S: serde::Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
@@ -56,6 +132,8 @@ pub fn status_entries(request: &AccessRequest) -> Vec<Entry> {
                 source: "status",
                 what: what.to_owned(),
                 detail,
+                actor: None,
+                id: None,
             });
         }
     };
@@ -119,6 +197,8 @@ pub fn event_entry(event: &Event) -> Option<Entry> {
             .or_else(|| event.action.clone())
             .unwrap_or_default(),
         detail: format!("{kind}{}{count}", fold(event.note.as_deref().unwrap_or_default())),
+        actor: None,
+        id: None,
     })
 }
 
@@ -131,11 +211,17 @@ pub fn merge(mut entries: Vec<Entry>, events: &[Event]) -> Vec<Entry> {
 
 pub async fn run(session: &Session, name: &str, format: OutputFormat) -> Result<ExitCode> {
     let request = access_request::find(session, name).await?;
-    let events = access_request::events(session, name).await?;
-    if request.is_none() && events.is_empty() {
-        return Err(access_request::not_found(name, &session.namespace));
-    }
-    let entries = merge(request.as_ref().map(status_entries).unwrap_or_default(), &events);
+    let recorded = request.as_ref().and_then(record_entries);
+    let entries = match recorded {
+        Some(entries) => entries,
+        None => {
+            let events = access_request::events(session, name).await?;
+            if request.is_none() && events.is_empty() {
+                return Err(access_request::not_found(name, &session.namespace));
+            }
+            merge(request.as_ref().map(status_entries).unwrap_or_default(), &events)
+        }
+    };
     if structured(
         format,
         &serde_json::json!({ "accessRequest": name, "entries": entries }),
@@ -150,13 +236,13 @@ pub async fn run(session: &Session, name: &str, format: OutputFormat) -> Result<
         .map(|e| {
             vec![
                 timestamp(e.time),
-                e.source.to_owned(),
                 e.what.clone(),
+                e.actor.clone().unwrap_or_else(|| "-".into()),
                 e.detail.clone(),
             ]
         })
         .collect();
-    print!("{}", table(&["TIME", "SOURCE", "WHAT", "DETAIL"], &rows));
+    print!("{}", table(&["TIME", "WHAT", "BY", "DETAIL"], &rows));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,5 +311,58 @@ mod tests {
         );
         assert_eq!(entries[0].detail, "by alice for 1h: CPU alarm [INC-1]");
         assert_eq!(entries[3].detail, "Warning: retrying SSM");
+    }
+
+    #[test]
+    fn the_durable_record_is_the_trail_with_who_and_stable_ids() {
+        use passport_crds::logbook::{IssueCount, LogbookEntry};
+        let mut request = fixtures::access_request(&[INSTANCE]);
+        request.metadata.uid = Some("u-1".into());
+        let entry = |seq: u64, time: &str, action: &str, actor: &str| LogbookEntry {
+            seq,
+            time: Time(at(time)),
+            action: action.into(),
+            actor: actor.into(),
+            message: format!("{action} message"),
+            warning: false,
+        };
+        request.status = Some(AccessRequestStatus {
+            phase: Phase::Active,
+            expires_at: Some(Time(at("2025-03-02T13:00:05Z"))),
+            logbook: Some(LogbookRecord {
+                entries: vec![
+                    entry(1, "2025-03-02T12:00:00Z", "created", "alice"),
+                    entry(2, "2025-03-02T12:00:01Z", "approved", "carol"),
+                    entry(3, "2025-03-02T12:01:00Z", "credential_issued", "alice"),
+                ],
+                delivered: 0,
+                credentials: Some(IssueCount {
+                    count: 3,
+                    first: Time(at("2025-03-02T12:01:00Z")),
+                    last: Time(at("2025-03-02T12:10:00Z")),
+                }),
+            }),
+            ..Default::default()
+        });
+        let entries = record_entries(&request).expect("a record");
+        let summary: Vec<(&str, Option<&str>, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.what.as_str(), e.actor.as_deref(), e.id.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Created", Some("alice"), Some("u-1-1")),
+                ("Approved", Some("carol"), Some("u-1-2")),
+                ("CredentialIssued", Some("alice"), Some("u-1-3")),
+                ("CredentialIssued", None, None),
+                ("Expires", None, None),
+            ]
+        );
+        assert!(
+            entries[3].detail.starts_with("3 credential issues in all"),
+            "{}",
+            entries[3].detail
+        );
     }
 }
