@@ -322,6 +322,9 @@ pub struct AccessRequestStatus {
     /// activatedAt + spec.duration: when access is revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+    /// When revocation started (completion, expiry, deletion, denial or failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_started_at: Option<Time>,
     /// When the request reached a terminal phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,

@@ -19,6 +19,8 @@ pub mod types {
     pub const RECONCILED: &str = "Reconciled";
     /// Revocation keeps failing on some instance; the message says what an administrator can do.
     pub const REVOCATION_STUCK: &str = "RevocationStuck";
+    /// False while new access waits because the Logbook's audit sink is behind.
+    pub const AUDIT_SINK_AVAILABLE: &str = "AuditSinkAvailable";
 }
 
 /// A condition's `status`.

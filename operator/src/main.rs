@@ -65,7 +65,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let logbook_metrics = LogbookMetrics::register(&registry)?;
     let logbook = LogbookSink::new(client.clone(), &args.namespace, &args.logbook)?;
     // Fail closed: the AccessRequest controller grants nothing new while this is shut.
-    let _audit_gate = logbook
+    let audit_gate = logbook
         .as_ref()
         .map_or_else(AuditGate::disabled, LogbookSink::gate);
     let (ready_tx, ready_rx) = watch::channel(false);
@@ -95,6 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 authority,
                 metrics,
                 certificate_ttl: args.certificate_ttl,
+                audit_gate,
             };
             let controllers = tokio::spawn(controller::run(client, settings, stopped()));
             let sink = logbook.map(|sink| tokio::spawn(sink.run(logbook_metrics, stopped())));

@@ -11,6 +11,7 @@ pub mod approval;
 pub mod credentials;
 pub mod lifecycle;
 pub mod logbook;
+pub mod milestones;
 pub mod scripts;
 pub mod ssh_ca;
 pub mod time;

@@ -126,6 +126,8 @@ struct Gathered {
     observations: Observations,
     /// Pinned in status at creation; computed only for a request that has none yet.
     username: String,
+    /// Why new grants wait for the audit sink, if they must.
+    audit_hold: Option<String>,
 }
 
 impl Gathered {
@@ -141,6 +143,7 @@ impl Gathered {
             account: &self.access,
             observations: &self.observations,
             username: &self.username,
+            audit_hold: self.audit_hold.as_deref(),
             now,
         }
     }
@@ -214,6 +217,7 @@ async fn gather<F: Fleet>(
         .clone()
         .unwrap_or_else(|| masked_username(&request.spec.requester, &ctx.authority.username_key));
     Ok(Gathered {
+        audit_hold: ctx.audit_gate.reason(),
         requested,
         approved,
         approval,

@@ -32,7 +32,7 @@ use passport_crds::{AccessPolicy, AccessRequest, AccessReview, AwsAccount, Crede
 pub use crate::error::Error;
 pub use report::Limiter;
 
-use crate::{aws::Fleet, metrics::Metrics};
+use crate::{aws::Fleet, logbook_sink::AuditGate, metrics::Metrics};
 
 /// The finalizer that keeps an AccessRequest until everything it granted is revoked.
 pub const FINALIZER: &str = "passport.dev/revoke";
@@ -55,6 +55,8 @@ pub struct Context<F> {
     pub requests: Store<AccessRequest>,
     /// How long issued SSH certificates last (`--certificate-ttl`).
     pub certificate_ttl: Duration,
+    /// Shut while the Logbook's audit sink is too far behind: nothing new is granted then.
+    pub audit_gate: AuditGate,
 }
 
 impl<F> std::fmt::Debug for Context<F> {
@@ -95,6 +97,7 @@ pub struct Settings<F> {
     pub authority: Authority,
     pub metrics: Metrics,
     pub certificate_ttl: Duration,
+    pub audit_gate: AuditGate,
 }
 
 /// A shared watch of every `K`: the cache, the changes for controllers, the deletions (which shared
@@ -195,6 +198,7 @@ pub async fn run<F: Fleet>(
         accounts: accounts.clone(),
         requests: requests.clone(),
         certificate_ttl: settings.certificate_ttl,
+        audit_gate: settings.audit_gate,
     });
     tokio::spawn(count_stuck(requests.clone(), ctx.metrics.clone()));
     let live_in_namespace = requests.clone();

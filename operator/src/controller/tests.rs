@@ -202,6 +202,7 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         accounts: accounts(),
         requests: reflector::store().0,
         certificate_ttl: Duration::from_secs(300),
+        audit_gate: crate::logbook_sink::AuditGate::disabled(),
     })
 }
 

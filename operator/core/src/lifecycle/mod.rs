@@ -54,6 +54,9 @@ pub struct Inputs<'a> {
     pub observations: &'a Observations,
     /// The short-lived OS user for this requester.
     pub username: &'a str,
+    /// Why new access must wait for the audit sink (its backlog is full), if it must: approved
+    /// requests stay Pending; revocation never waits.
+    pub audit_hold: Option<&'a str>,
     pub now: Timestamp,
 }
 

@@ -52,6 +52,7 @@ pub fn failed_attempt(target: &mut TargetStatus, now: Timestamp, why: &str) {
 
 pub(super) fn start(input: &Inputs<'_>, d: &mut Transition, outcome: Phase) {
     d.status.phase = Phase::Revoking;
+    d.status.revocation_started_at.get_or_insert(Time(input.now));
     d.status.outcome = Some(outcome);
     revoking(input, d);
 }

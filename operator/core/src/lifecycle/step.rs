@@ -20,6 +20,9 @@ use crate::{
     time::{add, elapsed, whole_second},
 };
 
+/// How often a request held back by the audit sink looks again.
+const AUDIT_RETRY: Duration = Duration::from_secs(5);
+
 /// How often in-flight commands are polled at first, and at most.
 const POLL_MIN: Duration = Duration::from_secs(1);
 const POLL_MAX: Duration = Duration::from_secs(10);
@@ -131,6 +134,14 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
                 LogAction::Denied,
                 &format!("refused: {message}"),
             );
+        }
+        // Fail closed: nothing new is granted while the audit trail cannot keep up.
+        Approval::Approved { .. } if input.audit_hold.is_some() => {
+            d.status.message = format!(
+                "approved, waiting for the audit sink: {}",
+                input.audit_hold.unwrap_or_default()
+            );
+            d.requeue_after = Some(AUDIT_RETRY);
         }
         Approval::Approved { by } => {
             d.status.approved_at = Some(Time(input.now));
@@ -481,6 +492,19 @@ fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
         }
     };
     conditions::set(conditions, approved, generation, now);
+    let held = status.phase == Phase::Pending && input.audit_hold.is_some();
+    if held {
+        let update = Update::new(AUDIT_SINK_AVAILABLE, false, "AuditSinkUnavailable")
+            .message(input.audit_hold.unwrap_or_default());
+        conditions::set(conditions, update, generation, now);
+    } else if conditions::status_of(conditions, AUDIT_SINK_AVAILABLE).is_some() {
+        conditions::set(
+            conditions,
+            Update::new(AUDIT_SINK_AVAILABLE, true, "Delivering"),
+            generation,
+            now,
+        );
+    }
     let ready_count = status
         .targets
         .iter()

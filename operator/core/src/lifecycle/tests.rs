@@ -39,6 +39,7 @@ struct World {
     approval: Approval,
     account: AccountAccess,
     observations: Observations,
+    audit_hold: Option<String>,
     now: Timestamp,
 }
 
@@ -56,6 +57,7 @@ impl World {
                 role: role(),
             },
             observations: Observations::default(),
+            audit_hold: None,
             now: at(0),
         }
     }
@@ -75,6 +77,7 @@ impl World {
             account: &self.account,
             observations: &self.observations,
             username: "rs-1234abcd",
+            audit_hold: self.audit_hold.as_deref(),
             now: self.now,
         });
         self.status = decision.status.clone();
@@ -1017,4 +1020,31 @@ fn every_logged_action_lands_in_the_durable_record_with_its_actor() {
     );
     let seqs: Vec<u64> = record.entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
+}
+
+#[test]
+fn an_approved_request_waits_while_the_audit_sink_is_behind_and_revocation_never_does() {
+    let mut w = World::new(&[A]);
+    w.audit_hold = Some("10000 Logbook records are waiting".into());
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Pending);
+    assert!(d.commands.is_empty());
+    assert_eq!(
+        condition(&w.status, condition_types::AUDIT_SINK_AVAILABLE).0,
+        "False"
+    );
+    w.audit_hold = None;
+    w.run();
+    assert_eq!(w.status.phase, Phase::Provisioning);
+    assert_eq!(
+        condition(&w.status, condition_types::AUDIT_SINK_AVAILABLE).0,
+        "True"
+    );
+
+    let mut active = World::new(&[B]);
+    active.activate();
+    active.audit_hold = Some("full".into());
+    active.spec.completed = true;
+    let d = active.run();
+    assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
 }
