@@ -5,7 +5,7 @@
 
 mod bench;
 mod support;
-mod workstation;
+pub(crate) mod workstation;
 
 use std::{collections::BTreeSet, time::Duration};
 

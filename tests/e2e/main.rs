@@ -12,6 +12,7 @@ mod bench;
 mod cli;
 mod cli_hostile;
 mod crash;
+mod credential_burst;
 mod credentials;
 mod env;
 mod faults;
@@ -56,6 +57,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(admission::trials());
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
+    trials.extend(credential_burst::trials());
     trials.extend(cli::trials());
     trials.extend(cli_hostile::trials());
     trials.extend(crash::trials());

@@ -67,6 +67,16 @@ fn issued_status_and_event() {
         event.message
     );
     assert!(!event.message.contains("ASIA") && !event.message.contains("secret"));
+    assert!(
+        event
+            .message
+            .contains(&format!("ed25519 certificate serial {}", plan.serial))
+            && event.message.contains(&format!("(key id \"{}\")", plan.key_id))
+            && event.message.contains(&format!("valid until {}", at(360)))
+            && event.message.contains(&format!("for target(s) {A}, {B}, {W}")),
+        "{}",
+        event.message
+    );
 
     // Kept an hour past validBefore.
     assert_eq!(
