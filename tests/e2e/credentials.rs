@@ -25,7 +25,8 @@ use passport_tests::{fixtures, instance::Instance, ssh::request_principal, wait:
 use crate::scenario::{on_instance, on_shared_stack};
 use crate::{E2e, benchmark, scenario::Scenario, test};
 use support::{
-    caller_arn, check_logbook, check_recorded_policy, create, issued_condition, issued_status, wait_decided,
+    caller_arn, check_logbook, check_logbook_record, check_recorded_policy, create, issued_condition,
+    issued_status, wait_decided,
 };
 use workstation::{Workstation, field, principals, valid_to};
 
@@ -168,6 +169,47 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     );
     check_recorded_policy(s, instance, &session_name, expires_at, &session).await?;
     check_logbook(s, &session_name, serial, &session).await?;
+    check_logbook_record(s, "r", serial, instance.id()).await?;
+
+    // The same key again: the same certificate, no new AssumeRole, no new logbook entry.
+    let calls = s.emulator.assumed_roles().await?.len();
+    create(&alice, "alice-ed25519-again", spec.clone()).await?;
+    let again = wait_decided(s, &alice, "alice-ed25519-again").await?;
+    let reused = issued_status(&again)?;
+    let said = issued_condition(&again).context("undecided")?;
+    ensure!(
+        said.reason == "Reused" && said.message.contains(&format!("serial {serial}")),
+        "{}: {}",
+        said.reason,
+        said.message
+    );
+    ensure!(
+        reused.certificates == status.certificates,
+        "a reused certificate differs"
+    );
+    ensure!(
+        s.emulator.assumed_roles().await?.len() == calls,
+        "a reused certificate cost an AssumeRole"
+    );
+    let sealed = reused
+        .sealed_secrets
+        .iter()
+        .find(|s| s.kind == AWS_SESSION)
+        .context("no sealed session")?;
+    let unsealed: AwsSession = serde_json::from_slice(&workstation.unseal(&sealed.ciphertext)?)?;
+    ensure!(
+        unsealed.access_key_id == session.access_key_id,
+        "the reused AWS session is another one"
+    );
+    let record = s.requests.get("r").await?.status.and_then(|st| st.logbook);
+    let issues = record
+        .as_ref()
+        .and_then(|r| r.credentials.as_ref())
+        .map(|c| c.count);
+    ensure!(
+        issues == Some(1),
+        "logbook counts {issues:?} issues after a reuse"
+    );
 
     // RSA: both SHA-2 certificates, each logs in.
     let rsa = Workstation::new(KeyType::Rsa).await?;

@@ -23,7 +23,9 @@ use crate::scenario::Scenario;
 const BENCH_REQUESTS: usize = 50;
 
 /// Issuance latency as the CLI sees it: from sending the create to the Issued status arriving on a
-/// watch opened beforehand, one request at a time.
+/// watch opened beforehand, one request at a time. All of them are for one key, so after the first
+/// the operator gives the same certificate again (no signature, no AssumeRole): what a CLI that lost
+/// its cached certificate sees, and the rate limit never applies.
 pub async fn bench_issuance(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     s.request("r", "alice", "1h", &[instance.id()])?;
     s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;

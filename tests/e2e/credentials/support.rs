@@ -179,3 +179,44 @@ pub async fn check_logbook(
     );
     Ok(())
 }
+
+/// The AccessRequest's durable record (`status.logbook`) has the `credential_issued` entry: by the
+/// requester, naming the key type, serial, key id and targets.
+pub async fn check_logbook_record(
+    s: &Scenario<'_>,
+    access_request: &str,
+    serial: u64,
+    instance_id: &str,
+) -> Result<()> {
+    let record = s
+        .requests
+        .get(access_request)
+        .await?
+        .status
+        .and_then(|st| st.logbook)
+        .context("no status.logbook")?;
+    let entry = record
+        .entries
+        .iter()
+        .find(|e| e.action == "credential_issued" && e.message.contains(&serial.to_string()))
+        .with_context(|| format!("no credential_issued entry for serial {serial}: {record:?}"))?;
+    ensure!(entry.actor == "alice", "{entry:?}");
+    for part in [
+        format!("ed25519 certificate serial {serial}"),
+        format!("(key id \"{}/", s.namespace),
+        "valid until ".to_owned(),
+        format!("for target(s) {instance_id}"),
+    ] {
+        ensure!(
+            entry.message.contains(&part),
+            "no {part:?} in {:?}",
+            entry.message
+        );
+    }
+    let seqs: Vec<u64> = record.entries.iter().map(|e| e.seq).collect();
+    ensure!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "the record's seqs are not consecutive: {seqs:?}"
+    );
+    Ok(())
+}
