@@ -13,10 +13,20 @@
 //! * **refused** (`Issued=False`): a reason and a message naming the field and the fix
 //!   ([`decide::Reason`]).
 //!
-//! Everything here is pure: [`decide::plan`] validates and plans, [`status`] settles the result. The
-//! operator's CredentialRequest controller does the I/O: reading the AccessRequest, signing,
-//! AssumeRole, writing the status, the logbook Event, and deleting CredentialRequests an hour after
-//! they stopped being useful ([`status::delete_after`]).
+//! The AccessRequest's status is never trusted alone: it must agree with the spec
+//! ([`decide::plan`], [`decide::check_pinned_username`]): the user pinned for `spec.requester`, the
+//! approval recorded (`approvedAt`, `Approved=True`), only targets `spec.targets` names and the status
+//! shows Ready, and `expiresAt` no later than `activatedAt` plus the approved duration.
+//!
+//! Per AccessRequest, a live certificate for the same key is given again, and new ones are rate
+//! limited ([`limit`]). Each new one is appended to the AccessRequest's `status.logbook`
+//! ([`status::logbook_patch`]) before it is handed out.
+//!
+//! Everything here is pure: [`decide::plan`] validates and plans, [`limit::Ledger`] admits,
+//! [`status`] settles the result. The operator's CredentialRequest controller does the I/O: reading
+//! the AccessRequest, signing, AssumeRole, the logbook entry, writing the status, the logbook Event,
+//! and deleting CredentialRequests an hour after they stopped being useful
+//! ([`status::delete_after`]).
 
 pub mod decide;
 pub mod limit;
