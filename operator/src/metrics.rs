@@ -1,7 +1,11 @@
 //! Prometheus metrics the operator exports, in the style of kube-rs/controller-rs: per-controller
 //! reconcile runs, failures by a stable error label, and durations.
 
+mod lifecycle;
+
 use std::time::Instant;
+
+pub use lifecycle::LifecycleMetrics;
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -20,6 +24,7 @@ pub struct Metrics {
     pub credential_issuance: Histogram,
     /// AccessRequests whose revocation is stuck.
     pub revocations_stuck: IntGauge,
+    pub lifecycle: LifecycleMetrics,
 }
 
 impl Metrics {
@@ -34,7 +39,9 @@ impl Metrics {
             &["version"],
         )?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let lifecycle = LifecycleMetrics::register(&registry)?;
         let metrics = Self {
+            lifecycle,
             reconciliations: IntCounterVec::new(
                 Opts::new("reconciliations_total", "Reconciliations run, by controller."),
                 &["controller"],

@@ -21,6 +21,7 @@ mod instance;
 mod judged;
 mod lifecycle;
 mod logbook_sink;
+mod metrics;
 mod namespace;
 mod operator;
 mod policy_tags;
@@ -67,6 +68,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(policy_tags::trials());
     trials.extend(judged::trials());
     trials.extend(approvals::trials());
+    trials.extend(metrics::trials());
     trials.extend(hostile_login::trials());
     let trials = trials
         .into_iter()

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod instance;
 pub mod json_api;
+pub mod metrics;
 pub mod operator;
 pub mod requests;
 pub mod ssh;

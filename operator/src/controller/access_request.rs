@@ -11,6 +11,7 @@ use passport_core::{
     account::{self, Account, Resolved},
     approval::{self, Approval, InstanceTags, Question},
     lifecycle::{self, AccountAccess, Inputs, Observations, Purpose, Transition, Wanted, apply_outcome},
+    milestones,
     scripts::masked_username,
     time::elapsed,
 };
@@ -59,6 +60,11 @@ async fn step<F: Fleet>(
     // goes unrecorded. Labels or annotations changing meanwhile do not matter.
     if request.status.as_ref() != Some(&next) {
         status::write_if(api, &request.name_any(), &decision_inputs(request), &next).await?;
+        let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+        let before = request.status.clone().unwrap_or_default();
+        for milestone in milestones::passed(&before, &next, created, now) {
+            ctx.metrics.lifecycle.observe(&milestone);
+        }
     }
     if !transition.commands.is_empty() {
         let recorded = next.clone();

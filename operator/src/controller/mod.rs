@@ -200,7 +200,7 @@ pub async fn run<F: Fleet>(
         certificate_ttl: settings.certificate_ttl,
         audit_gate: settings.audit_gate,
     });
-    tokio::spawn(count_stuck(requests.clone(), ctx.metrics.clone()));
+    tokio::spawn(count_from_cache(requests.clone(), ctx.metrics.clone()));
     let live_in_namespace = requests.clone();
     let live_using_account = requests.clone();
     let using_account = move |name: &str| -> Vec<ObjectRef<AccessRequest>> {
@@ -277,12 +277,13 @@ pub async fn run<F: Fleet>(
     );
 }
 
-/// Keeps the stuck-revocations gauge true to the cache, also after an administrator let a stuck
-/// request go (it is then never reconciled again).
-async fn count_stuck(requests: Store<AccessRequest>, metrics: Metrics) {
+/// Keeps the per-phase and stuck-revocations gauges true to the cache, also after an administrator
+/// let a stuck request go (it is then never reconciled again).
+async fn count_from_cache(requests: Store<AccessRequest>, metrics: Metrics) {
     loop {
-        let stuck = requests
-            .state()
+        let state = requests.state();
+        metrics.lifecycle.count(state.iter().map(|r| r.phase()));
+        let stuck = state
             .iter()
             .filter(|r| {
                 r.status
