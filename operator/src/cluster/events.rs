@@ -8,12 +8,21 @@ use passport_core::logbook::LogEvent;
 /// The longest note kept; the apiserver refuses notes over 1 KiB.
 const MAX_NOTE: usize = 1024;
 
-/// Publishes one logbook entry as an Event on `object`.
-pub async fn publish(recorder: &Recorder, object: &ObjectReference, entry: &LogEvent) {
+/// Publishes one logbook entry as an Event on `object`, ending its note with the entry's id in the
+/// durable record (`<request uid>-<seq>`, also its CloudEvent id) when it has one.
+pub async fn publish(recorder: &Recorder, object: &ObjectReference, entry: &LogEvent, id: Option<&str>) {
     let type_ = if entry.warning {
         EventType::Warning
     } else {
         EventType::Normal
+    };
+    let note = match id {
+        Some(id) => {
+            let suffix = format!(" [logbook {id}]");
+            let room = MAX_NOTE.saturating_sub(suffix.len());
+            format!("{}{suffix}", entry.message.chars().take(room).collect::<String>())
+        }
+        None => entry.message.clone(),
     };
     record(
         recorder,
@@ -21,7 +30,7 @@ pub async fn publish(recorder: &Recorder, object: &ObjectReference, entry: &LogE
         type_,
         entry.action.reason(),
         entry.action.as_str(),
-        &entry.message,
+        &note,
     )
     .await;
 }

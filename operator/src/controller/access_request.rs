@@ -15,7 +15,7 @@ use passport_core::{
     scripts::masked_username,
     time::elapsed,
 };
-use passport_crds::{AccessRequest, Phase};
+use passport_crds::{AccessRequest, Phase, logbook::LogbookRecord};
 
 use super::{Context, Error, FINALIZER, report, send};
 use crate::{
@@ -332,8 +332,21 @@ async fn act_after_write<F: Fleet>(
     ctx: &Context<F>,
 ) -> Result<(), Error> {
     let object = request.object_ref(&());
-    for entry in &transition.events {
-        events::publish(&ctx.recorder, &object, entry).await;
+    // This step's events are the record's last entries, in order.
+    let uid = request.uid().unwrap_or_default();
+    let recorded = next
+        .logbook
+        .as_ref()
+        .map(|r| r.entries.as_slice())
+        .unwrap_or_default();
+    let first = recorded.len().saturating_sub(transition.events.len());
+    for (entry, seq) in transition
+        .events
+        .iter()
+        .zip(recorded[first..].iter().map(|e| e.seq))
+    {
+        let id = LogbookRecord::entry_id(&uid, seq);
+        events::publish(&ctx.recorder, &object, entry, Some(&id)).await;
     }
     if next.phase.is_terminal() && next.has_windows_target() {
         let uid = request.uid().ok_or(Error::MissingMetadata("uid"))?;

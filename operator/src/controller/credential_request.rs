@@ -422,7 +422,7 @@ async fn record<F: Fleet>(
             &request.spec.requester,
             valid_before,
         );
-        events::publish(&ctx.recorder, &access_request.object_ref(&()), &entry).await;
+        events::publish(&ctx.recorder, &access_request.object_ref(&()), &entry, None).await;
     }
 }
 
