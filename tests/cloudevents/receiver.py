@@ -4,13 +4,18 @@ package (2.2.0) parses every POST (structured or binary mode, as any CloudEvents
 each event is appended to a file as one JSON line {"attributes": {...}, "data": ...}.
 
   receiver.py --port PORT --out events.jsonl [--expect-authorization VALUE]
+              [--tls-cert server.pem --tls-key server.key] [--status-file PATH]
 
 Control: POST /control?status=503 makes it answer 503 to every event (nothing recorded) until
-POST /control?status=200; GET /control tells the current mode. Anything it cannot parse gets 400.
+POST /control?status=200; GET /control tells the current mode. While --status-file exists, the
+status code it holds overrides that (handy over TLS). Anything it cannot parse gets 400; a wrong
+Authorization header gets 401.
 """
 
 import argparse
 import json
+import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +30,18 @@ STATE = {"status": 200}
 LOCK = threading.Lock()
 
 
-def make_handler(out_path, expect_authorization):
+def current_status(status_file):
+    if status_file and os.path.exists(status_file):
+        try:
+            with open(status_file, encoding="utf-8") as f:
+                return int(f.read().strip() or "503")
+        except (OSError, ValueError):
+            return 503
+    with LOCK:
+        return STATE["status"]
+
+
+def make_handler(out_path, expect_authorization, status_file):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -54,8 +70,7 @@ def make_handler(out_path, expect_authorization):
                     STATE["status"] = status
                 self.reply(200, json.dumps(STATE).encode())
                 return
-            with LOCK:
-                status = STATE["status"]
+            status = current_status(status_file)
             if status != 200:
                 self.reply(status, b"told to fail")
                 return
@@ -86,8 +101,16 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--expect-authorization")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--status-file")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.out, args.expect_authorization))
+    handler = make_handler(args.out, args.expect_authorization, args.status_file)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"listening on {args.port}", flush=True)
     server.serve_forever()
 

@@ -19,7 +19,10 @@ use kube::{
     Api,
     api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use passport_crds::{AccessRequest, Phase};
+use passport_crds::{
+    AccessRequest, Phase,
+    conditions::{self, types as condition_types},
+};
 use passport_tests::{
     ControlPlane,
     aws::AwsEmulator,
@@ -56,6 +59,9 @@ pub fn trials() -> Vec<E2e> {
             "logbook_sink::operator_killed_with_records_undelivered",
             |_env| async move { operator_killed().await },
         ),
+        test("logbook_sink::full_backlog_holds_new_grants", |_env| async move {
+            full_backlog().await
+        }),
         test("logbook_sink::stdout_prints_json_lines", |_env| async move {
             stdout_lines().await
         }),
@@ -66,28 +72,41 @@ pub fn trials() -> Vec<E2e> {
 struct Receiver {
     port: u16,
     out: PathBuf,
+    /// While it exists, the receiver answers every event with the status code it holds.
+    status_file: PathBuf,
+    /// With TLS: the CA bundle its certificate chains to (for `--logbook-sink-ca`).
+    ca: Option<PathBuf>,
     process: Option<(Child, Keeper)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Receiver {
-    fn start() -> Result<Self> {
+    /// Plain HTTP, or with `tls` HTTPS on a certificate for 127.0.0.1 from a CA of its own.
+    fn start(tls: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("passport-cloudevents-")
             .tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let ca = if tls {
+            Some(make_certificates(dir.path())?)
+        } else {
+            None
+        };
         let mut receiver = Self {
             port,
             out: dir.path().join("events.jsonl"),
+            status_file: dir.path().join("status"),
+            ca,
             process: None,
-            _dir: dir,
+            dir,
         };
         receiver.listen()?;
         Ok(receiver)
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// (Re)starts the server on its port; returns once it accepts connections.
@@ -103,9 +122,16 @@ impl Receiver {
             .args(["--port", &self.port.to_string(), "--out"])
             .arg(&self.out)
             .args(["--expect-authorization", AUTHORIZATION])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .arg("--status-file")
+            .arg(&self.status_file);
+        if self.ca.is_some() {
+            command
+                .arg("--tls-cert")
+                .arg(self.dir.path().join("server.pem"))
+                .arg("--tls-key")
+                .arg(self.dir.path().join("server.key"));
+        }
+        command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         self.process = Some(spawn_kept(command)?);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -133,18 +159,15 @@ impl Receiver {
     }
 
     /// Makes it answer every event with `status` (503: an outage; 200: normal).
-    async fn answer(&self, status: u16) -> Result<()> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let request = format!(
-            "POST /control?status={status} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await?;
-        ensure!(
-            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
-            "{answer}"
-        );
+    fn answer(&self, status: u16) -> Result<()> {
+        if status == 200 {
+            match fs::remove_file(&self.status_file) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+                _ => {}
+            }
+        } else {
+            fs::write(&self.status_file, status.to_string())?;
+        }
         Ok(())
     }
 
@@ -162,6 +185,98 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 in `dir` (ca.pem, server.pem, server.key), by the
+/// openssl CLI; returns the CA bundle's path.
+fn make_certificates(dir: &Path) -> Result<PathBuf> {
+    let openssl = |args: &[&str]| -> Result<()> {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .context("running openssl")?;
+        ensure!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    };
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=passport e2e logbook CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    openssl(&[&["req", "-x509"][..], &key, &ca].concat())?;
+    openssl(
+        &[
+            &["req"][..],
+            &key,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ])?;
+    Ok(dir.join("ca.pem"))
+}
+
+/// One series' value from the operator's /metrics (plain HTTP on 127.0.0.1), by its full name
+/// (e.g. `passport_logbook_backlog` or `…_total{reason="http_5xx"}`).
+async fn metric(operator: &OperatorProcess, series: &str) -> Result<f64> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", operator.http_port())).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("no {series} in /metrics"))
 }
 
 fn json_lines(path: &Path) -> Result<Vec<Value>> {
@@ -256,11 +371,15 @@ impl Drop for SinkStack {
 }
 
 fn sink_args(receiver: &Receiver) -> Vec<String> {
-    vec![
+    let mut args = vec![
         format!("--logbook-sink={}", receiver.url()),
         format!("--logbook-sink-auth-secret={AUTH_SECRET}"),
         format!("--cluster-name={CLUSTER}"),
-    ]
+    ];
+    if let Some(ca) = &receiver.ca {
+        args.push(format!("--logbook-sink-ca={}", ca.display()));
+    }
+    args
 }
 
 async fn complete(s: &Scenario<'_>, name: &str) -> Result<()> {
@@ -416,7 +535,7 @@ fn check_events(events: &[Value], requests: &[AccessRequest]) -> Result<Delivere
 /// (a) The receiver answers 503, then does not listen at all, during lifecycles; when it is back
 /// every record arrives.
 async fn receiver_outage() -> Result<()> {
-    let mut receiver = Receiver::start()?;
+    let mut receiver = Receiver::start(false)?;
     let stack = SinkStack::start(sink_args(&receiver), None).await?;
     stack.auth_secret().await?;
     let instance = online_instance(&stack.emulator).await?;
@@ -433,7 +552,7 @@ async fn receiver_outage() -> Result<()> {
         .with_context(log)?;
 
     // The outage: first 503s, then nothing listening.
-    receiver.answer(503).await?;
+    receiver.answer(503)?;
     let outage = Instant::now();
     let mut largest = 0;
     s.request("during", "alice", "1h", &[instance.id()])?;
@@ -451,7 +570,29 @@ async fn receiver_outage() -> Result<()> {
     largest = largest.max(backlog(&s.requests).await?);
     let held = receiver.events()?.len();
     ensure!(largest > 0, "nothing was held back during the outage");
+    // The operator's own view: the same backlog, an age, and both kinds of failure counted.
+    eventually(Duration::from_secs(10), || async {
+        let (exported, held) = (
+            metric(&stack.operator, "passport_logbook_backlog").await?,
+            backlog(&s.requests).await?,
+        );
+        ensure!(
+            exported == held as f64,
+            "passport_logbook_backlog {exported}, the records hold {held}"
+        );
+        Ok(())
+    })
+    .await?;
+    let age = metric(&stack.operator, "passport_logbook_oldest_undelivered_seconds").await?;
+    ensure!(age >= 15.0, "the oldest undelivered entry is only {age} s old");
+    for reason in ["http_5xx", "connect"] {
+        let series = format!("passport_logbook_delivery_failures_total{{reason=\"{reason}\"}}");
+        let failures = metric(&stack.operator, &series).await?;
+        ensure!(failures > 0.0, "no {reason} failure counted");
+    }
 
+    // Back, and answering normally again.
+    receiver.answer(200)?;
     receiver.listen()?;
     let back = Instant::now();
     let requests = all_delivered(&s.requests, || receiver.events())
@@ -483,8 +624,9 @@ async fn receiver_outage() -> Result<()> {
 /// (b) The operator is SIGKILLed while records wait for a failing receiver; the next operator
 /// delivers them.
 async fn operator_killed() -> Result<()> {
-    let receiver = Receiver::start()?;
-    receiver.answer(503).await?;
+    // Over HTTPS, trusting the receiver's own CA (--logbook-sink-ca).
+    let receiver = Receiver::start(true)?;
+    receiver.answer(503)?;
     let mut stack = SinkStack::start(sink_args(&receiver), None).await?;
     stack.auth_secret().await?;
     let instance = online_instance(&stack.emulator).await?;
@@ -500,7 +642,7 @@ async fn operator_killed() -> Result<()> {
     ensure!(undelivered > 0, "nothing undelivered before the kill");
     stack.crash_and_restart()?;
     let restarted = Instant::now();
-    receiver.answer(200).await?;
+    receiver.answer(200)?;
     let s = stack.scenario(namespace, instance.id()).await?;
     let requests = all_delivered(&s.requests, || receiver.events())
         .await
@@ -562,6 +704,70 @@ async fn stdout_lines() -> Result<()> {
     println!(
         "logbook_sink stdout: {} JSON lines, {} distinct records",
         delivered.events, delivered.distinct
+    );
+    Ok(())
+}
+
+/// Fail closed: with the receiver failing and `--logbook-backlog-limit=3` reached, a new approved
+/// request stays Pending (AuditSinkAvailable=False, AuditSinkUnavailable) until the records are
+/// delivered; then it is granted.
+async fn full_backlog() -> Result<()> {
+    let receiver = Receiver::start(false)?;
+    receiver.answer(503)?;
+    let mut args = sink_args(&receiver);
+    args.push("--logbook-backlog-limit=3".to_owned());
+    let stack = SinkStack::start(args, None).await?;
+    stack.auth_secret().await?;
+    let instance = online_instance(&stack.emulator).await?;
+    let s = stack.scenario("sink-full", instance.id()).await?;
+    let log = || stack.operator.log_tail();
+    s.request("first", "alice", "1h", &[instance.id()])?;
+    s.wait_phase("first", Phase::Active, ACTIVE_TIMEOUT).await?;
+    eventually(Duration::from_secs(30), || async {
+        let exported = metric(&stack.operator, "passport_logbook_backlog").await?;
+        ensure!(exported >= 3.0, "backlog {exported}");
+        Ok(exported)
+    })
+    .await?;
+    s.request("held", "alice", "1h", &[instance.id()])?;
+    let unavailable = |r: &AccessRequest| {
+        r.status.as_ref().is_some_and(|status| {
+            conditions::find(&status.conditions, condition_types::AUDIT_SINK_AVAILABLE)
+                .is_some_and(|c| c.status == "False" && c.reason == "AuditSinkUnavailable")
+        })
+    };
+    let held_since = Instant::now();
+    s.wait_for("held", "AuditSinkAvailable=False", ACTIVE_TIMEOUT, unavailable)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let held = s.requests.get("held").await?;
+    let phase = held.status.as_ref().map(|st| st.phase);
+    ensure!(
+        phase == Some(Phase::Pending) && unavailable(&held),
+        "granted while the backlog is full: {:?}",
+        held.status
+    );
+    let backlog_held = backlog(&s.requests).await?;
+    let message = held
+        .status
+        .as_ref()
+        .and_then(|st| conditions::find(&st.conditions, condition_types::AUDIT_SINK_AVAILABLE))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+
+    receiver.answer(200)?;
+    let back = Instant::now();
+    s.wait_phase("held", Phase::Active, ACTIVE_TIMEOUT).await?;
+    let granted = back.elapsed();
+    let requests = all_delivered(&s.requests, || receiver.events())
+        .await
+        .with_context(log)?;
+    check_events(&receiver.events()?, &requests)?;
+    println!(
+        "logbook_sink full backlog: a new request held Pending {:.0} s at a backlog of {backlog_held} (limit 3): \"{message}\"; \
+         sink back → granted (Active) in {:.1} s",
+        (back - held_since).as_secs_f64(),
+        granted.as_secs_f64(),
     );
     Ok(())
 }

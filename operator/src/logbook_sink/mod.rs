@@ -46,6 +46,8 @@ use crate::metrics::LogbookMetrics;
 const MAX_IN_FLIGHT: usize = 4;
 /// Entries one request sends per turn before the others get theirs.
 const TURN: usize = 16;
+/// At most one warning about failing deliveries this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
 /// How long a `delivered` write may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -198,6 +200,7 @@ impl LogbookSink {
         let mut schedule = Schedule::default();
         let mut tasks: JoinSet<(Report, bool)> = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_warning: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let mut requests: HashMap<String, (Arc<AccessRequest>, bool)> = lock(&orphans)
@@ -246,10 +249,18 @@ impl LogbookSink {
                 () = changed.notified() => {}
                 Some(done) = tasks.join_next() => match done {
                     Ok((report, _orphan)) => {
+                        let now = Instant::now();
                         if let Some(failure) = report.failure {
                             tracing::debug!(uid = %report.uid, reason = failure.as_str(), "Logbook sink: delivery failed; backing off");
+                            // One warning per interval, not one per request, however many fail.
+                            if last_warning.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+                                last_warning = Some(now);
+                                tracing::warn!(reason = failure.as_str(), backlog = gate.backlog(), "Logbook sink: deliveries failing; retrying with backoff");
+                            }
+                        } else if report.sent > 0 && last_warning.take().is_some() {
+                            tracing::info!(backlog = gate.backlog(), "Logbook sink: delivering again");
                         }
-                        schedule.done(&report, Instant::now());
+                        schedule.done(&report, now);
                     }
                     Err(err) => tracing::error!(error = %err, "Logbook sink: a delivery task failed"),
                 },

@@ -1,6 +1,11 @@
 //! Which requests to deliver next: one delivery at a time per request (so its entries go in order),
 //! a few requests at a time overall, the least recently served first (so one slow or failing request
 //! cannot hold the others back), and a failing request waits its backoff.
+//!
+//! When the sink as a whole fails (unreachable, timeouts, 5xx) for two requests or more with no
+//! success in between, it is an outage: one request at a time probes it (no herd on a sink that is
+//! struggling), and the first turn it takes again lets every request that failed that way retry at
+//! once. A single request failing alone (say a payload the sink chokes on) only backs itself off.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -41,6 +46,8 @@ struct Track {
 #[derive(Debug, Default)]
 pub struct Schedule {
     tracks: HashMap<String, Track>,
+    /// Requests whose last turn failed on the sink as a whole since its last success.
+    failing: HashSet<String>,
 }
 
 impl Schedule {
@@ -53,9 +60,19 @@ impl Schedule {
         self.tracks.values().filter(|t| t.in_flight).count()
     }
 
+    /// The sink as a whole is failing: two requests or more failed on it since it last took one.
+    pub fn outage(&self) -> bool {
+        self.failing.len() >= 2
+    }
+
     /// Up to `slots` requests to start now, marked in flight: not already in flight, past their
     /// backoff; never served first, then the least recently served, then the oldest entry.
     pub fn pick(&mut self, waiting: &[Waiting], now: Instant, slots: usize) -> Vec<String> {
+        let slots = if self.outage() {
+            slots.min(1usize.saturating_sub(self.in_flight()))
+        } else {
+            slots
+        };
         let mut ready: Vec<(Option<Instant>, i64, &str)> = waiting
             .iter()
             .filter_map(|w| {
@@ -81,6 +98,7 @@ impl Schedule {
     /// Records a finished turn. A failure backs the request off; a turn in which the sink took
     /// events lets every request that failed on the sink as a whole retry at once.
     pub fn done(&mut self, report: &Report, now: Instant) {
+        let outage = self.outage();
         let track = self.tracks.entry(report.uid.clone()).or_default();
         track.in_flight = false;
         track.acked = track.acked.max(report.acked);
@@ -89,6 +107,9 @@ impl Schedule {
                 track.failures = track.failures.saturating_add(1);
                 track.retry_at = Some(now + backoff::delay(track.failures));
                 track.sink_wide = failure.sink_wide();
+                if track.sink_wide {
+                    self.failing.insert(report.uid.clone());
+                }
             }
             None => {
                 track.failures = 0;
@@ -97,10 +118,13 @@ impl Schedule {
             }
         }
         if report.sent > 0 {
-            for (uid, track) in &mut self.tracks {
-                if uid != &report.uid && track.sink_wide {
-                    track.retry_at = Some(now);
-                    track.sink_wide = false;
+            self.failing.clear();
+            if outage {
+                for (uid, track) in &mut self.tracks {
+                    if uid != &report.uid && track.sink_wide {
+                        track.retry_at = Some(now);
+                        track.sink_wide = false;
+                    }
                 }
             }
         }
@@ -119,6 +143,8 @@ impl Schedule {
     pub fn retain(&mut self, live: &HashSet<&str>) {
         self.tracks
             .retain(|uid, track| track.in_flight || live.contains(uid.as_str()));
+        let tracks = &self.tracks;
+        self.failing.retain(|uid| tracks.contains_key(uid));
     }
 
     /// How long until `uid` may retry (for logs and tests).

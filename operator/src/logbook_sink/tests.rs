@@ -136,32 +136,49 @@ fn a_failing_request_backs_off_and_does_not_block_others() {
 #[test]
 fn the_sink_coming_back_ends_every_sink_wide_backoff() {
     let mut schedule = Schedule::default();
-    let mut now = Instant::now();
+    let now = Instant::now();
     let all = [waiting("a", 1), waiting("b", 2), waiting("c", 3)];
-    // The sink is down: every request fails, again and again, backing off further each time.
+    // The sink is down: a and b fail on it again and again; c is refused for its own sake.
     for _ in 0..7 {
-        for uid in schedule.pick(&all, now, 4) {
-            let failure = if uid == "c" {
-                Failure::Http4xx
-            } else {
-                Failure::Connect
-            };
-            schedule.done(&report(&uid, 0, 0, Some(failure)), now);
-        }
-        now += Duration::from_secs(61);
+        schedule.done(&report("a", 0, 0, Some(Failure::Connect)), now);
+        schedule.done(&report("b", 0, 0, Some(Failure::Http5xx)), now);
+        schedule.done(&report("c", 0, 0, Some(Failure::Http4xx)), now);
     }
-    now -= Duration::from_secs(61);
+    assert!(schedule.outage());
     assert_eq!(schedule.backoff_left("a", now), Duration::from_secs(60));
     assert_eq!(schedule.backoff_left("b", now), Duration::from_secs(60));
+    // During the outage one request at a time probes the sink.
+    let probe_time = now + Duration::from_secs(60);
+    let probe = schedule.pick(&all, probe_time, 4);
+    assert_eq!(probe.len(), 1, "{probe:?}");
+    assert!(schedule.pick(&all, probe_time, 4).is_empty());
     // It is back: a turn in which the sink takes events lets the other sink-wide failures retry
     // at once, but not the one the sink refused for its own sake (4xx).
     let back = now + Duration::from_secs(1);
     schedule.done(&report("a", 3, 3, None), back);
+    assert!(!schedule.outage());
     assert_eq!(schedule.backoff_left("b", back), Duration::ZERO);
     assert_eq!(schedule.backoff_left("c", back), Duration::from_secs(59));
     let mut next = schedule.pick(&all, back, 4);
     next.sort();
     assert_eq!(next, ["a", "b"]);
+}
+
+#[test]
+fn one_request_failing_alone_backs_off_alone() {
+    let mut schedule = Schedule::default();
+    let mut now = Instant::now();
+    let all = [waiting("poison", 1), waiting("b", 2)];
+    for round in 1..=5u32 {
+        // The sink chokes (500) on one request's record and takes the other's.
+        schedule.done(&report("poison", 0, 0, Some(Failure::Http5xx)), now);
+        schedule.done(&report("b", u64::from(round), 1, None), now);
+        assert!(!schedule.outage());
+        assert_eq!(schedule.backoff_left("poison", now), backoff::delay(round));
+        assert_eq!(schedule.pick(&all, now, 4), ["b"]);
+        schedule.done(&report("b", u64::from(round), 0, None), now);
+        now += Duration::from_millis(10);
+    }
 }
 
 #[test]
