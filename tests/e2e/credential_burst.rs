@@ -78,6 +78,8 @@ struct Tally {
     certificates: BTreeSet<String>,
     /// A sample refusal message.
     refusal: Option<String>,
+    /// A sample message of one waiting its turn (`Issued=Unknown`, `RateLimited`).
+    waiting: Option<String>,
 }
 
 fn tally(requests: &[CredentialRequest]) -> Tally {
@@ -122,7 +124,12 @@ fn tally(requests: &[CredentialRequest]) -> Tally {
                     .push(format!("{}: {reason}: {}", request.name_any(), issued.message));
             }
             // Waiting its turn (RateLimited) or retrying.
-            (ConditionStatus::Unknown, _) => t.undecided += 1,
+            (ConditionStatus::Unknown, reason) => {
+                t.undecided += 1;
+                if reason == "RateLimited" {
+                    t.waiting.get_or_insert_with(|| issued.message.to_owned());
+                }
+            }
         }
     }
     t
@@ -176,9 +183,11 @@ async fn burst(s: &Scenario<'_>, instance_id: &str) -> Result<()> {
 
     // Until every request is decided (the line drains within two minutes).
     let mut requests;
+    let mut waiting = None;
     loop {
         requests = api.list(&ListParams::default()).await?.items;
         let t = tally(&requests);
+        waiting = waiting.or(t.waiting);
         if t.undecided == 0 || started.elapsed() > DECIDED_WITHIN {
             break;
         }
@@ -228,6 +237,9 @@ async fn burst(s: &Scenario<'_>, instance_id: &str) -> Result<()> {
     if let Some(refusal) = &t.refusal {
         eprintln!("credential burst: a refusal says: {refusal}");
     }
+    if let Some(waiting) = &waiting {
+        eprintln!("credential burst: one waiting its turn says: {waiting}");
+    }
 
     ensure!(t.other.is_empty(), "unexpected outcomes:\n{}", t.other.join("\n"));
     ensure!(
@@ -256,6 +268,15 @@ async fn burst(s: &Scenario<'_>, instance_id: &str) -> Result<()> {
         t.issued
     );
     ensure!(t.issued >= 1 && t.reused >= 1 && t.rate_limited >= 1, "{t:?}");
+    // The line is served: more than the first burst got new certificates, and while they waited
+    // they said so (what the CLI prints as it waits).
+    ensure!(t.issued > BUCKET as usize, "the line was never served: {t:?}");
+    let waiting = waiting.context("no request was seen waiting its turn")?;
+    ensure!(
+        waiting.starts_with("rate limited: at most 6 new certificates per minute per AccessRequest")
+            && waiting.contains("waits its turn"),
+        "{waiting}"
+    );
     ensure!(
         assumed == t.issued,
         "{assumed} AssumeRole calls for {} new certificates (reuse makes none)",

@@ -216,8 +216,8 @@ impl Ledger {
             }),
         }
         let message = format!(
-            "{}; this CredentialRequest waits its turn ({ahead} ahead of it) and is issued at about {due}; \
-             retry after {due} if it is deleted",
+            "{}; retry after {due}: this CredentialRequest waits its turn ({ahead} ahead of it), and the \
+             operator retries it then",
             limits.describe()
         );
         Admission::Wait { until: due, message }
