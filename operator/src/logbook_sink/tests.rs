@@ -232,3 +232,59 @@ fn failure_labels_are_snake_case() {
     assert_eq!(Failure::StatusWrite.as_str(), "status_write");
     assert!(Failure::Connect.sink_wide() && !Failure::Http4xx.sink_wide());
 }
+
+#[derive(Debug, clap::Parser)]
+struct Flags {
+    #[command(flatten)]
+    sink: super::SinkArgs,
+}
+
+fn parse(args: &[&str]) -> Result<super::SinkArgs, clap::Error> {
+    <Flags as clap::Parser>::try_parse_from(std::iter::once("passport-operator").chain(args.iter().copied()))
+        .map(|flags| flags.sink)
+}
+
+#[test]
+fn flags_take_http_and_https_sinks_only() {
+    let args = parse(&[]).expect("no flags");
+    assert!(args.sink.is_none() && !args.stdout);
+    assert_eq!(args.backlog_limit, 10_000);
+    assert_eq!(args.cluster_name, "kubernetes");
+    let args = parse(&[
+        "--logbook-sink=https://audit.example.com/events",
+        "--logbook-sink-ca=/etc/passport/sink-ca.pem",
+        "--logbook-sink-auth-secret=audit-token",
+        "--logbook-stdout",
+        "--logbook-backlog-limit=50",
+        "--cluster-name=prod-eu",
+    ])
+    .expect("every flag");
+    assert_eq!(
+        args.sink.map(|u| u.to_string()).as_deref(),
+        Some("https://audit.example.com/events")
+    );
+    assert!(args.stdout);
+    assert_eq!(args.backlog_limit, 50);
+    assert!(parse(&["--logbook-sink=ftp://audit.example.com/"]).is_err());
+    assert!(parse(&["--logbook-sink=not a url"]).is_err());
+    // A CA or an auth Secret means nothing without a sink.
+    assert!(parse(&["--logbook-sink-ca=/ca.pem"]).is_err());
+    assert!(parse(&["--logbook-stdout", "--logbook-sink-auth-secret=s"]).is_err());
+}
+
+#[test]
+fn a_bad_ca_bundle_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("passport-sink-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let url = reqwest::Url::parse("https://audit.example.com/").expect("url");
+    let err = super::sink::HttpSink::new(url.clone(), Some(&empty), None).expect_err("no certificate");
+    assert!(format!("{err:#}").contains("no certificate"), "{err:#}");
+    assert!(super::sink::HttpSink::new(url.clone(), Some(&dir.join("missing.pem")), None).is_err());
+    assert!(
+        super::sink::HttpSink::new(url, None, None).is_ok(),
+        "system roots"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
