@@ -233,7 +233,8 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
         ));
     }
     let instance_ids: Vec<String> = ready.iter().map(|t| t.instance_id.clone()).collect();
-    let session_name = policy::role_session_name(&username, input.serial);
+    let request_uid = request.metadata.uid.as_deref().unwrap_or_default();
+    let session_name = policy::role_session_name(request_uid, &username, input.serial);
     let source_cidrs = request.spec.source_cidrs.clone().unwrap_or_default();
     let source_addresses = source_addresses(&source_cidrs).map_err(|err| {
         refuse(

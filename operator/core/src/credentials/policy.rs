@@ -92,19 +92,26 @@ pub fn partition_and_account(role_arn: &str) -> Result<(&str, &str), PolicyError
     Ok((partition, account))
 }
 
-/// `passport-<username>-<first 8 hex digits of the serial>`, cut to STS's 64 characters, with any
-/// character outside `[\w+=,.@-]` replaced by `-`. The serial digits tie the AWS session (CloudTrail
-/// shows the role session name) to the certificate (its serial is in every sshd log line).
-pub fn role_session_name(username: &str, serial: u64) -> String {
+/// `passport-<first 8 characters of the request UID>-<username>-<first 8 hex digits of the serial>`,
+/// cut to STS's 64 characters, with any character outside `[\w+=,.@-]` replaced by `-`. CloudTrail
+/// shows the role session name: the UID joins it to the request (its Logbook, its SSM command
+/// comments), the serial digits to the certificate (in every sshd log line).
+pub fn role_session_name(request_uid: &str, username: &str, serial: u64) -> String {
+    let uid: String = request_uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
     let suffix = format!("-{:08x}", serial >> 32);
-    let room = MAX_SESSION_NAME - "passport-".len() - suffix.len();
+    let prefix = format!("passport-{uid}-");
+    let room = MAX_SESSION_NAME - prefix.len() - suffix.len();
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
     let user: String = username
         .chars()
         .map(|c| if allowed(c) { c } else { '-' })
         .take(room)
         .collect();
-    format!("passport-{user}{suffix}")
+    format!("{prefix}{user}{suffix}")
 }
 
 #[derive(Serialize)]

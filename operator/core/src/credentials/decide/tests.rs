@@ -60,7 +60,7 @@ fn plans_for_the_requester_of_an_active_request() {
         plan.tunnel.port_forwarding_document,
         "AWS-StartPortForwardingSession"
     );
-    assert_eq!(plan.session.name, "passport-rs-5f3a9c21-0a1b2c3d");
+    assert_eq!(plan.session.name, "passport-4f1c2d3e-rs-5f3a9c21-0a1b2c3d");
     assert_eq!(
         plan.session.duration,
         policy::SESSION_DURATION,

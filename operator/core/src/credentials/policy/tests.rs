@@ -16,7 +16,7 @@ fn scope<'a>(instance_ids: &'a [String], cidrs: &'a [String]) -> Scope<'a> {
     Scope {
         role_arn: ROLE,
         region: "eu-west-1",
-        session_name: "passport-rs-5f3a9c21-0a1b2c3d",
+        session_name: "passport-0b5d2f0e-rs-5f3a9c21-0a1b2c3d",
         instance_ids,
         source_cidrs: cidrs,
         expires_at: at("2030-01-02T03:04:05.678Z"),
@@ -57,7 +57,7 @@ fn example_policy_without_source_cidrs() {
                     "Effect": "Allow",
                     "Action": ["ssm:TerminateSession", "ssm:ResumeSession"],
                     "Resource": [
-                        "arn:aws:ssm:eu-west-1:123456789012:session/passport-rs-5f3a9c21-0a1b2c3d-*"
+                        "arn:aws:ssm:eu-west-1:123456789012:session/passport-0b5d2f0e-rs-5f3a9c21-0a1b2c3d-*"
                     ],
                     "Condition": { "DateLessThan": before },
                 },
@@ -102,7 +102,8 @@ fn nothing_but_session_actions_and_no_wildcard_targets() {
             let resource = resource.as_str().expect("resource");
             // The only wildcard: the random part of session ids after our own session name.
             assert!(
-                !resource.contains('*') || resource.ends_with(":session/passport-rs-5f3a9c21-0a1b2c3d-*"),
+                !resource.contains('*')
+                    || resource.ends_with(":session/passport-0b5d2f0e-rs-5f3a9c21-0a1b2c3d-*"),
                 "{resource}"
             );
         }
@@ -163,12 +164,12 @@ fn too_many_targets_are_refused_with_the_limit() {
 fn session_names_follow_sts_rules() {
     let serial = 0x0a1b_2c3d_ffff_ffff;
     assert_eq!(
-        role_session_name("rs-5f3a9c21", serial),
-        "passport-rs-5f3a9c21-0a1b2c3d"
+        role_session_name("0b5d2f0e-6d0c-4b43", "rs-5f3a9c21", serial),
+        "passport-0b5d2f0e-rs-5f3a9c21-0a1b2c3d"
     );
-    let odd = role_session_name("rs 5f/3a:9c21", serial);
-    assert_eq!(odd, "passport-rs-5f-3a-9c21-0a1b2c3d");
-    let long = role_session_name(&"x".repeat(200), serial);
+    let odd = role_session_name("0b5d2f0e-6d0c-4b43", "rs 5f/3a:9c21", serial);
+    assert_eq!(odd, "passport-0b5d2f0e-rs-5f-3a-9c21-0a1b2c3d");
+    let long = role_session_name("0b5d2f0e-6d0c-4b43", &"x".repeat(200), serial);
     assert_eq!(long.len(), MAX_SESSION_NAME);
     assert!(long.ends_with("-0a1b2c3d"));
     let valid = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);

@@ -62,7 +62,7 @@ fn issued_status_and_event() {
         event.message
     );
     assert!(
-        event.message.contains("passport-rs-5f3a9c21-0a1b2c3d"),
+        event.message.contains("passport-4f1c2d3e-rs-5f3a9c21-0a1b2c3d"),
         "{}",
         event.message
     );
