@@ -2,10 +2,12 @@
 //! a few requests at a time overall, the least recently served first (so one slow or failing request
 //! cannot hold the others back), and a failing request waits its backoff.
 //!
-//! When the sink as a whole fails (unreachable, timeouts, 5xx) for two requests or more with no
-//! success in between, it is an outage: one request at a time probes it (no herd on a sink that is
-//! struggling), and the first turn it takes again lets every request that failed that way retry at
-//! once. A single request failing alone (say a payload the sink chokes on) only backs itself off.
+//! When the sink as a whole fails (unreachable, timeouts, 5xx) twice or more with no success in
+//! between, it is an outage: one request at a time probes it (no herd on a sink that is
+//! struggling), at least every [`PROBE_MAX`] whatever the requests' own backoffs (so the sink's
+//! return is noticed within seconds, not a minute), and the first turn it takes again lets every
+//! request that failed that way retry at once. A single request failing alone (say a payload the
+//! sink chokes on) only backs itself off.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,6 +15,9 @@ use std::{
 };
 
 use super::{backoff, sink::Failure};
+
+/// During an outage, the sink is probed at least this often.
+pub const PROBE_MAX: Duration = Duration::from_secs(5);
 
 /// A request with undelivered entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +51,11 @@ struct Track {
 #[derive(Debug, Default)]
 pub struct Schedule {
     tracks: HashMap<String, Track>,
-    /// Requests whose last turn failed on the sink as a whole since its last success.
-    failing: HashSet<String>,
+    /// Turns that failed on the sink as a whole since its last success.
+    failing: u32,
+    /// During an outage: failed probes so far, and when the next may go.
+    probes: u32,
+    probe_at: Option<Instant>,
 }
 
 impl Schedule {
@@ -60,24 +68,29 @@ impl Schedule {
         self.tracks.values().filter(|t| t.in_flight).count()
     }
 
-    /// The sink as a whole is failing: two requests or more failed on it since it last took one.
+    /// The sink as a whole is failing: two turns or more failed on it since it last took one.
     pub fn outage(&self) -> bool {
-        self.failing.len() >= 2
+        self.failing >= 2
     }
 
     /// Up to `slots` requests to start now, marked in flight: not already in flight, past their
     /// backoff; never served first, then the least recently served, then the oldest entry.
     pub fn pick(&mut self, waiting: &[Waiting], now: Instant, slots: usize) -> Vec<String> {
-        let slots = if self.outage() {
+        let outage = self.outage();
+        let slots = if outage {
             slots.min(1usize.saturating_sub(self.in_flight()))
         } else {
             slots
         };
+        // A probe may go to a request that failed on the sink as a whole, its own backoff aside.
+        let probe = outage && self.probe_at.is_none_or(|at| at <= now);
         let mut ready: Vec<(Option<Instant>, i64, &str)> = waiting
             .iter()
             .filter_map(|w| {
                 let track = self.tracks.get(&w.uid);
-                let busy = track.is_some_and(|t| t.in_flight || t.retry_at.is_some_and(|at| at > now));
+                let busy = track.is_some_and(|t| {
+                    t.in_flight || (t.retry_at.is_some_and(|at| at > now) && !(probe && t.sink_wide))
+                });
                 (!busy).then(|| (track.and_then(|t| t.last_started), w.oldest, w.uid.as_str()))
             })
             .collect();
@@ -108,7 +121,11 @@ impl Schedule {
                 track.retry_at = Some(now + backoff::delay(track.failures));
                 track.sink_wide = failure.sink_wide();
                 if track.sink_wide {
-                    self.failing.insert(report.uid.clone());
+                    self.failing = self.failing.saturating_add(1);
+                    if self.outage() {
+                        self.probes = self.probes.saturating_add(1);
+                        self.probe_at = Some(now + backoff::delay(self.probes).min(PROBE_MAX));
+                    }
                 }
             }
             None => {
@@ -118,7 +135,9 @@ impl Schedule {
             }
         }
         if report.sent > 0 {
-            self.failing.clear();
+            self.failing = 0;
+            self.probes = 0;
+            self.probe_at = None;
             if outage {
                 for (uid, track) in &mut self.tracks {
                     if uid != &report.uid && track.sink_wide {
@@ -130,12 +149,14 @@ impl Schedule {
         }
     }
 
-    /// The next time a backed-off request may retry.
+    /// The next time a backed-off request may retry (or, during an outage, the sink be probed).
     pub fn next_retry(&self) -> Option<Instant> {
+        let probe = self.probe_at.filter(|_| self.outage());
         self.tracks
             .values()
             .filter(|t| !t.in_flight)
             .filter_map(|t| t.retry_at)
+            .chain(probe)
             .min()
     }
 
@@ -143,8 +164,6 @@ impl Schedule {
     pub fn retain(&mut self, live: &HashSet<&str>) {
         self.tracks
             .retain(|uid, track| track.in_flight || live.contains(uid.as_str()));
-        let tracks = &self.tracks;
-        self.failing.retain(|uid| tracks.contains_key(uid));
     }
 
     /// How long until `uid` may retry (for logs and tests).

@@ -9,7 +9,7 @@ use super::{
     advance_patch, backoff,
     event::{self, RequestView},
     gate::AuditGate,
-    schedule::{Report, Schedule, Waiting},
+    schedule::{PROBE_MAX, Report, Schedule, Waiting},
     sink::Failure,
 };
 
@@ -147,11 +147,17 @@ fn the_sink_coming_back_ends_every_sink_wide_backoff() {
     assert!(schedule.outage());
     assert_eq!(schedule.backoff_left("a", now), Duration::from_secs(60));
     assert_eq!(schedule.backoff_left("b", now), Duration::from_secs(60));
-    // During the outage one request at a time probes the sink.
-    let probe_time = now + Duration::from_secs(60);
+    // During the outage one request at a time probes the sink, every few seconds at most even
+    // though their own backoffs are at a minute.
+    assert_eq!(schedule.next_retry(), Some(now + PROBE_MAX));
+    assert!(schedule.pick(&all, now + Duration::from_secs(1), 4).is_empty());
+    let probe_time = now + PROBE_MAX;
     let probe = schedule.pick(&all, probe_time, 4);
     assert_eq!(probe.len(), 1, "{probe:?}");
+    assert_ne!(probe[0], "c", "a request refused for its own sake is no probe");
     assert!(schedule.pick(&all, probe_time, 4).is_empty());
+    schedule.done(&report(&probe[0], 0, 0, Some(Failure::Connect)), probe_time);
+    assert_eq!(schedule.next_retry(), Some(probe_time + PROBE_MAX));
     // It is back: a turn in which the sink takes events lets the other sink-wide failures retry
     // at once, but not the one the sink refused for its own sake (4xx).
     let back = now + Duration::from_secs(1);
@@ -287,4 +293,20 @@ fn a_bad_ca_bundle_is_refused_at_start() {
         "system roots"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lone_request_probes_a_down_sink_every_few_seconds() {
+    let mut schedule = Schedule::default();
+    let mut now = Instant::now();
+    let all = [waiting("a", 1)];
+    for _ in 0..10 {
+        let picked = schedule.pick(&all, now, 4);
+        assert_eq!(picked, ["a"]);
+        schedule.done(&report("a", 0, 0, Some(Failure::Timeout)), now);
+        let next = schedule.next_retry().expect("a retry");
+        assert!(next - now <= PROBE_MAX, "{:?}", next - now);
+        now = next;
+    }
+    assert!(schedule.backoff_left("a", now) > PROBE_MAX);
 }
