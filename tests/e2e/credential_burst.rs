@@ -196,7 +196,8 @@ async fn burst(s: &Scenario<'_>, instance_id: &str) -> Result<()> {
     let elapsed = started.elapsed();
     let t = tally(&requests);
 
-    let prefix = format!("passport-{username}-");
+    let uid = active.metadata.uid.clone().context("no uid")?;
+    let prefix = format!("passport-{}-{username}-", &uid[..8]);
     let assumed = s
         .emulator
         .assumed_roles()

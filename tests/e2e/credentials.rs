@@ -161,7 +161,8 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
         expiration <= expires_at,
         "session expires {expiration}, after {expires_at}"
     );
-    let session_name = format!("passport-{username}-{:08x}", serial >> 32);
+    let uid = active.metadata.uid.clone().context("no uid")?;
+    let session_name = format!("passport-{}-{username}-{:08x}", &uid[..8], serial >> 32);
     let caller = caller_arn(s, &session).await?;
     ensure!(
         caller == format!("arn:aws:sts::123456789012:assumed-role/passport-e2e/{session_name}"),
