@@ -5,10 +5,12 @@ each event is appended to a file as one JSON line {"attributes": {...}, "data": 
 
   receiver.py --port PORT --out events.jsonl [--expect-authorization VALUE]
               [--tls-cert server.pem --tls-key server.key] [--status-file PATH]
+              [--refuse-file PATH]
 
 Control: POST /control?status=503 makes it answer 503 to every event (nothing recorded) until
 POST /control?status=200; GET /control tells the current mode. While --status-file exists, the
-status code it holds overrides that (handy over TLS). Anything it cannot parse gets 400; a wrong
+status code it holds overrides that (handy over TLS). While --refuse-file exists, events whose
+`subject` is one of its lines get 500 (a record this sink chokes on). Anything it cannot parse gets 400; a wrong
 Authorization header gets 401.
 """
 
@@ -41,7 +43,17 @@ def current_status(status_file):
         return STATE["status"]
 
 
-def make_handler(out_path, expect_authorization, status_file):
+def refused_subjects(refuse_file):
+    if not refuse_file:
+        return set()
+    try:
+        with open(refuse_file, encoding="utf-8") as f:
+            return {line.strip() for line in f if line.strip()}
+    except OSError:
+        return set()
+
+
+def make_handler(out_path, expect_authorization, status_file, refuse_file):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -82,6 +94,9 @@ def make_handler(out_path, expect_authorization, status_file):
             except Exception as err:  # noqa: BLE001 - any parse failure is the sender's fault
                 self.reply(400, f"not a CloudEvent: {err}".encode())
                 return
+            if event["subject"] in refused_subjects(refuse_file):
+                self.reply(500, b"refused subject")
+                return
             record = {
                 "attributes": dict(event.get_attributes()),
                 "data": event.get_data(),
@@ -104,8 +119,9 @@ def main():
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--status-file")
+    parser.add_argument("--refuse-file")
     args = parser.parse_args()
-    handler = make_handler(args.out, args.expect_authorization, args.status_file)
+    handler = make_handler(args.out, args.expect_authorization, args.status_file, args.refuse_file)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

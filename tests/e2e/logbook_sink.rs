@@ -62,6 +62,10 @@ pub fn trials() -> Vec<E2e> {
         test("logbook_sink::full_backlog_holds_new_grants", |_env| async move {
             full_backlog().await
         }),
+        test(
+            "logbook_sink::a_refused_request_does_not_hold_back_others",
+            |_env| async move { refused_request().await },
+        ),
         test("logbook_sink::stdout_prints_json_lines", |_env| async move {
             stdout_lines().await
         }),
@@ -123,7 +127,9 @@ impl Receiver {
             .arg(&self.out)
             .args(["--expect-authorization", AUTHORIZATION])
             .arg("--status-file")
-            .arg(&self.status_file);
+            .arg(&self.status_file)
+            .arg("--refuse-file")
+            .arg(self.refuse_file());
         if self.ca.is_some() {
             command
                 .arg("--tls-cert")
@@ -167,6 +173,23 @@ impl Receiver {
             }
         } else {
             fs::write(&self.status_file, status.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// While it exists, events about these subjects (`namespace/name`) get 500.
+    fn refuse_file(&self) -> PathBuf {
+        self.dir.path().join("refuse")
+    }
+
+    fn refuse(&self, subjects: &[&str]) -> Result<()> {
+        if subjects.is_empty() {
+            match fs::remove_file(self.refuse_file()) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+                _ => {}
+            }
+        } else {
+            fs::write(self.refuse_file(), subjects.join("\n"))?;
         }
         Ok(())
     }
@@ -818,6 +841,83 @@ async fn full_backlog() -> Result<()> {
          sink back → granted (Active) in {:.1} s",
         (back - held_since).as_secs_f64(),
         granted.as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// Per-request order, global fairness: the receiver answers 500 to every record of one request;
+/// the others' records flow meanwhile (whole lifecycles), the refused one's wait in order, and
+/// arrive once the receiver takes them.
+async fn refused_request() -> Result<()> {
+    let receiver = Receiver::start(false)?;
+    let namespace = "sink-refused";
+    receiver.refuse(&[&format!("{namespace}/bad")])?;
+    let stack = SinkStack::start(sink_args(&receiver), None).await?;
+    stack.auth_secret().await?;
+    let instance = online_instance(&stack.emulator).await?;
+    let s = stack.scenario(namespace, instance.id()).await?;
+    let log = || stack.operator.log_tail();
+    let refused_from = Instant::now();
+    s.request("bad", "alice", "1h", &[instance.id()])?;
+    s.wait_phase("bad", Phase::Active, ACTIVE_TIMEOUT).await?;
+    for name in ["good-1", "good-2"] {
+        s.request(name, "alice", "1h", &[instance.id()])?;
+        s.wait_phase(name, Phase::Active, ACTIVE_TIMEOUT).await?;
+        complete(&s, name).await?;
+        s.wait_phase(name, Phase::Completed, ACTIVE_TIMEOUT).await?;
+    }
+    // Every record of the others arrives while none of the refused one's does.
+    let held = eventually(DELIVERY_TIMEOUT, || async {
+        let mut held = 0;
+        for request in s.requests.list(&ListParams::default()).await?.items {
+            let name = request.metadata.name.clone().unwrap_or_default();
+            let logbook = request
+                .status
+                .as_ref()
+                .and_then(|st| st.logbook.clone())
+                .unwrap_or_default();
+            if name == "bad" {
+                ensure!(logbook.delivered == 0, "bad: delivered {}", logbook.delivered);
+                held = logbook.last_seq();
+            } else {
+                ensure!(
+                    logbook.delivered == logbook.last_seq(),
+                    "{name}: delivered {} of {}",
+                    logbook.delivered,
+                    logbook.last_seq()
+                );
+            }
+        }
+        Ok(held)
+    })
+    .await
+    .with_context(log)?;
+    let bad_uid = s.requests.get("bad").await?.metadata.uid.unwrap_or_default();
+    ensure!(
+        first_arrivals(&receiver.events()?, &bad_uid).is_empty(),
+        "a refused record was recorded"
+    );
+    let failures = metric(
+        &stack.operator,
+        "passport_logbook_delivery_failures_total{reason=\"http_5xx\"}",
+    )
+    .await?;
+    ensure!(failures > 0.0, "no refusal counted");
+
+    receiver.refuse(&[])?;
+    let taken = Instant::now();
+    let requests = all_delivered(&s.requests, || receiver.events())
+        .await
+        .with_context(log)?;
+    let caught_up = taken.elapsed();
+    let delivered = check_events(&receiver.events()?, &requests)?;
+    println!(
+        "logbook_sink refused request: the others' records delivered while its {held} waited \
+         ({failures} refusals over {:.0} s); refusal lifted → delivered in {:.1} s, in order; {} events, {} distinct",
+        (taken - refused_from).as_secs_f64(),
+        caught_up.as_secs_f64(),
+        delivered.events,
+        delivered.distinct,
     );
     Ok(())
 }
