@@ -5,11 +5,7 @@
 //! AccessRequest's logbook → one status write → logbook Event → delete it an hour after it stopped
 //! being useful. Nothing secret is logged: log lines and Events carry serials and session names only.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, LazyLock, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{
@@ -21,7 +17,7 @@ use passport_core::{
     account,
     credentials::{
         self, Inputs, Plan, Reason, Refusal, decide,
-        limit::{Admission, LIMITS, Ledger, Remembered},
+        limit::{Admission, LIMITS, Remembered},
         seal, status as settle,
     },
     logbook::LogEvent,
@@ -38,24 +34,8 @@ use crate::{
     cluster::{events, status, windows_password},
 };
 
-/// The issuing ledgers, by AccessRequest UID: in memory only (a restart allows one more burst).
-/// Each is locked while one of its CredentialRequests is decided and issued, so two requests for
-/// the same key never both sign.
-static LEDGERS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Ledger>>>>> =
-    LazyLock::new(Mutex::default);
-/// Past this many ledgers, idle ones are forgotten.
-const LEDGERS_KEPT: usize = 64;
 /// How many times the logbook entry is tried against a record others keep changing.
 const LOGBOOK_ATTEMPTS: usize = 10;
-
-fn ledger(uid: &str) -> Arc<tokio::sync::Mutex<Ledger>> {
-    let mut ledgers = LEDGERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if ledgers.len() > LEDGERS_KEPT {
-        let now = Timestamp::now();
-        ledgers.retain(|_, ledger| ledger.try_lock().map_or(true, |mut l| !l.idle(&LIMITS, now)));
-    }
-    ledgers.entry(uid.to_owned()).or_default().clone()
-}
 
 pub async fn reconcile<F: Fleet>(
     request: Arc<CredentialRequest>,
@@ -135,7 +115,7 @@ async fn drive<F: Fleet>(request: &CredentialRequest, ctx: &Arc<Context<F>>) -> 
         }
     };
     let access_request = access_request.ok_or(Error::MissingMetadata("AccessRequest"))?;
-    let ledger = ledger(&plan.request_uid);
+    let ledger = ctx.ledgers.of(&plan.request_uid);
     let mut ledger = ledger.lock().await;
     // Waiting for the ledger takes time under a burst: decide on the time it is now.
     let now = Timestamp::now();

@@ -7,6 +7,7 @@ mod access_request;
 mod aws_account;
 mod credential_request;
 mod judged;
+mod ledgers;
 mod report;
 mod send;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use passport_core::ssh_ca::Authority;
 use passport_crds::{AccessPolicy, AccessRequest, AccessReview, AwsAccount, CredentialRequest};
 
 pub use crate::error::Error;
+pub use ledgers::Ledgers;
 pub use report::Limiter;
 
 use crate::{aws::Fleet, logbook_sink::AuditGate, metrics::Metrics};
@@ -49,6 +51,8 @@ pub struct Context<F> {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub limiter: Limiter,
+    /// Per-AccessRequest credential issuing: reuse, rate limit, one issue at a time.
+    pub ledgers: Ledgers,
     pub policies: Store<AccessPolicy>,
     pub reviews: Store<AccessReview>,
     pub accounts: Store<AwsAccount>,
@@ -193,6 +197,7 @@ pub async fn run<F: Fleet>(
         authority: settings.authority,
         metrics: settings.metrics,
         limiter: Limiter::default(),
+        ledgers: Ledgers::default(),
         policies,
         reviews,
         accounts: accounts.clone(),

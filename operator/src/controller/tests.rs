@@ -197,6 +197,7 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         authority: AUTHORITY.clone(),
         metrics,
         limiter: Limiter::default(),
+        ledgers: super::Ledgers::default(),
         policies: reflector::store().0,
         reviews: reflector::store().0,
         accounts: accounts(),
