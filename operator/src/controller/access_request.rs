@@ -93,7 +93,9 @@ async fn step<F: Fleet>(
             return Err(err);
         }
     }
-    act_after_write(request, &transition, &next, deleting, api, ctx).await?;
+    if act_after_write(request, &transition, &next, deleting, api, ctx).await? == Release::Held {
+        return Ok(Action::requeue(AWAIT_DELIVERY));
+    }
     // Deadlines are relative to `now`, taken when this pass began; count the time it took.
     let requeue = match (transition.requeue_after, transition.commands.is_empty()) {
         // Just sent: look at the commands soon.
@@ -321,8 +323,21 @@ fn gone(ids: &[String], found: &BTreeMap<String, Ec2Instance>) -> Vec<(String, S
         .collect()
 }
 
+/// Whether a deleted request's finalizer went.
+#[derive(Debug, PartialEq, Eq)]
+enum Release {
+    /// Gone, or not for release yet.
+    Done,
+    /// Everything is revoked, but its Logbook record has not all reached the audit sink: the record
+    /// lives in the object, so the object stays until it has.
+    Held,
+}
+
+/// How often a deleted request held for its Logbook's delivery looks again.
+const AWAIT_DELIVERY: Duration = Duration::from_secs(5);
+
 /// Everything that follows a recorded decision: its Events, forgetting a finished request's Windows
-/// password, and releasing the finalizer once nothing granted remains.
+/// password, and releasing the finalizer once nothing granted remains and its record is delivered.
 async fn act_after_write<F: Fleet>(
     request: &AccessRequest,
     transition: &Transition,
@@ -330,7 +345,7 @@ async fn act_after_write<F: Fleet>(
     deleting: bool,
     api: &Api<AccessRequest>,
     ctx: &Context<F>,
-) -> Result<(), Error> {
+) -> Result<Release, Error> {
     let object = request.object_ref(&());
     // This step's events are the record's last entries, in order.
     let uid = request.uid().unwrap_or_default();
@@ -353,7 +368,14 @@ async fn act_after_write<F: Fleet>(
         windows_password::forget(ctx.client.clone(), &ctx.namespace, &uid).await?;
     }
     if deleting && transition.release {
+        let undelivered = next
+            .logbook
+            .as_ref()
+            .is_some_and(|r| r.undelivered().next().is_some());
+        if ctx.audit_gate.delivering() && undelivered {
+            return Ok(Release::Held);
+        }
         finalizer::remove(api, request, FINALIZER).await?;
     }
-    Ok(())
+    Ok(Release::Done)
 }

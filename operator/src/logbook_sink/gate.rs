@@ -69,6 +69,11 @@ impl AuditGate {
         })
     }
 
+    /// Whether a sink is configured: records must reach it before their request may go.
+    pub fn delivering(&self) -> bool {
+        self.inner.enabled
+    }
+
     /// Undelivered entries over all requests, as last counted.
     pub fn backlog(&self) -> u64 {
         self.inner.backlog.load(Ordering::Acquire)
