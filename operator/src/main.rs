@@ -26,8 +26,11 @@ struct Args {
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "PASSPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
-    /// Log as JSON lines (for log pipelines) instead of human-readable text.
-    #[arg(long, env = "PASSPORT_LOG_JSON")]
+    /// `text` for people, `json` for log pipelines (one JSON object per line).
+    #[arg(long, env = "PASSPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// The same as `--log-format json` (kept for existing manifests).
+    #[arg(long, hide = true)]
     log_json: bool,
     /// The operator's own namespace, where its SSH CA Secret lives.
     #[arg(long, env = "POD_NAMESPACE", default_value = "passport-system")]
@@ -40,6 +43,12 @@ struct Args {
     logbook: SinkArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn certificate_ttl(text: &str) -> Result<Duration, String> {
     parse_certificate_ttl(text).map_err(|err| err.to_string())
 }
@@ -47,7 +56,7 @@ fn certificate_ttl(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_json);
+    init_tracing(args.log_json || args.log_format == LogFormat::Json);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
