@@ -555,29 +555,6 @@ fn check_events(events: &[Value], requests: &[AccessRequest]) -> Result<Delivere
     })
 }
 
-/// Deletes request `name` and watches it go; returns its UID and how many Logbook entries it was
-/// last seen with.
-async fn delete_and_observe(requests: &Api<AccessRequest>, name: &str) -> Result<(String, u64)> {
-    requests.delete(name, &kube::api::DeleteParams::default()).await?;
-    let mut last = None;
-    let deadline = Instant::now() + ACTIVE_TIMEOUT;
-    while let Some(request) = requests.get_opt(name).await? {
-        last = Some(request);
-        ensure!(
-            Instant::now() < deadline,
-            "{name} is not gone after {ACTIVE_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let last = last.context("gone before it was seen")?;
-    let seen = last
-        .status
-        .as_ref()
-        .and_then(|s| s.logbook.as_ref())
-        .map_or(0, |l| l.last_seq());
-    Ok((last.metadata.uid.unwrap_or_default(), seen))
-}
-
 /// The seqs of request `uid`'s events in the order they first arrived.
 fn first_arrivals(events: &[Value], uid: &str) -> Vec<u64> {
     let mut seen = BTreeSet::new();
@@ -617,9 +594,12 @@ async fn receiver_outage() -> Result<()> {
     s.wait_phase("during", Phase::Active, ACTIVE_TIMEOUT).await?;
     s.wait_phase("gone", Phase::Active, ACTIVE_TIMEOUT).await?;
     largest = largest.max(backlog(&s.requests).await?);
-    // Deleted with every entry undelivered: its record is delivered from the operator's memory.
-    let gone = delete_and_observe(&s.requests, "gone").await?;
-    largest = largest.max(backlog(&s.requests).await?);
+    // Deleted with every entry undelivered: access is revoked, but the object (and its record)
+    // stays until the record has reached the sink.
+    let gone_uid = s.requests.get("gone").await?.metadata.uid.unwrap_or_default();
+    s.requests
+        .delete("gone", &kube::api::DeleteParams::default())
+        .await?;
     receiver.stop();
     complete(&s, "during").await?;
     s.request("across", "alice", "1h", &[instance.id()])?;
@@ -632,17 +612,27 @@ async fn receiver_outage() -> Result<()> {
     largest = largest.max(backlog(&s.requests).await?);
     let held = receiver.events()?.len();
     ensure!(largest > 0, "nothing was held back during the outage");
+    // Revoked (terminal), yet held by its finalizer while its record waits for the sink.
+    let gone = s
+        .wait_for("gone", "revoked, still held", ACTIVE_TIMEOUT, |r| {
+            r.metadata.deletion_timestamp.is_some()
+                && r.status.as_ref().is_some_and(|st| st.phase.is_terminal())
+        })
+        .await?;
+    let gone_seq = gone
+        .status
+        .as_ref()
+        .and_then(|st| st.logbook.as_ref())
+        .map_or(0, |l| l.last_seq());
     // The operator's own view: the same backlog, an age, and both kinds of failure counted.
     eventually(Duration::from_secs(10), || async {
         let (exported, held) = (
             metric(&stack.operator, "passport_logbook_backlog").await?,
             backlog(&s.requests).await?,
         );
-        // The deleted request's entries count too (the operator still holds them).
         ensure!(
-            exported >= (held + gone.1) as f64,
-            "passport_logbook_backlog {exported}, the records hold {held} + {} of the deleted one",
-            gone.1
+            exported == held as f64,
+            "passport_logbook_backlog {exported}, the records hold {held}"
         );
         Ok(())
     })
@@ -663,6 +653,7 @@ async fn receiver_outage() -> Result<()> {
         .await
         .with_context(log)?;
     let caught_up = back.elapsed();
+    s.wait_gone("gone", ACTIVE_TIMEOUT).await?;
     // The one still active ends with the receiver up.
     complete(&s, "across").await?;
     s.wait_phase("across", Phase::Completed, ACTIVE_TIMEOUT).await?;
@@ -673,16 +664,15 @@ async fn receiver_outage() -> Result<()> {
             .with_context(log)?
     };
     let delivered = check_events(&receiver.events()?, &requests)?;
-    // The deleted request's record: from seq 1, in order, at least as far as it was seen.
-    let (gone_uid, gone_seen) = gone;
+    // The deleted request's whole record arrived, in order, before it went.
     let seqs: Vec<u64> = first_arrivals(&receiver.events()?, &gone_uid);
     ensure!(
-        seqs.len() as u64 >= gone_seen && seqs.iter().copied().eq(1..=seqs.len() as u64),
-        "the deleted request's record arrived as {seqs:?}; {gone_seen} entries were seen"
+        seqs.iter().copied().eq(1..=gone_seq),
+        "the deleted request's record arrived as {seqs:?}; it held {gone_seq} entries"
     );
     println!(
         "logbook_sink outage: {:.0} s (503, then not listening); largest backlog held: {largest} entries \
-         (+{} of a request deleted meanwhile, delivered from memory); {held} events before it; \
+         (with the {} of a request deleted meanwhile, held until they reached the sink); {held} events before it; \
          sink back → last record delivered in {:.1} s; {} events received, {} distinct, {} duplicates",
         (back - outage).as_secs_f64(),
         seqs.len(),

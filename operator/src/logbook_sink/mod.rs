@@ -198,7 +198,9 @@ impl LogbookSink {
         }
         tracing::info!(source = %delivery.source, "Logbook sink: delivering");
         let mut schedule = Schedule::default();
-        let mut tasks: JoinSet<(Report, bool)> = JoinSet::new();
+        let mut tasks: JoinSet<Report> = JoinSet::new();
+        // Which request each turn serves, to end its turn even if the task dies.
+        let mut turns: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_warning: Option<Instant> = None;
         loop {
@@ -240,15 +242,17 @@ impl LogbookSink {
                     continue;
                 };
                 let (delivery, metrics, acked) = (delivery.clone(), metrics.clone(), schedule.acked(&uid));
-                tasks
-                    .spawn(async move { (turn(&delivery, &metrics, &request, acked, orphan).await, orphan) });
+                let task =
+                    tasks.spawn(async move { turn(&delivery, &metrics, &request, acked, orphan).await });
+                turns.insert(task.id(), uid);
             }
             let retry = schedule.next_retry();
             tokio::select! {
                 () = &mut stop => break,
                 () = changed.notified() => {}
-                Some(done) = tasks.join_next() => match done {
-                    Ok((report, _orphan)) => {
+                Some(done) = tasks.join_next_with_id() => match done {
+                    Ok((id, report)) => {
+                        turns.remove(&id);
                         let now = Instant::now();
                         if let Some(failure) = report.failure {
                             tracing::debug!(uid = %report.uid, reason = failure.as_str(), "Logbook sink: delivery failed; backing off");
@@ -262,7 +266,14 @@ impl LogbookSink {
                         }
                         schedule.done(&report, now);
                     }
-                    Err(err) => tracing::error!(error = %err, "Logbook sink: a delivery task failed"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "Logbook sink: a delivery task failed");
+                        if let Some(uid) = turns.remove(&err.id()) {
+                            let acked = schedule.acked(&uid);
+                            let report = Report { uid, acked, sent: 0, failure: Some(Failure::Build) };
+                            schedule.done(&report, Instant::now());
+                        }
+                    }
                 },
                 () = sleep_until(retry) => {}
                 _ = tick.tick() => {}

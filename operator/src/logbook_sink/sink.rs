@@ -33,7 +33,7 @@ pub enum Failure {
     HttpOther,
     /// The auth Secret could not be read.
     AuthSecret,
-    /// The event could not be built (never expected).
+    /// The event could not be built, or its delivery task died (never expected).
     Build,
     /// Stdout could not be written (stdout-only mode).
     Stdout,
