@@ -6,14 +6,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs,
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api,
@@ -26,8 +23,8 @@ use passport_crds::{
 use passport_tests::{
     ControlPlane,
     aws::AwsEmulator,
+    cloudevents::{Receiver, json_lines},
     controlplane,
-    local_controlplane::process::{Keeper, guarded, spawn_kept},
     operator::OperatorProcess,
     wait::eventually,
 };
@@ -72,221 +69,6 @@ pub fn trials() -> Vec<E2e> {
     ]
 }
 
-/// The receiver (tests/cloudevents/receiver.py): every event it takes is a JSON line in `out`.
-struct Receiver {
-    port: u16,
-    out: PathBuf,
-    /// While it exists, the receiver answers every event with the status code it holds.
-    status_file: PathBuf,
-    /// With TLS: the CA bundle its certificate chains to (for `--logbook-sink-ca`).
-    ca: Option<PathBuf>,
-    process: Option<(Child, Keeper)>,
-    dir: tempfile::TempDir,
-}
-
-impl Receiver {
-    /// Plain HTTP, or with `tls` HTTPS on a certificate for 127.0.0.1 from a CA of its own.
-    fn start(tls: bool) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("passport-cloudevents-")
-            .tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let ca = if tls {
-            Some(make_certificates(dir.path())?)
-        } else {
-            None
-        };
-        let mut receiver = Self {
-            port,
-            out: dir.path().join("events.jsonl"),
-            status_file: dir.path().join("status"),
-            ca,
-            process: None,
-            dir,
-        };
-        receiver.listen()?;
-        Ok(receiver)
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.ca.is_some() { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}/", self.port)
-    }
-
-    /// (Re)starts the server on its port; returns once it accepts connections.
-    fn listen(&mut self) -> Result<()> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cloudevents/receiver.py");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.out.with_extension("log"))?;
-        let mut command = guarded("python3");
-        command
-            .arg(script)
-            .args(["--port", &self.port.to_string(), "--out"])
-            .arg(&self.out)
-            .args(["--expect-authorization", AUTHORIZATION])
-            .arg("--status-file")
-            .arg(&self.status_file)
-            .arg("--refuse-file")
-            .arg(self.refuse_file());
-        if self.ca.is_some() {
-            command
-                .arg("--tls-cert")
-                .arg(self.dir.path().join("server.pem"))
-                .arg("--tls-key")
-                .arg(self.dir.path().join("server.key"));
-        }
-        command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        self.process = Some(spawn_kept(command)?);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some((child, _)) = self.process.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!("the receiver exited ({status}): {}", self.log());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the receiver does not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
-    }
-
-    /// Stops the server: the port refuses connections.
-    fn stop(&mut self) {
-        if let Some((mut child, _keeper)) = self.process.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Makes it answer every event with `status` (503: an outage; 200: normal).
-    fn answer(&self, status: u16) -> Result<()> {
-        if status == 200 {
-            match fs::remove_file(&self.status_file) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
-                _ => {}
-            }
-        } else {
-            fs::write(&self.status_file, status.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// While it exists, events about these subjects (`namespace/name`) get 500.
-    fn refuse_file(&self) -> PathBuf {
-        self.dir.path().join("refuse")
-    }
-
-    fn refuse(&self, subjects: &[&str]) -> Result<()> {
-        if subjects.is_empty() {
-            match fs::remove_file(self.refuse_file()) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
-                _ => {}
-            }
-        } else {
-            fs::write(self.refuse_file(), subjects.join("\n"))?;
-        }
-        Ok(())
-    }
-
-    /// Every event received so far, in arrival order.
-    fn events(&self) -> Result<Vec<Value>> {
-        json_lines(&self.out)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.out.with_extension("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A CA and a server certificate for 127.0.0.1 in `dir` (ca.pem, server.pem, server.key), by the
-/// openssl CLI; returns the CA bundle's path.
-fn make_certificates(dir: &Path) -> Result<PathBuf> {
-    let openssl = |args: &[&str]| -> Result<()> {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .context("running openssl")?;
-        ensure!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(())
-    };
-    fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )?;
-    let key = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let ca = [
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=passport e2e logbook CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ];
-    openssl(&[&["req", "-x509"][..], &key, &ca].concat())?;
-    openssl(
-        &[
-            &["req"][..],
-            &key,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
-    )?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-    ])?;
-    Ok(dir.join("ca.pem"))
-}
-
 /// One series' value from the operator's /metrics (plain HTTP on 127.0.0.1), by its full name
 /// (e.g. `passport_logbook_backlog` or `…_total{reason="http_5xx"}`).
 async fn metric(operator: &OperatorProcess, series: &str) -> Result<f64> {
@@ -300,18 +82,6 @@ async fn metric(operator: &OperatorProcess, series: &str) -> Result<f64> {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
         .with_context(|| format!("no {series} in /metrics"))
-}
-
-fn json_lines(path: &Path) -> Result<Vec<Value>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => return Err(err.into()),
-    };
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str(line).with_context(|| format!("not a JSON line: {line}")))
-        .collect()
 }
 
 /// A control plane, the AWS emulator and the operator with Logbook flags, restartable.
@@ -569,7 +339,7 @@ fn first_arrivals(events: &[Value], uid: &str) -> Vec<u64> {
 /// (a) The receiver answers 503, then does not listen at all, during lifecycles; when it is back
 /// every record arrives.
 async fn receiver_outage() -> Result<()> {
-    let mut receiver = Receiver::start(false)?;
+    let mut receiver = Receiver::start(false, Some(AUTHORIZATION))?;
     let stack = SinkStack::start(sink_args(&receiver), None).await?;
     stack.auth_secret().await?;
     let instance = online_instance(&stack.emulator).await?;
@@ -688,7 +458,7 @@ async fn receiver_outage() -> Result<()> {
 /// delivers them.
 async fn operator_killed() -> Result<()> {
     // Over HTTPS, trusting the receiver's own CA (--logbook-sink-ca).
-    let receiver = Receiver::start(true)?;
+    let receiver = Receiver::start(true, Some(AUTHORIZATION))?;
     receiver.answer(503)?;
     let mut stack = SinkStack::start(sink_args(&receiver), None).await?;
     stack.auth_secret().await?;
@@ -775,7 +545,7 @@ async fn stdout_lines() -> Result<()> {
 /// request stays Pending (AuditSinkAvailable=False, AuditSinkUnavailable) until the records are
 /// delivered; then it is granted.
 async fn full_backlog() -> Result<()> {
-    let receiver = Receiver::start(false)?;
+    let receiver = Receiver::start(false, Some(AUTHORIZATION))?;
     receiver.answer(503)?;
     let mut args = sink_args(&receiver);
     args.push("--logbook-backlog-limit=3".to_owned());
@@ -839,7 +609,7 @@ async fn full_backlog() -> Result<()> {
 /// the others' records flow meanwhile (whole lifecycles), the refused one's wait in order, and
 /// arrive once the receiver takes them.
 async fn refused_request() -> Result<()> {
-    let receiver = Receiver::start(false)?;
+    let receiver = Receiver::start(false, Some(AUTHORIZATION))?;
     let namespace = "sink-refused";
     receiver.refuse(&[&format!("{namespace}/bad")])?;
     let stack = SinkStack::start(sink_args(&receiver), None).await?;

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod binaries;
+pub mod cloudevents;
 pub mod controlplane;
 pub mod crds;
 pub mod ec2;

@@ -19,11 +19,13 @@ use passport_tests::{
     ControlPlane,
     aws::{AwsEmulator, Platform},
     binaries::workspace_binary,
+    cloudevents::Receiver,
     controlplane, crds, fixtures,
     instance::Instance,
     kubectl,
     operator::OperatorProcess,
     requests::wait_phase,
+    wait::eventually,
 };
 
 #[derive(Debug, Parser)]
@@ -57,8 +59,13 @@ async fn main() -> Result<()> {
     let instance = Instance::start().await?;
     aws.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
         .await?;
+    step("starting an audit receiver (CloudEvents over HTTP, the PyPI cloudevents SDK)");
+    let receiver = Receiver::start(false, None)?;
+    println!("    listening at {}", receiver.url());
     step("starting passport-operator as system:serviceaccount:passport-system:passport-operator");
-    let operator = OperatorProcess::start(&plane, &aws.env_vars())?;
+    let mut env = aws.env_vars();
+    env.push(("PASSPORT_LOGBOOK_SINK", receiver.url()));
+    let operator = OperatorProcess::start(&plane, &env)?;
 
     step(&format!(
         "admin: AwsAccount prod, team-a's policy auto-approving alice on {}",
@@ -143,6 +150,34 @@ async fn main() -> Result<()> {
 
     step("alice$ kubectl passport logbook cpu-alarm-inc123");
     alice.run(&["logbook", REQUEST]).await?;
+
+    step("the audit receiver: every Logbook record, delivered as a CloudEvent");
+    let entries = api
+        .get(REQUEST)
+        .await?
+        .status
+        .and_then(|s| s.logbook)
+        .map_or(0, |r| r.entries.len());
+    let delivered = eventually(Duration::from_secs(30), || async {
+        let events = receiver.events()?;
+        ensure!(
+            events.len() >= entries,
+            "{} of {entries} delivered so far",
+            events.len()
+        );
+        Ok(events)
+    })
+    .await?;
+    for event in &delivered {
+        let a = &event["attributes"];
+        println!(
+            "    {}  {:<45} id={}  subject={}",
+            a["time"].as_str().unwrap_or_default(),
+            a["type"].as_str().unwrap_or_default(),
+            a["id"].as_str().unwrap_or_default(),
+            a["subject"].as_str().unwrap_or_default()
+        );
+    }
 
     println!(
         "\nEverything is still running. Explore:\n  export KUBECONFIG={}\n  kubectl get passport -A\n  \
