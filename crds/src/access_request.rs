@@ -370,6 +370,10 @@ pub struct TargetStatus {
     /// The instance's SSH host public keys, as reported when the user was created; pinned by the CLI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_keys: Vec<String>,
+    /// The OS user on this instance, as its provisioning script reported it: on a Windows domain
+    /// controller the request's own domain account (`rs-<masked-id>-<suffix>`), else `status.username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// Provisioning commands started for this instance, each recorded before it was sent.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,

@@ -164,12 +164,29 @@ pub fn is_windows(request: &AccessRequest, instance: &str) -> bool {
     target_status(request, instance).is_some_and(|t| t.platform == Some(Platform::Windows))
 }
 
+/// The OS user on `instance` as its provisioning reported it (on a Windows domain controller, the
+/// request's own domain account), if it did.
+pub fn target_username<'a>(request: &'a AccessRequest, instance: &str) -> Option<&'a str> {
+    target_status(request, instance).and_then(|t| t.username.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use passport_crds::Phase;
 
     use super::*;
     use crate::fixtures::{INSTANCE, OTHER_INSTANCE, in_phase};
+
+    #[test]
+    fn a_target_may_name_its_own_account() {
+        let mut request = crate::fixtures::provisioned_request();
+        assert_eq!(target_username(&request, INSTANCE), None);
+        if let Some(status) = request.status.as_mut() {
+            status.targets[0].username = Some("rs-5f3a9c21-0a1b2c".into());
+        }
+        assert_eq!(target_username(&request, INSTANCE), Some("rs-5f3a9c21-0a1b2c"));
+        assert_eq!(target_username(&request, OTHER_INSTANCE), None);
+    }
 
     #[test]
     fn unusable_requests_say_why_and_what_to_do() {

@@ -24,7 +24,14 @@ const RDP_PORT: u16 = 3389;
 pub async fn run(session: &Session, args: &ConnectArgs, format: OutputFormat) -> Result<ExitCode> {
     let reach = reach(session, &args.name, args.instance.as_deref(), &args.tunnel).await?;
     if access_request::is_windows(&reach.request, &reach.instance) {
-        return rdp(&reach.keys, &reach.issued, &reach.instance, reach.direct, format).await;
+        // On a domain controller the account is the request's own domain account, not the usual name.
+        let username = access_request::target_username(&reach.request, &reach.instance)
+            .unwrap_or(&reach.issued.username);
+        let target = RdpTarget {
+            instance: &reach.instance,
+            username,
+        };
+        return rdp(&reach.keys, &reach.issued, &target, reach.direct.clone(), format).await;
     }
     let exe = std::env::current_exe().context("locating this binary for ssh's ProxyCommand")?;
     let proxy = proxy::invocation(session, &exe, &args.name, &args.tunnel).command(false);
@@ -65,15 +72,22 @@ fn print_rdp(details: &RdpDetails<'_>, format: OutputFormat) -> Result<()> {
     Ok(())
 }
 
+/// The Windows instance to reach and the account to log on as.
+struct RdpTarget<'a> {
+    instance: &'a str,
+    username: &'a str,
+}
+
 /// Unseals the instance's password, opens a local port forward to its RDP port and holds it until
 /// Ctrl-C.
 async fn rdp(
     keys: &KeyDir,
     issued: &Issued,
-    instance: &str,
+    target: &RdpTarget<'_>,
     direct: Option<String>,
     format: OutputFormat,
 ) -> Result<ExitCode> {
+    let RdpTarget { instance, username } = *target;
     let password = sealing::unseal(keys, issued.sealed(), WINDOWS_PASSWORD, Some(instance))?;
     let password =
         String::from_utf8(password).map_err(|_| anyhow!("the sealed Windows password is not UTF-8"))?;
@@ -84,7 +98,7 @@ async fn rdp(
     let details = RdpDetails {
         instance,
         host: format!("localhost:{port}"),
-        username: &issued.username,
+        username,
         password: &password,
     };
     match direct {

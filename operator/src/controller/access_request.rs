@@ -219,6 +219,10 @@ async fn gather<F: Fleet>(
         let comment =
             lifecycle::command_comment(Purpose::Provision, &request.uid().unwrap_or_default(), &key);
         observe(ctx, account, &wanted, &comment, &mut observations).await;
+        if !observations.invocations.is_empty() {
+            let uid = request.uid().ok_or(Error::MissingMetadata("uid"))?;
+            windows_password::take_outputs(ctx, &uid, &status, &mut observations).await;
+        }
     }
     let username = status
         .username

@@ -321,7 +321,7 @@ async fn issue<F: Fleet>(
     Ok(Issued::Done(Box::new(status), Box::new(remembered)))
 }
 
-/// The AWS session and, per Windows target, the request's password, sealed to the request's key.
+/// The AWS session and, per Windows target, its password, sealed to the request's key.
 async fn seal_secrets<F: Fleet>(
     ctx: &Arc<Context<F>>,
     plan: &Plan,
@@ -331,13 +331,13 @@ async fn seal_secrets<F: Fleet>(
         &plan.recipient,
         &settle::aws_session(plan, aws),
     )?];
-    if !plan.windows_instances.is_empty() {
-        let password = windows_password::stored(ctx.client.clone(), &ctx.namespace, &plan.request_uid)
-            .await?
-            .ok_or(Error::WindowsPasswordMissing)?;
-        for instance_id in &plan.windows_instances {
-            sealed.push(seal::windows_password(&plan.recipient, instance_id, &password)?);
-        }
+    // Each instance made its own password (see cluster::windows_password).
+    for instance_id in &plan.windows_instances {
+        let password =
+            windows_password::stored(ctx.client.clone(), &ctx.namespace, &plan.request_uid, instance_id)
+                .await?
+                .ok_or(Error::WindowsPasswordMissing)?;
+        sealed.push(seal::windows_password(&plan.recipient, instance_id, &password)?);
     }
     Ok(sealed)
 }

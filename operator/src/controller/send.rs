@@ -143,17 +143,18 @@ async fn script<F: Fleet>(
         }
         (Purpose::Revoke, Platform::Linux) => linux_revoke_script(username, holder)?,
         (Purpose::Provision, Platform::Windows) => {
-            let password = windows_password::ensure(ctx.client.clone(), &ctx.namespace, holder).await?;
+            // No password in the script: a one-time key the instance encrypts the password it makes
+            // to, stored before the command goes out (see cluster::windows_password).
+            let password_key = windows_password::new_key(ctx.client.clone(), &ctx.namespace, holder).await?;
             windows_provision_script(&WindowsProvision {
                 username,
-                password: &password,
+                password_key: &password_key.public_key(),
                 request: key,
                 holder,
-                domain_controller: false,
                 expires_at,
             })?
         }
-        (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, holder, false)?,
+        (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, holder)?,
     })
 }
 

@@ -320,6 +320,7 @@ fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out
                 target.message.clear();
                 target.retry_at = None;
                 target.host_keys = crate::scripts::parse_host_keys(stdout);
+                target.username = crate::scripts::windows_secret::reported_user(stdout);
             }
             Some(Invocation::Failed { message }) => {
                 target.state = TargetState::Failed;

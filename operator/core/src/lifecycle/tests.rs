@@ -283,6 +283,35 @@ fn approval_provisions_each_platform_with_its_own_command() {
 }
 
 #[test]
+fn a_windows_target_shows_the_account_its_script_reported() {
+    let mut w = World::new(&[A, B]);
+    w.run();
+    w.managed(A, Some(Platform::Windows))
+        .managed(B, Some(Platform::Windows));
+    let d = w.run();
+    w.sent(&d);
+    // A domain controller reports its per-request domain account; the other the usual name.
+    w.invocation(
+        A,
+        Invocation::Succeeded {
+            stdout: "passport-user: rs-1234abcd-0a1b2c\r\npassport: user rs-1234abcd-0a1b2c is ready\r\n"
+                .into(),
+        },
+    );
+    w.invocation(
+        B,
+        Invocation::Succeeded {
+            stdout: "passport-user: rs-1234abcd\r\n".into(),
+        },
+    );
+    w.run();
+    assert_eq!(w.status.phase, Phase::Active);
+    assert_eq!(w.target(A).username.as_deref(), Some("rs-1234abcd-0a1b2c"));
+    assert_eq!(w.target(B).username.as_deref(), Some("rs-1234abcd"));
+    assert_eq!(w.status.username.as_deref(), Some("rs-1234abcd"));
+}
+
+#[test]
 fn all_targets_ready_activates_and_starts_the_clock() {
     let mut w = World::new(&[A]);
     w.activate();

@@ -7,9 +7,10 @@
 //!
 //! # How values from a request reach a script
 //!
-//! Every value that comes from a request (username, holder, request name, CA keys, password) is
-//! validated on the Rust side and then enters the script in exactly one place: a quoted variable
-//! assignment in the script's header, produced by the functions in [`quote`]. The body of each script
+//! Every value that comes from a request (username, holder, request name, CA keys, the Windows
+//! password's one-time public key) is validated on the Rust side and then enters the script in
+//! exactly one place: a quoted variable assignment in the script's header, produced by the functions
+//! in [`quote`]. No password is ever in a script (see [`windows_secret`]). The body of each script
 //! is static text (see the `sh/` and `ps/` directories next to this file) that only ever refers to
 //! those variables, always double-quoted in bash. That keeps the generated code auditable: no request
 //! data is ever spliced into code, comments or command lines.
@@ -58,6 +59,7 @@ mod linux;
 mod quote;
 mod username;
 mod windows;
+pub mod windows_secret;
 
 #[cfg(test)]
 mod sandbox;
@@ -80,9 +82,7 @@ pub use quote::{ps_ascii_expr, ps_quote, sh_quote};
 pub use username::{
     MAX_SUFFIX_LEN, MAX_USERNAME_LEN, USERNAME_PREFIX, domain_username, is_passport_username, masked_username,
 };
-pub use windows::{
-    PASSWORD_LEN, WindowsProvision, generate_password, windows_provision_script, windows_revoke_script,
-};
+pub use windows::{PASSWORD_LEN, WindowsProvision, windows_provision_script, windows_revoke_script};
 
 /// Exit code of a script that refuses its inputs or environment (bad username, not root, no sshd).
 pub const EXIT_INVALID_INPUT: i32 = 2;
@@ -140,9 +140,9 @@ pub enum ScriptError {
     /// The expiry is not between 1970 and the year 9999 (whole seconds after the epoch).
     #[error("expiresAt {0} is out of range (after 1970-01-01, before 10000-01-01)")]
     InvalidExpiry(jiff::Timestamp),
-    /// The Windows password is unusable. The message says why, never what the password is.
-    #[error("password is not usable: {0}")]
-    InvalidPassword(&'static str),
+    /// The one-time public key for the Windows password is unusable (not RSA of 2048 bits or more).
+    #[error("the password key is not an RSA public key of at least 2048 bits")]
+    InvalidPasswordKey,
 }
 
 /// Checks the username and returns it, for use by the script builders.

@@ -11,13 +11,31 @@ function Exit-Passport([int] $Code, [string] $Message) {
     exit $Code
 }
 
+if ($PassportHolder -cnotmatch '^[0-9a-z-]{1,64}\z') {
+    Exit-Passport $PassportExitInvalid "refusing to run: '$PassportHolder' is not a Kubernetes UID"
+}
+
+# A domain controller (DomainRole 4: backup, 5: primary) has no local accounts: the user is a domain
+# account, one per request and controller, named rs-<masked id>-<suffix> with the suffix the first 6
+# hex characters of SHA-256("<request UID>/<computer name, lower case>"). Neither two requests nor two
+# controllers of one domain in one request ever share one, and the revoke finds the same name.
+$PassportDomainRole = (Get-CimInstance -ClassName Win32_ComputerSystem).DomainRole
+$PassportDomainController = ($PassportDomainRole -eq 4 -or $PassportDomainRole -eq 5)
+if ($PassportDomainController) {
+    $sha256 = [System.Security.Cryptography.SHA256]::Create()
+    try {
+        $seed = $PassportHolder + '/' + $env:COMPUTERNAME.ToLowerInvariant()
+        $digest = $sha256.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($seed))
+    } finally {
+        $sha256.Dispose()
+    }
+    $PassportUser = $PassportUser + '-' + (-join ($digest[0..2] | ForEach-Object { $_.ToString('x2') }))
+}
+
 # Defence in depth: the operator validated the name too, but this script never acts on another.
 # (\z rather than $: in .NET, $ also matches before a final newline.)
 if ($PassportUser -cnotmatch '^rs-[0-9a-f]{8}(-[a-z0-9]{1,6})?\z') {
     Exit-Passport $PassportExitInvalid "refusing to run: '$PassportUser' is not a passport username"
-}
-if ($PassportHolder -cnotmatch '^[0-9a-z-]{1,64}\z') {
-    Exit-Passport $PassportExitInvalid "refusing to run: '$PassportHolder' is not a Kubernetes UID"
 }
 if ($PassportDomainController) {
     Import-Module ActiveDirectory

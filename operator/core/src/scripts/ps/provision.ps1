@@ -7,6 +7,66 @@ if (Test-Path -LiteralPath $PassportTombstone) {
         'refusing to provision it again')
 }
 
+# The password is made here and leaves this host only encrypted to the operator's one-time key
+# ($PassportPasswordKey): RSA-OAEP with SHA-1 (RSACryptoServiceProvider.Encrypt with fOAEP = $true,
+# available on every .NET Framework and .NET), base64. It stays a char[] and a SecureString: never a
+# string, a cmdlet argument or a command line, so no transcript or module log records it.
+# 28 characters from the CSPRNG (rejection sampling: no modulo bias) until all four classes appear.
+# Look-alikes (I, O, l, 0, 1) are left out: the password may have to be typed into a login screen.
+$PassportAlphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%*+,-.:=?@^_~'
+$PassportPasswordLength = 28
+function New-PassportPasswordChars {
+    $rng = New-Object System.Security.Cryptography.RNGCryptoServiceProvider
+    $byte = New-Object byte[] 1
+    $limit = 256 - (256 % $PassportAlphabet.Length)
+    try {
+        while ($true) {
+            $chars = New-Object char[] $PassportPasswordLength
+            $i = 0
+            while ($i -lt $chars.Length) {
+                $rng.GetBytes($byte)
+                if ($byte[0] -lt $limit) {
+                    $chars[$i] = $PassportAlphabet[$byte[0] % $PassportAlphabet.Length]
+                    $i++
+                }
+            }
+            $upper = $false; $lower = $false; $digit = $false; $symbol = $false
+            foreach ($c in $chars) {
+                if ([char]::IsUpper($c)) { $upper = $true }
+                elseif ([char]::IsLower($c)) { $lower = $true }
+                elseif ([char]::IsDigit($c)) { $digit = $true }
+                else { $symbol = $true }
+            }
+            if ($upper -and $lower -and $digit -and $symbol) {
+                return ,$chars
+            }
+            [Array]::Clear($chars, 0, $chars.Length)
+        }
+    } finally {
+        $rng.Dispose()
+    }
+}
+$passwordChars = New-PassportPasswordChars
+$PassportPassword = New-Object System.Security.SecureString
+foreach ($c in $passwordChars) {
+    $PassportPassword.AppendChar($c)
+}
+$PassportPassword.MakeReadOnly()
+# Encrypted before anything changes: an unusable key fails the command with nothing done.
+$rsa = New-Object System.Security.Cryptography.RSACryptoServiceProvider
+$plain = $null
+try {
+    $rsa.FromXmlString($PassportPasswordKey)
+    $plain = [System.Text.Encoding]::UTF8.GetBytes($passwordChars)
+    $PassportSealedPassword = [Convert]::ToBase64String($rsa.Encrypt($plain, $true))
+} finally {
+    if ($null -ne $plain) {
+        [Array]::Clear($plain, 0, $plain.Length)
+    }
+    [Array]::Clear($passwordChars, 0, $passwordChars.Length)
+    $rsa.Dispose()
+}
+
 $account = Get-PassportAccount
 $others = @()
 $otherExpiries = @()
@@ -89,5 +149,9 @@ if ($PassportDomainController) {
         # Already a member from an earlier run: nothing to do.
     }
 }
+# For the operator: the account set up here (on a domain controller, the domain account) and its new
+# password, encrypted. Written straight to stdout, so no formatting can wrap the long line.
+[Console]::Out.WriteLine('passport-user: ' + $PassportUser)
+[Console]::Out.WriteLine('passport-password: ' + $PassportPasswordKeyId + ' ' + $PassportSealedPassword)
 Write-Output "passport: user $PassportUser is ready"
 exit 0
