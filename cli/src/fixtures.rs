@@ -98,6 +98,7 @@ pub fn issued() -> Issued {
         username: USERNAME.into(),
         valid_before: 0,
         certificate: String::new(),
+        certificate_sha1: None,
         host_keys: vec![],
         tunnel: None,
         sealed_secrets: vec![],

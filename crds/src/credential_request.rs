@@ -100,7 +100,11 @@ impl std::fmt::Display for KeyType {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRequestStatus {
-    /// OpenSSH certificates for spec.publicKey, one per signature algorithm.
+    /// OpenSSH certificates for spec.publicKey, one per CA signature algorithm, in the order to offer
+    /// them: ssh-ed25519 for an Ed25519 key; for an RSA key rsa-sha2-512, rsa-sha2-256, then ssh-rsa
+    /// (SHA-1, for servers older than OpenSSH 7.2, which know no other RSA certificate signature;
+    /// newer servers refuse it unless their CASignatureAlgorithms lists ssh-rsa). All are for the
+    /// same key, principal and validity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<IssuedCertificate>,
     /// When the certificates (and sealed session credentials) stop being valid; never past the

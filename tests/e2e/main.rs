@@ -28,6 +28,7 @@ mod policy_tags;
 mod revocation;
 mod scenario;
 mod schema;
+mod sha1_certs;
 
 use std::{future::Future, sync::Arc};
 
@@ -70,6 +71,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(approvals::trials());
     trials.extend(metrics::trials());
     trials.extend(hostile_login::trials());
+    trials.extend(sha1_certs::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {

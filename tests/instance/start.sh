@@ -3,7 +3,10 @@
 # fresh PID, mount, UTS and IPC namespaces:
 #
 #   setpriv --pdeathsig=KILL -- unshare --fork --kill-child --pid --mount --uts --ipc \
-#     --propagation=private -- bash start.sh ROOTFS MOUNTPOINT PORT INSTANCE_ID
+#     --propagation=private -- bash start.sh ROOTFS MOUNTPOINT PORT INSTANCE_ID [SSHD_ARG...]
+#
+# Any SSHD_ARGs (e.g. `-o CASignatureAlgorithms=ssh-rsa`) go to sshd as they are; sshd options given
+# on its command line win over sshd_config, also after the scripts edit it and reload sshd.
 #
 # Everything it mounts exists only in the instance's mount namespace, and the instance's writable
 # layer is a tmpfs mounted there too, so when the namespace's last process exits the kernel drops all
@@ -15,6 +18,7 @@
 set -euo pipefail
 
 rootfs="$1" mnt="$2" port="$3" id="$4"
+shift 4
 
 # /proc is still the host's here, so this is the host's PID for this process, which exec keeps.
 read -r host_pid _ </proc/self/stat
@@ -58,4 +62,4 @@ printf '%s\n' "$id" >"$root/etc/hostname"
 chroot "$root" /usr/bin/ssh-keygen -A >&2
 
 printf 'pid %s\nready\n' "$host_pid"
-exec chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 -o PidFile=/run/sshd.pid >&2
+exec chroot "$root" /usr/sbin/sshd -D -e -p "$port" -o ListenAddress=127.0.0.1 -o PidFile=/run/sshd.pid "$@" >&2

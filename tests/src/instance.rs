@@ -104,6 +104,13 @@ impl Instance {
     /// names a ready one instead), then boots an instance: fresh host keys, sshd on a free loopback
     /// port. Returns once sshd answers with its banner.
     pub async fn start() -> Result<Self> {
+        Self::start_with_sshd_options(&[]).await
+    }
+
+    /// [`Instance::start`] with extra sshd options (`Keyword=value`, as `sshd -o` takes them), e.g.
+    /// `CASignatureAlgorithms=ssh-rsa` for a server that, like OpenSSH before 8.2, takes only SHA-1
+    /// CA signatures. They win over sshd_config, also after the scripts edit it.
+    pub async fn start_with_sshd_options(options: &[&str]) -> Result<Self> {
         ensure_root()?;
         let rootfs = tokio::task::spawn_blocking(rootfs_dir).await??;
         ensure!(
@@ -113,7 +120,7 @@ impl Instance {
         );
         let mut attempt = 1;
         loop {
-            match Self::boot(&rootfs).await {
+            match Self::boot(&rootfs, options).await {
                 Ok(instance) => return Ok(instance),
                 // Free ports are chosen before sshd binds; another process may take one meanwhile.
                 Err(err) if attempt < 3 && format!("{err:#}").contains("Address already in use") => {
@@ -124,7 +131,7 @@ impl Instance {
         }
     }
 
-    async fn boot(rootfs: &Path) -> Result<Self> {
+    async fn boot(rootfs: &Path, sshd_options: &[&str]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("passport-instance-").tempdir()?;
         let mount_point = dir.path().join("mnt");
         fs::create_dir(&mount_point)?;
@@ -152,6 +159,7 @@ impl Instance {
             .arg(&mount_point)
             .arg(port.to_string())
             .arg(&id)
+            .args(sshd_options.iter().flat_map(|option| ["-o", option]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?);

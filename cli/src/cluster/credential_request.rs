@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use kube::{ResourceExt, api::ObjectMeta};
+use passport_core::ssh_ca::{SSH_RSA, Sha1Certificate};
 use passport_crds::{
     AccessRequest, CredentialRequest, CredentialRequestSpec, KeyType,
     conditions::{ConditionStatus, find, observe, types::ISSUED},
@@ -162,16 +163,28 @@ pub fn waiting_reason(object: &CredentialRequest) -> Option<String> {
 }
 
 /// The certificate to use: `ssh-ed25519` for Ed25519; for RSA the rsa-sha2-512 one, else the best
-/// other.
+/// other SHA-2 one (the `ssh-rsa` one is offered after it: see [`pick_sha1_certificate`]).
 pub fn pick_certificate(certificates: &[IssuedCertificate], key_type: KeyType) -> Option<&IssuedCertificate> {
     let preference: &[&str] = match key_type {
         KeyType::Ed25519 => &[KeyType::Ed25519.ssh_name()],
-        KeyType::Rsa => &["rsa-sha2-512", "rsa-sha2-256", KeyType::Rsa.ssh_name()],
+        KeyType::Rsa => &["rsa-sha2-512", "rsa-sha2-256"],
     };
     preference
         .iter()
         .find_map(|want| certificates.iter().find(|c| c.algorithm == *want))
-        .or_else(|| certificates.first())
+        .or_else(|| certificates.iter().find(|c| c.algorithm != SSH_RSA))
+}
+
+/// For an RSA key, the certificate whose CA signature is `ssh-rsa` (SHA-1), for servers older than
+/// OpenSSH 7.2; offered after the SHA-2 one.
+pub fn pick_sha1_certificate(
+    certificates: &[IssuedCertificate],
+    key_type: KeyType,
+) -> Option<&IssuedCertificate> {
+    match key_type {
+        KeyType::Ed25519 => None,
+        KeyType::Rsa => certificates.iter().find(|c| c.algorithm == SSH_RSA),
+    }
 }
 
 /// What an issued CredentialRequest's status gives, checked against the key it was for.
@@ -193,6 +206,18 @@ pub fn from_status(
     if certificate.public_key() != public.key_data() {
         bail!("CredentialRequest {name}: the certificate is for another key");
     }
+    let certificate_sha1 = match pick_sha1_certificate(&status.certificates, key_type) {
+        Some(sha1) => {
+            let read = Sha1Certificate::parse(sha1.certificate.trim()).map_err(|err| {
+                anyhow!("CredentialRequest {name}: the ssh-rsa certificate does not parse: {err}")
+            })?;
+            if read.fields().public_key() != public.key_data() {
+                bail!("CredentialRequest {name}: the ssh-rsa certificate is for another key");
+            }
+            Some(sha1.certificate.trim().to_owned())
+        }
+        None => None,
+    };
     let cert_end = i64::try_from(certificate.valid_before()).unwrap_or(i64::MAX);
     let valid_before = status
         .valid_before
@@ -220,6 +245,7 @@ pub fn from_status(
         username,
         valid_before,
         certificate: chosen.certificate.trim().to_owned(),
+        certificate_sha1,
         host_keys,
         tunnel: status.tunnel,
         sealed_secrets: status.sealed_secrets,

@@ -12,13 +12,13 @@ use std::{
 use anyhow::{Result, bail};
 use jiff::Timestamp;
 use kube::ResourceExt;
-use passport_crds::AccessRequest;
+use passport_crds::{AccessRequest, KeyType};
 
 use super::proxy;
 use crate::{
     args::{SshConfigArgs, TunnelArgs},
     cluster::{access_request, session::Session},
-    transport::ssh_command::{config_path, match_exec_arg, shell_quote},
+    transport::ssh_command::{RSA_SHA1_PUBKEY_ALGORITHMS, config_path, match_exec_arg, shell_quote},
     ui::{
         format::{OutputFormat, structured},
         time::timestamp,
@@ -39,6 +39,10 @@ pub struct HostEntry {
     pub user: String,
     pub identity_file: PathBuf,
     pub certificate_file: PathBuf,
+    /// For RSA keys, the certificate whose CA signature is `ssh-rsa` (SHA-1), offered after
+    /// `certificate_file` to servers older than OpenSSH 7.2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_file_sha1: Option<PathBuf>,
     pub known_hosts: PathBuf,
     #[serde(skip)]
     pub prepare_command: String,
@@ -72,6 +76,10 @@ pub fn render(header: &str, entries: &[HostEntry]) -> String {
         set("User", &entry.user);
         set("IdentityFile", &config_path(&entry.identity_file));
         set("CertificateFile", &config_path(&entry.certificate_file));
+        if let Some(sha1) = &entry.certificate_file_sha1 {
+            set("CertificateFile", &config_path(sha1));
+            set("PubkeyAcceptedAlgorithms", RSA_SHA1_PUBKEY_ALGORITHMS);
+        }
         set("IdentitiesOnly", "yes");
         set("UserKnownHostsFile", &config_path(&entry.known_hosts));
         set("HostKeyAlias", &entry.instance);
@@ -177,6 +185,7 @@ fn host_entries(
             user: user.clone(),
             identity_file: keys.private_key(),
             certificate_file: keys.certificate(),
+            certificate_file_sha1: (keys.key_type == KeyType::Rsa).then(|| keys.certificate_sha1()),
             known_hosts: keys.known_hosts(),
             prepare_command: proxy.command(true),
             proxy_command: proxy.command(false),
@@ -211,6 +220,7 @@ mod tests {
             user: fixtures::USERNAME.into(),
             identity_file: dir.join("id_ed25519"),
             certificate_file: dir.join("id_ed25519-cert.pub"),
+            certificate_file_sha1: None,
             known_hosts: dir.join("known_hosts"),
             prepare_command: "/bin/kubectl-passport --context c -n team-a proxy --prepare db %h %p".into(),
             proxy_command: "/bin/kubectl-passport --context c -n team-a proxy db %h %p".into(),
@@ -232,6 +242,36 @@ mod tests {
              \x20 HostKeyAlias i-0123456789abcdef0\n\
              \x20 StrictHostKeyChecking yes\n\
              \x20 ProxyCommand /bin/kubectl-passport --context c -n team-a proxy db %h %p\n"
+        );
+    }
+
+    /// An RSA key's entry offers the SHA-2 certificate, then the `ssh-rsa` one, and lets ssh offer
+    /// the `ssh-rsa` certificate type to servers that know no other.
+    #[test]
+    fn rsa_entries_offer_the_sha2_certificate_then_the_sha1_one() {
+        let dir = PathBuf::from("/c/passport/ctx/team-a/db");
+        let entry = HostEntry {
+            instance: "i-0123456789abcdef0".into(),
+            request: "db".into(),
+            user: fixtures::USERNAME.into(),
+            identity_file: dir.join("id_rsa"),
+            certificate_file: dir.join("id_rsa-cert.pub"),
+            certificate_file_sha1: Some(dir.join("id_rsa-sha1-cert.pub")),
+            known_hosts: dir.join("known_hosts"),
+            prepare_command: "prepare %h %p".into(),
+            proxy_command: "proxy %h %p".into(),
+            expires: None,
+        };
+        let text = render("h", &[entry]);
+        assert!(
+            text.contains(
+                "  IdentityFile /c/passport/ctx/team-a/db/id_rsa\n\
+                 \x20 CertificateFile /c/passport/ctx/team-a/db/id_rsa-cert.pub\n\
+                 \x20 CertificateFile /c/passport/ctx/team-a/db/id_rsa-sha1-cert.pub\n\
+                 \x20 PubkeyAcceptedAlgorithms +ssh-rsa-cert-v01@openssh.com\n\
+                 \x20 IdentitiesOnly yes\n"
+            ),
+            "{text}"
         );
     }
 }

@@ -74,13 +74,21 @@ pub fn config_path(path: &Path) -> String {
     }
 }
 
+/// What an RSA key's host entry adds to ssh's `PubkeyAcceptedAlgorithms`: the `ssh-rsa` certificate
+/// type, which OpenSSH 8.8+ clients no longer offer by default, so that a server older than OpenSSH
+/// 7.2 (no `server-sig-algs`, no SHA-2 RSA signatures) gets the certificate whose CA signature is
+/// `ssh-rsa`. Newer servers announce rsa-sha2-512, and ssh then signs with that for either
+/// certificate; each server checks the CA signature against its own `CASignatureAlgorithms`.
+pub const RSA_SHA1_PUBKEY_ALGORITHMS: &str = "+ssh-rsa-cert-v01@openssh.com";
+
 /// A command as the double-quoted argument of `Match exec`.
 pub fn match_exec_arg(command: &str) -> String {
     format!("\"{}\"", command.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// ssh's arguments for `connect`: key, certificate, pinned host keys under the instance id, the
-/// ProxyCommand, then `user@instance` and whatever the user added after `--`.
+/// ssh's arguments for `connect`: key, certificate (for RSA, then the `ssh-rsa`-signed one), pinned
+/// host keys under the instance id, the ProxyCommand, then `user@instance` and whatever the user
+/// added after `--`.
 pub fn connect_args(
     keys: &KeyDir,
     instance: &str,
@@ -91,6 +99,13 @@ pub fn connect_args(
     let option = |name: &str, value: String| ["-o".to_owned(), format!("{name}={value}")];
     let mut args = vec!["-i".to_owned(), keys.private_key().to_string_lossy().into_owned()];
     args.extend(option("CertificateFile", config_path(&keys.certificate())));
+    if keys.key_type == KeyType::Rsa {
+        args.extend(option("CertificateFile", config_path(&keys.certificate_sha1())));
+        args.extend(option(
+            "PubkeyAcceptedAlgorithms",
+            RSA_SHA1_PUBKEY_ALGORITHMS.into(),
+        ));
+    }
     args.extend(option("UserKnownHostsFile", config_path(&keys.known_hosts())));
     args.extend(option("HostKeyAlias", instance.to_owned()));
     args.extend(option("StrictHostKeyChecking", "yes".into()));
@@ -172,6 +187,10 @@ mod tests {
                 "/c/passport/ctx/ns/db/id_rsa",
                 "-o",
                 "CertificateFile=/c/passport/ctx/ns/db/id_rsa-cert.pub",
+                "-o",
+                "CertificateFile=/c/passport/ctx/ns/db/id_rsa-sha1-cert.pub",
+                "-o",
+                "PubkeyAcceptedAlgorithms=+ssh-rsa-cert-v01@openssh.com",
                 "-o",
                 "UserKnownHostsFile=/c/passport/ctx/ns/db/known_hosts",
                 "-o",

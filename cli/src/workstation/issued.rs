@@ -26,6 +26,10 @@ pub struct Issued {
     /// Unix seconds: the earlier of the certificate's and the status' end.
     pub valid_before: i64,
     pub certificate: String,
+    /// For RSA keys, the certificate whose CA signature is `ssh-rsa` (SHA-1), for servers older than
+    /// OpenSSH 7.2; ssh offers it after [`Self::certificate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha1: Option<String>,
     #[serde(default)]
     pub host_keys: Vec<InstanceHostKeys>,
     #[serde(default)]
@@ -51,6 +55,12 @@ impl Issued {
         let on_disk = fs::read_to_string(keys.certificate()).ok()?;
         if issued.access_request_uid != uid || on_disk.trim() != issued.certificate.trim() {
             return None;
+        }
+        if let Some(sha1) = &issued.certificate_sha1 {
+            let on_disk = fs::read_to_string(keys.certificate_sha1()).ok()?;
+            if on_disk.trim() != sha1.trim() {
+                return None;
+            }
         }
         let now = Timestamp::now().as_second();
         let min = i64::try_from(need.min_validity.as_secs()).unwrap_or(i64::MAX);
@@ -79,13 +89,21 @@ impl Issued {
         }
     }
 
-    /// Writes the certificate where ssh looks for it, known_hosts, and this record.
+    /// Writes the certificate(s) where ssh looks for them, known_hosts, and this record.
     pub fn save(&self, keys: &KeyDir, request: &AccessRequest) -> Result<()> {
         write_atomic(
             &keys.certificate(),
             format!("{}\n", self.certificate).as_bytes(),
             0o644,
         )?;
+        match &self.certificate_sha1 {
+            Some(sha1) => write_atomic(&keys.certificate_sha1(), format!("{sha1}\n").as_bytes(), 0o644)?,
+            // None issued (an Ed25519 key, or an operator that issues none): no stale one stays.
+            None => match fs::remove_file(keys.certificate_sha1()) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+                _ => {}
+            },
+        }
         known_hosts::write(keys, request, &self.host_keys)?;
         let json = serde_json::to_vec_pretty(self)?;
         write_atomic(&keys.issued(), &json, 0o600)

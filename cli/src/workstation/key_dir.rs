@@ -60,6 +60,13 @@ impl KeyDir {
         self.dir.join(format!("{}-cert.pub", self.stem()))
     }
 
+    /// The RSA key's second certificate, the one whose CA signature is `ssh-rsa` (SHA-1), for
+    /// servers older than OpenSSH 7.2: `<key>-sha1-cert.pub`. ssh does not look for it by itself;
+    /// the ssh config and `connect` name it after [`Self::certificate`].
+    pub fn certificate_sha1(&self) -> PathBuf {
+        self.dir.join(format!("{}-sha1-cert.pub", self.stem()))
+    }
+
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")
     }
@@ -107,6 +114,7 @@ impl KeyDir {
         write_atomic(&self.public_key(), format!("{public}\n").as_bytes(), 0o644)?;
         // A certificate for the old key is useless now.
         let _ = fs::remove_file(self.certificate());
+        let _ = fs::remove_file(self.certificate_sha1());
         let _ = fs::remove_file(self.issued());
         Ok(key.public_key().clone())
     }

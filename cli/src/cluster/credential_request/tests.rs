@@ -51,6 +51,15 @@ fn rsa_prefers_sha2_512_certificates() {
         Some("e")
     );
     assert!(pick_certificate(&[], KeyType::Rsa).is_none());
+    assert_eq!(
+        pick_sha1_certificate(&certs, KeyType::Rsa).map(|c| c.certificate.as_str()),
+        Some("a")
+    );
+    assert!(pick_sha1_certificate(&ed, KeyType::Ed25519).is_none());
+    assert!(
+        pick_certificate(&certs[..1], KeyType::Rsa).is_none(),
+        "the ssh-rsa certificate is never the first one offered"
+    );
 }
 
 #[test]

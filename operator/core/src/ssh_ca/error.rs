@@ -119,6 +119,14 @@ pub enum CaError {
         produced: String,
     },
 
+    /// A certificate read back (an `ssh-rsa`-signed one, see `Sha1Certificate`) is malformed or its
+    /// signature does not verify.
+    #[error("the certificate is unusable: {reason}")]
+    InvalidCertificate {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Encoding a CA private key for the Secret failed.
     #[error("could not encode CA key Secret entry {entry:?}: {source}")]
     Encoding {

@@ -28,6 +28,7 @@ mod error;
 mod keys;
 mod rsa_signer;
 mod secret;
+mod sha1_cert;
 mod sign;
 pub mod source_address;
 
@@ -36,6 +37,7 @@ pub use keys::{
     CA_KEY_COMMENT, CaKeys, RSA_CA_KEY_BITS, SECRET_KEY_ED25519, SECRET_KEY_RSA, generate_rsa, key_type_of,
 };
 pub use secret::{Authority, SECRET_KEY_USERNAME};
+pub use sha1_cert::{RSA_CERT_TYPE, SSH_RSA, Sha1Certificate};
 pub use sign::{
     CLOCK_SKEW_ALLOWANCE, CaSignatureAlgorithm, CertificateRequest, EXTENSIONS, IssuedCert,
     MAX_USER_RSA_BITS, MIN_USER_RSA_BITS, PRINCIPAL_PREFIX, Validity, parse_user_public_key,

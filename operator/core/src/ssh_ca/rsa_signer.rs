@@ -39,6 +39,13 @@ impl RsaCaSigner {
     }
 }
 
+impl RsaCaSigner {
+    /// The `rsa` private key, for signatures ssh-key cannot represent (`ssh-rsa`, SHA-1).
+    pub(super) fn private_key(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+}
+
 impl rsa::signature::Signer<Signature> for RsaCaSigner {
     fn try_sign(&self, message: &[u8]) -> rsa::signature::Result<Signature> {
         let data = match self.hash {

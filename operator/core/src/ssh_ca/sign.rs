@@ -12,6 +12,7 @@ use passport_crds::KeyType;
 
 use super::keys::{CaKeys, key_type_of, rsa_modulus_bits};
 use super::rsa_signer::RsaCaSigner;
+use super::sha1_cert::resign_sha1;
 use super::source_address::canonical_cidr;
 
 /// How far before "now" certificates start being valid, so that an instance whose clock runs a little
@@ -37,8 +38,10 @@ pub const MAX_USER_RSA_BITS: usize = 16384;
 /// signature, which OpenSSH 8.2+ in turn refuses by default.
 ///
 /// RSA signatures are made by [`RsaCaSigner`] with the `rsa` crate (ssh-key 0.6.7's own RSA signer is
-/// broken with `rsa` ≥ 0.9.7 and does SHA-512 only). `ssh-rsa` (SHA-1) cannot be produced: ssh-key 0.6
-/// cannot represent such a signature (`Signature::new` rejects `Algorithm::Rsa { hash: None }`).
+/// broken with `rsa` ≥ 0.9.7 and does SHA-512 only). ssh-key 0.6 cannot represent an `ssh-rsa`
+/// (SHA-1) signature (`Signature::new` rejects `Algorithm::Rsa { hash: None }`): that certificate is
+/// re-signed on its wire form by [`super::sha1_cert`] and can be read back with
+/// [`super::Sha1Certificate`] only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CaSignatureAlgorithm {
@@ -48,6 +51,9 @@ pub enum CaSignatureAlgorithm {
     RsaSha2_512,
     /// RSA CA key, PKCS#1 v1.5 with SHA-256; for RSA user keys.
     RsaSha2_256,
+    /// RSA CA key, PKCS#1 v1.5 with SHA-1 (`ssh-rsa`); for RSA user keys, for servers older than
+    /// OpenSSH 7.2. Issued last: clients offer it after the SHA-2 ones.
+    SshRsa,
 }
 
 impl CaSignatureAlgorithm {
@@ -57,17 +63,19 @@ impl CaSignatureAlgorithm {
             Self::SshEd25519 => "ssh-ed25519",
             Self::RsaSha2_512 => "rsa-sha2-512",
             Self::RsaSha2_256 => "rsa-sha2-256",
+            Self::SshRsa => "ssh-rsa",
         }
     }
 
     /// The algorithms a user key of this type gets certificates for, one certificate each. An
     /// Ed25519 user key gets an Ed25519-signed certificate only: any server that knows Ed25519 user
     /// keys knows Ed25519 CAs. An RSA user key is for servers that cannot take Ed25519 (too old, or
-    /// FIPS mode), so it is signed by the RSA CA.
+    /// FIPS mode), so it is signed by the RSA CA: with SHA-2 first, and also with SHA-1 (`ssh-rsa`,
+    /// last) for servers older than OpenSSH 7.2, which know no other RSA certificate signature.
     pub fn for_key_type(key_type: KeyType) -> &'static [Self] {
         match key_type {
             KeyType::Ed25519 => &[Self::SshEd25519],
-            KeyType::Rsa => &[Self::RsaSha2_512, Self::RsaSha2_256],
+            KeyType::Rsa => &[Self::RsaSha2_512, Self::RsaSha2_256, Self::SshRsa],
         }
     }
 }
@@ -303,9 +311,21 @@ impl CaKeys {
         let certificate = match algorithm {
             CaSignatureAlgorithm::SshEd25519 => builder.sign(&self.ed25519.private),
             CaSignatureAlgorithm::RsaSha2_512 => builder.sign(&rsa_signer(HashAlg::Sha512)?),
-            CaSignatureAlgorithm::RsaSha2_256 => builder.sign(&rsa_signer(HashAlg::Sha256)?),
+            CaSignatureAlgorithm::RsaSha2_256 | CaSignatureAlgorithm::SshRsa => {
+                builder.sign(&rsa_signer(HashAlg::Sha256)?)
+            }
         }
         .map_err(failed)?;
+        if algorithm == CaSignatureAlgorithm::SshRsa {
+            // Signed with SHA-256 above (ssh-key cannot hold SHA-1), then re-signed with SHA-1 over
+            // the same bytes.
+            let line = resign_sha1(&certificate, rsa_signer(HashAlg::Sha256)?.private_key())?;
+            return Ok(IssuedCert {
+                algorithm: algorithm.as_str().to_owned(),
+                certificate: line,
+                valid_before: validity.valid_before,
+            });
+        }
         // The label must describe the signature actually made, not the one intended: should a future
         // ssh-key pick another hash for RSA, the CredentialRequest status would otherwise mislabel it.
         let produced = certificate.signature().algorithm();

@@ -136,7 +136,7 @@ fn certificates_name_only_the_request_and_end_by_expiry() {
 }
 
 #[test]
-fn rsa_keys_get_both_sha2_certificates() {
+fn rsa_keys_get_both_sha2_certificates_then_a_sha1_one() {
     let request = active();
     let spec = spec("alice", RSA_2048.into(), KeyType::Rsa);
     let plan = decide(&spec, Some(&request), at(60)).expect("plan");
@@ -144,7 +144,7 @@ fn rsa_keys_get_both_sha2_certificates() {
         .sign(&plan.certificate_request(&spec.public_key, at(60), DEFAULT_CERTIFICATE_TTL))
         .expect("sign");
     let algorithms: Vec<&str> = issued.iter().map(|c| c.algorithm.as_str()).collect();
-    assert_eq!(algorithms, ["rsa-sha2-512", "rsa-sha2-256"]);
+    assert_eq!(algorithms, ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use ssh_key::public::{KeyData, RsaPublicKey};
 use ssh_key::{Certificate, HashAlg, Mpint};
 
 use crate::fixtures::{CA, OTHER_ED25519 as NEXT_ED25519, USER_RSA as NEXT_RSA, user_ed25519};
+use crate::ssh_ca::Sha1Certificate;
 use passport_crds::KeyType;
 
 use super::*;
@@ -110,7 +111,7 @@ fn rsa_key_gets_rsa_sha2_512_signed_certificate() {
     let req = request(&line, ts("2030-06-01T12:00:00Z"));
     let issued = sign(&CA, &req);
     let algorithms: Vec<&str> = issued.iter().map(|c| c.algorithm.as_str()).collect();
-    assert_eq!(algorithms, ["rsa-sha2-512", "rsa-sha2-256"]);
+    assert_eq!(algorithms, ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]);
     assert_certificate(&issued[1], &req, NEXT_RSA.public_key());
     assert!(
         issued[0]
@@ -122,6 +123,58 @@ fn rsa_key_gets_rsa_sha2_512_signed_certificate() {
         CA.public_keys()[1].key_data()
     );
     assert_certificate(&issued[0], &req, NEXT_RSA.public_key());
+}
+
+/// The `ssh-rsa` certificate: same key, principal, validity and options as the SHA-2 ones, its CA
+/// signature SHA-1 PKCS#1 v1.5 by the RSA CA key.
+#[test]
+fn rsa_key_also_gets_an_ssh_rsa_sha1_signed_certificate() {
+    let line = NEXT_RSA.public_key().to_openssh().expect("public line");
+    let req = request(&line, ts("2030-06-01T12:00:00Z"));
+    let issued = sign(&CA, &req);
+    let sha1 = &issued[2];
+    assert_eq!(sha1.algorithm, "ssh-rsa");
+    assert!(sha1.certificate.starts_with("ssh-rsa-cert-v01@openssh.com AAAA"));
+    assert!(sha1.certificate.ends_with(" team-a/alice-db#7"));
+    assert_eq!(sha1.valid_before, issued[0].valid_before);
+    // ssh-key cannot hold an ssh-rsa signature: that is why it is read with Sha1Certificate.
+    assert!(Certificate::from_openssh(&sha1.certificate).is_err());
+
+    let read = Sha1Certificate::parse(&sha1.certificate).expect("ssh-rsa certificate reads back");
+    let sha2 = parse_cert(&issued[0]);
+    let cert = read.fields();
+    assert_eq!(cert.cert_type(), CertType::User);
+    assert_eq!(cert.valid_principals(), [PRINCIPAL]);
+    assert_eq!(cert.key_id(), "team-a/alice-db#7");
+    assert_eq!(cert.serial(), 7);
+    assert_eq!(cert.public_key(), NEXT_RSA.public_key().key_data());
+    assert_eq!(cert.valid_after(), sha2.valid_after());
+    assert_eq!(cert.valid_before(), sha2.valid_before());
+    assert_eq!(cert.extensions(), sha2.extensions());
+    assert_eq!(cert.critical_options(), sha2.critical_options());
+    assert_ne!(cert.nonce(), sha2.nonce(), "a fresh nonce per certificate");
+    assert_eq!(cert.signature_key(), CA.public_keys()[1].key_data());
+
+    read.verify(CA.public_keys()[1].key_data())
+        .expect("SHA-1 signature verifies against the RSA CA");
+    read.verify(NEXT_RSA.public_key().key_data())
+        .expect_err("not signed by another RSA key");
+    read.verify(CA.public_keys()[0].key_data())
+        .expect_err("not the Ed25519 CA");
+
+    // A changed field breaks the signature.
+    let mut fields: Vec<String> = sha1.certificate.split(' ').map(str::to_owned).collect();
+    let blob = &mut fields[1];
+    // Inside the nonce, so the fields still decode.
+    let flipped = if &blob[60..61] == "A" { "B" } else { "A" };
+    blob.replace_range(60..61, flipped);
+    let tampered = Sha1Certificate::parse(&fields.join(" ")).expect("still parses");
+    tampered
+        .verify(CA.public_keys()[1].key_data())
+        .expect_err("tampered certificate refused");
+
+    // A SHA-2 certificate is not mistaken for an ssh-rsa one.
+    Sha1Certificate::parse(&issued[0].certificate).expect_err("rsa-sha2-512 is not ssh-rsa");
 }
 
 #[test]
