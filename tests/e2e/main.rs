@@ -7,6 +7,7 @@
 
 mod admission;
 mod approvals;
+mod argocd_health;
 mod aws;
 mod bench;
 mod cli;
@@ -51,6 +52,7 @@ fn main() -> std::process::ExitCode {
     let benchmarks_asked = std::env::var("PASSPORT_BENCH").as_deref() == Ok("1");
     let mut trials = Vec::new();
     trials.extend(schema::trials());
+    trials.extend(argocd_health::trials());
     trials.extend(operator::trials());
     trials.extend(instance::trials());
     trials.extend(aws::trials());
