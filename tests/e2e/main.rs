@@ -30,6 +30,7 @@ mod revocation;
 mod scenario;
 mod schema;
 mod sha1_certs;
+mod windows;
 
 use std::{future::Future, sync::Arc};
 
@@ -74,6 +75,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(metrics::trials());
     trials.extend(hostile_login::trials());
     trials.extend(sha1_certs::trials());
+    trials.extend(windows::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {
