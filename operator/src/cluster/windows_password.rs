@@ -367,6 +367,25 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn each_instance_has_its_own_password_and_older_requests_their_one() {
+        for (data, expected) in [
+            (
+                json!({ format!("password-{INSTANCE}"): b64(b"mine"), "password": b64(b"old") }),
+                Some("mine"),
+            ),
+            (json!({ "password": b64(b"old") }), Some("old")),
+            (json!({ "password-i-0000000000000000f": b64(b"other") }), None),
+        ] {
+            let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let client = Client::new(service, "default");
+            let read = tokio::spawn(stored(client, "passport", "uid-1", INSTANCE));
+            let (_, respond) = next(&mut handle, Method::GET).await;
+            reply(respond, &secret(data));
+            assert_eq!(read.await.expect("task").expect("read").as_deref(), expected);
+        }
+    }
+
     #[test]
     fn other_outputs_are_scrubbed() {
         let line = format!("passport-password: 0123456789abcdef {}", VECTOR_CIPHERTEXT.trim());
