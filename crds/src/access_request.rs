@@ -31,6 +31,7 @@ use crate::duration::{ACCESS_BOUNDS, DEFAULT_ACCESS, InvalidDuration, parse_fiel
 #[schemars(extend("x-kubernetes-validations" = [
     immutable_optional_rule("spec", "account", "create a new AccessRequest to use another account"),
     immutable_optional_rule("spec", "sourceCidrs", "create a new AccessRequest to connect from other addresses"),
+    immutable_optional_rule("spec", "ticket", "what was approved and audited names this ticket; create a new AccessRequest for another"),
 ]))]
 pub struct AccessRequestSpec {
     /// The Kubernetes username who will connect (e.g. `alice@example.com`). Must be the user who
@@ -42,10 +43,15 @@ pub struct AccessRequestSpec {
     pub requester: String,
 
     /// Why access is needed, in words a reviewer and an auditor will understand (1 to 1024 characters).
+    /// Immutable: it is what was approved.
     #[schemars(length(min = 1, max = 1024))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        rule("self == oldSelf", "spec.reason is immutable: it is what was approved; create a new AccessRequest for another reason"),
+    ]))]
     pub reason: String,
 
     /// Incident or change ticket this access is for (e.g. `INC-123`). Some policies require it.
+    /// Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub ticket: Option<String>,

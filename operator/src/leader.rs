@@ -23,6 +23,8 @@ const LEASE_SECONDS: u64 = 15;
 const GRACE_SECONDS: u64 = 8;
 /// How often the leader reads its own lease back.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long one read of the lease may take.
+const READ_WITHIN: Duration = Duration::from_secs(2);
 /// The leader stops this long before its lease would lapse, unless it has seen it renewed.
 const MARGIN: SignedDuration = SignedDuration::from_secs(3);
 
@@ -89,9 +91,11 @@ async fn unconfirmed(leases: &Api<Lease>, identity: &str) -> String {
     let mut held_until: Option<Timestamp> = None;
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
-        let seen = match leases.get_opt(LEASE_NAME).await {
-            Ok(lease) => Seen::Lease(lease.as_ref().and_then(holding)),
-            Err(err) => Seen::Unreadable(err.to_string()),
+        // A read that hangs (a partition that drops packets) is a read that failed.
+        let seen = match tokio::time::timeout(READ_WITHIN, leases.get_opt(LEASE_NAME)).await {
+            Ok(Ok(lease)) => Seen::Lease(lease.as_ref().and_then(holding)),
+            Ok(Err(err)) => Seen::Unreadable(err.to_string()),
+            Err(_) => Seen::Unreadable(format!("no answer within {READ_WITHIN:?}")),
         };
         match check(seen, identity, held_until, Timestamp::now()) {
             Ok(until) => held_until = Some(until),

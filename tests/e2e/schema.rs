@@ -197,6 +197,16 @@ fn rejects_forbidden_updates(kubeconfig: &Path, ns: &str) -> Result<()> {
             original().account("other").yaml()?,
             &["spec.account", "immutable"],
         ),
+        (
+            "rewording the reason",
+            original().reason("something else").yaml()?,
+            &["spec.reason", "immutable"],
+        ),
+        (
+            "adding a ticket",
+            original().ticket("INC-999").yaml()?,
+            &["spec.ticket", "immutable"],
+        ),
     ];
     expect_rejections(kubeconfig, "forbidden updates", &cases)?;
 

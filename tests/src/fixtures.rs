@@ -121,6 +121,10 @@ impl Fixture<AccessRequest> {
         self.annotate(annotations::REQUESTER_GROUPS, groups)
     }
 
+    pub fn ticket(self, ticket: &str) -> Self {
+        self.with(|r| r.spec.ticket = Some(ticket.to_owned()))
+    }
+
     pub fn reason(self, reason: &str) -> Self {
         self.with(|r| r.spec.reason = reason.to_owned())
     }

@@ -136,7 +136,8 @@ pub fn evaluate(
             deadline,
         };
     }
-    if let Some(applier) = applier(request) {
+    // The merge approves what was merged; an extension needs reviews (or an auto-approval rule).
+    if let Some(applier) = applier(request).filter(|_| !question.extending) {
         let applier_groups = annotated_groups(&request.metadata, annotations::APPLIER_GROUPS);
         return match covering
             .iter()
@@ -194,19 +195,21 @@ pub fn evaluate(
 
 /// A Deny after approval ends the request: `Some(Denied)` if an approver of a policy covering the
 /// request (as approved) denied it.
+///
+/// Any approver of any policy that lists the requester may deny: what a policy covers today (its
+/// maximum, its targets, the instances' tags) may have changed since, and must not silence a Deny.
 pub fn denied_after_approval(
     request: &AccessRequest,
     question: Question,
     policies: &[AccessPolicy],
     reviews: &[AccessReview],
-    tags: &InstanceTags,
 ) -> Option<Approval> {
     let groups = requester_groups(request);
-    let covering: Vec<&AccessPolicy> = policies
+    let listing: Vec<&AccessPolicy> = policies
         .iter()
-        .filter(|p| covers(p, request, question.requested, &groups, tags))
+        .filter(|p| p.spec.requesters.matches(&request.spec.requester, &groups))
         .collect();
-    denial(&covering, &counted(request, question, reviews))
+    denial(&listing, &counted(request, question, reviews))
 }
 
 /// The GitOps applier that created the request for someone else, if one did.

@@ -55,11 +55,27 @@ pub async fn write_if<K>(
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    write_at_if(api, name, expected, "/status", status).await
+}
+
+/// Like [`write_if`], for one member of the status (`path`, e.g. `/status/targets`): the rest of the
+/// status, which others may have changed meanwhile (a Logbook entry appended, `delivered` advanced),
+/// is left as it is.
+pub async fn write_at_if<K>(
+    api: &Api<K>,
+    name: &str,
+    expected: &[(&str, serde_json::Value)],
+    path: &str,
+    value: &impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let mut operations: Vec<serde_json::Value> = expected
         .iter()
         .map(|(path, value)| serde_json::json!({ "op": "test", "path": path, "value": value }))
         .collect();
-    operations.push(serde_json::json!({ "op": "add", "path": "/status", "value": status }));
+    operations.push(serde_json::json!({ "op": "add", "path": path, "value": value }));
     let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(operations))
         .map_err(|err| Error::Internal(err.to_string()))?;
     let (params, patch) = (PatchParams::default(), Patch::Json::<()>(patch));

@@ -86,8 +86,17 @@ async fn step<F: Fleet>(
         }
         // Fenced too, on the intent it completes, so a late write can never roll back a newer one.
         if next != recorded {
+            // Only the targets: the outcomes touch nothing else, and a Logbook entry appended
+            // meanwhile (a credential issued) or `delivered` advanced by the sink must stay.
             let intent = [("/status/targets", serde_json::json!(recorded.targets))];
-            status::write_if(api, &request.name_any(), &intent, &next).await?;
+            status::write_at_if(
+                api,
+                &request.name_any(),
+                &intent,
+                "/status/targets",
+                &next.targets,
+            )
+            .await?;
         }
         if let Some(err) = failure {
             return Err(err);
@@ -180,36 +189,42 @@ async fn gather<F: Fleet>(
         Err(problem) => AccountAccess::Unusable(problem.clone()),
     };
     let acting = account::acting(request, resolved.as_ref().ok());
-    let approval = match approval::reviews_since(request, requested, approved) {
-        Some(since) => {
-            let question = Question {
-                requested,
-                since,
-                extending: approved.is_some(),
-            };
-            let tags = target_tags(ctx, request, &policies, acting.as_ref()).await?;
-            approval::evaluate(
-                request,
-                question,
-                &policies,
-                &ctx.reviews_in(&namespace),
-                &tags,
-                now,
-            )
-        }
-        None if matches!(request.phase(), Phase::Provisioning | Phase::Active) => {
+    let reviews = ctx.reviews_in(&namespace);
+    // A Deny after approval ends the request whatever else is asked meanwhile (an extension no
+    // policy covers included).
+    let live = matches!(request.phase(), Phase::Provisioning | Phase::Active);
+    let denied = live
+        .then(|| {
             let created = request.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let question = Question {
                 requested: approved.unwrap_or(requested),
                 since: created.unwrap_or(now),
                 extending: false,
             };
-            let tags = target_tags(ctx, request, &policies, acting.as_ref()).await?;
-            let reviews = ctx.reviews_in(&namespace);
-            approval::denied_after_approval(request, question, &policies, &reviews, &tags)
-                .unwrap_or(Approval::Approved { by: String::new() })
+            approval::denied_after_approval(request, question, &policies, &reviews)
+        })
+        .flatten();
+    let approval = match (denied, approval::reviews_since(request, requested, approved)) {
+        (Some(denied), _) => denied,
+        (None, Some(since)) => {
+            let question = Question {
+                requested,
+                since,
+                extending: approved.is_some(),
+            };
+            let tags = match target_tags(ctx, request, &policies, acting.as_ref()).await {
+                Ok(tags) => tags,
+                // A new request waits for the tags (a refusal would be final); an extension only
+                // waits, and nothing else of an approved request (expiry, completion) ever does.
+                Err(err) if question.extending => {
+                    tracing::warn!(error = %err, "extension not judged this time");
+                    InstanceTags::new()
+                }
+                Err(err) => return Err(err),
+            };
+            approval::evaluate(request, question, &policies, &reviews, &tags, now)
         }
-        None => Approval::Approved { by: String::new() },
+        (None, None) => Approval::Approved { by: String::new() },
     };
     let mut observations = Observations::default();
     if let Some(account) = &acting {

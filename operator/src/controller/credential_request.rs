@@ -227,6 +227,10 @@ async fn append_logbook<F: Fleet>(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
             current = api.get(&name).await?;
+            // It began to end meanwhile: nothing is logged, and nothing handed out.
+            if current.phase() != passport_crds::Phase::Active {
+                return Err(Error::Conflict);
+            }
         }
         let version = current.resource_version().unwrap_or_default();
         let record = current.status.as_ref().and_then(|s| s.logbook.as_ref());

@@ -143,13 +143,10 @@ fn a_deny_after_approval_is_found_for_the_approved_duration() {
         since: at(0),
         extending: false,
     };
-    assert_eq!(
-        denied_after_approval(&req, question, &[policy(None)], &[], &InstanceTags::new()),
-        None
-    );
+    assert_eq!(denied_after_approval(&req, question, &[policy(None)], &[]), None);
     let deny = review("carol", Decision::Deny);
     assert!(matches!(
-        denied_after_approval(&req, question, &[policy(None)], &[deny], &InstanceTags::new()),
+        denied_after_approval(&req, question, &[policy(None)], &[deny]),
         Some(Approval::Denied { .. })
     ));
 }

@@ -213,7 +213,11 @@ pub fn logbook_patch(
 ) -> Vec<Value> {
     let mut next = current.cloned().unwrap_or_default();
     let appended = record::append(&mut next, event, actor, now);
-    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid})];
+    // Still Active: a credential is never logged (nor handed out) after the request began to end.
+    let mut ops = vec![
+        json!({"op": "test", "path": "/metadata/uid", "value": uid}),
+        json!({"op": "test", "path": "/status/phase", "value": "Active"}),
+    ];
     let entries = current.map_or(0, |r| r.entries.len());
     if entries == 0 {
         ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}));

@@ -144,6 +144,7 @@ fn pending(input: &Inputs<'_>, d: &mut Transition) {
             d.requeue_after = Some(AUDIT_RETRY);
         }
         Approval::Approved { by } => {
+            d.status.message.clear();
             d.status.approved_at = Some(Time(input.now));
             d.status.approved_duration = Some(input.spec.duration.clone());
             event(d, LogAction::Approved, format!("approved by {by}"), false);
@@ -397,6 +398,14 @@ fn approved_duration(input: &Inputs<'_>, d: &mut Transition) -> Duration {
     };
     let wanted = &input.spec.duration;
     match input.approval {
+        // More access is new access: it waits for the audit sink like a new grant.
+        Approval::Approved { .. } if input.audit_hold.is_some() => {
+            d.status.message = format!(
+                "extension to {wanted} approved, waiting for the audit sink: {}",
+                input.audit_hold.unwrap_or_default()
+            );
+            approved
+        }
         Approval::Approved { by } => {
             d.status.approved_duration = Some(wanted.clone());
             d.status.extended_at = Some(Time(input.now));

@@ -1077,3 +1077,22 @@ fn an_approved_request_waits_while_the_audit_sink_is_behind_and_revocation_never
     let d = active.run();
     assert_eq!(actions_of(&d), [("revoke", vec![B.to_owned()])]);
 }
+
+#[test]
+fn an_extension_waits_for_the_audit_sink_like_a_new_grant() {
+    let mut w = World::new(&[A]);
+    w.activate();
+    let expires = w.status.expires_at.clone();
+    w.spec.duration = "2h".into();
+    w.audit_hold = Some("full".into());
+    w.run();
+    assert_eq!(w.status.expires_at, expires);
+    assert!(
+        w.status.message.contains("waiting for the audit sink"),
+        "{}",
+        w.status.message
+    );
+    w.audit_hold = None;
+    w.run();
+    assert_ne!(w.status.expires_at, expires);
+}
