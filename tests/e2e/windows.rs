@@ -140,6 +140,36 @@ async fn windows(env: Arc<Env>, dc: bool) -> Result<()> {
         "output: {output}"
     );
 
+    if !dc {
+        // A second request of alice shares the account there; its provisioning sets a new
+        // password, which the first request's Secret gets too.
+        s.request("rdp2", "alice", "1h", &[instance.as_str()])?;
+        let second = s.wait_phase("rdp2", Phase::Active, TIMEOUT).await?;
+        let uid2 = second.uid().context("no uid")?;
+        let newer = std::fs::read_to_string(state.path().join(format!("{instance}.password")))?;
+        ensure!(newer != password, "the second provisioning set no new password");
+        for uid in [&uid, &uid2] {
+            let data = secrets
+                .get(&format!("passport-windows-{uid}"))
+                .await?
+                .data
+                .unwrap_or_default();
+            let stored = data.get(&format!("password-{instance}")).context("no password")?;
+            ensure!(
+                stored.0 == newer.as_bytes(),
+                "request {uid} does not hold the account's current password"
+            );
+        }
+        s.requests
+            .patch(
+                "rdp2",
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "spec": { "completed": true } })),
+            )
+            .await?;
+        s.wait_phase("rdp2", Phase::Completed, TIMEOUT).await?;
+    }
+
     // The end of the request revokes and forgets the password and the keys.
     let patch = serde_json::json!({ "spec": { "completed": true } });
     s.requests

@@ -119,6 +119,7 @@ pub async fn collect(
     request_uid: &str,
     instance_id: &str,
     invocation: Invocation,
+    shared: Holders,
 ) -> Result<Invocation, Error> {
     let Invocation::Succeeded { stdout } = invocation else {
         return Ok(scrubbed(invocation));
@@ -150,10 +151,86 @@ pub async fn collect(
     };
     let entry = password_entry(instance_id);
     if stored.get(&entry).map(|p| p.0.as_slice()) != Some(password.as_bytes()) {
-        let entries = BTreeMap::from([(entry, ByteString(password.into_bytes()))]);
-        put(client, namespace, request_uid, entries).await?;
+        let entries = BTreeMap::from([(entry, ByteString(password.clone().into_bytes()))]);
+        put(client.clone(), namespace, request_uid, entries).await?;
     }
+    shared
+        .share(client, namespace, request_uid, instance_id, &clean, &password)
+        .await;
     Ok(Invocation::Succeeded { stdout: clean })
+}
+
+/// The other live requests holding the same account on an instance. Several requests of one
+/// requester share the local account, and each provisioning sets a new password: the requests that
+/// already hold it get the new one too, or their CredentialRequests would hand out a stale one.
+/// (Only those already Ready: two provisionings of one account racing each other can still leave one
+/// request with the password of the other's run.) Domain controllers give each request its own
+/// account, so nothing is shared there.
+#[derive(Debug, Clone, Default)]
+pub struct Holders {
+    /// `(request UID, account on the instance)` of every other live request Ready on the instance.
+    pub ready: Vec<(String, String)>,
+}
+
+impl Holders {
+    /// The other requests in `requests` Ready on `instance_id`, with the account each holds there.
+    pub fn of(
+        requests: &[std::sync::Arc<passport_crds::AccessRequest>],
+        request_uid: &str,
+        instance_id: &str,
+    ) -> Self {
+        use kube::ResourceExt;
+        use passport_crds::access_request::TargetState;
+        let ready = requests
+            .iter()
+            .filter_map(|other| {
+                let uid = other.uid()?;
+                let status = other.status.as_ref()?;
+                if uid == request_uid || status.phase.is_terminal() {
+                    return None;
+                }
+                let target = status
+                    .targets
+                    .iter()
+                    .find(|t| t.instance_id == instance_id && t.state == TargetState::Ready)?;
+                let account = target.username.clone().or_else(|| status.username.clone())?;
+                Some((uid, account))
+            })
+            .collect();
+        Self { ready }
+    }
+
+    async fn share(
+        &self,
+        client: Client,
+        namespace: &str,
+        request_uid: &str,
+        instance_id: &str,
+        stdout: &str,
+        password: &str,
+    ) {
+        let Some(account) = windows_secret::reported_user(stdout) else {
+            return;
+        };
+        let api: Api<Secret> = Api::namespaced(client, namespace);
+        let entry = password_entry(instance_id);
+        for (uid, _) in self.ready.iter().filter(|(_, held)| *held == account) {
+            let patch =
+                serde_json::json!({ "data": { entry.clone(): ByteString(password.as_bytes().to_vec()) } });
+            // Patched, never created: a request that ended meanwhile keeps no Secret.
+            match api
+                .patch(&name(uid), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => tracing::warn!(
+                    error = %err, request = request_uid, holder = %uid, instance = instance_id,
+                    "cannot give the new Windows password to another request holding the account"
+                ),
+            }
+        }
+    }
 }
 
 /// The invocation with any encrypted-password line removed from what it says.
@@ -215,12 +292,14 @@ pub async fn take_outputs<F: crate::aws::Fleet>(
             observations.invocations.insert(instance_id, scrubbed(invocation));
             continue;
         }
+        let holders = Holders::of(&ctx.requests.state(), request_uid, &instance_id);
         let taken = collect(
             ctx.client.clone(),
             &ctx.namespace,
             request_uid,
             &instance_id,
             invocation,
+            holders,
         )
         .await;
         match taken {
@@ -273,12 +352,20 @@ mod tests {
         handle: &mut Handle<Request<Body>, Response<Body>>,
         method: Method,
     ) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
+        next_at(handle, method, SECRET_PATH).await
+    }
+
+    async fn next_at(
+        handle: &mut Handle<Request<Body>, Response<Body>>,
+        method: Method,
+        path: &str,
+    ) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
         let (request, respond) = tokio::time::timeout(Duration::from_secs(30), handle.next_request())
             .await
             .expect("a request came")
             .expect("client alive");
         assert_eq!(request.method(), method);
-        assert_eq!(request.uri().path(), SECRET_PATH);
+        assert_eq!(request.uri().path(), path);
         let bytes = request.into_body().collect_bytes().await.expect("body");
         (serde_json::from_slice(&bytes).unwrap_or(Value::Null), respond)
     }
@@ -304,6 +391,12 @@ mod tests {
             "uid-1",
             INSTANCE,
             Invocation::Succeeded { stdout },
+            Holders {
+                ready: vec![
+                    ("uid-2".into(), "rs-5f3a9c21".into()),
+                    ("uid-3".into(), "rs-5f3a9c21-0a1b2c".into()),
+                ],
+            },
         ));
         let stored_key = key.to_der().expect("der");
         let (_, respond) = next(&mut handle, Method::GET).await;
@@ -313,6 +406,15 @@ mod tests {
         );
         let (patch, respond) = next(&mut handle, Method::PATCH).await;
         let entry = format!("password-{INSTANCE}");
+        assert_eq!(
+            patch,
+            json!({"data": {entry.clone(): b64(VECTOR_PASSWORD.as_bytes())}})
+        );
+        reply(respond, &secret(json!({})));
+        // The other request holding the same account gets the new password too; the one holding
+        // another account (a domain controller's) does not.
+        let other = "/api/v1/namespaces/passport/secrets/passport-windows-uid-2";
+        let (patch, respond) = next_at(&mut handle, Method::PATCH, other).await;
         assert_eq!(
             patch,
             json!({"data": {entry.clone(): b64(VECTOR_PASSWORD.as_bytes())}})
@@ -353,6 +455,7 @@ mod tests {
                 "uid-1",
                 INSTANCE,
                 Invocation::Succeeded { stdout },
+                Holders::default(),
             ));
             let (_, respond) = next(&mut handle, Method::GET).await;
             reply(
@@ -384,6 +487,55 @@ mod tests {
             reply(respond, &secret(data));
             assert_eq!(read.await.expect("task").expect("read").as_deref(), expected);
         }
+    }
+
+    #[test]
+    fn holders_are_the_other_live_requests_ready_on_the_instance() {
+        use passport_crds::{
+            AccessRequest, AccessRequestSpec, Phase,
+            access_request::{AccessRequestStatus, TargetState, TargetStatus},
+        };
+        let request = |uid: &str, phase: Phase, state: TargetState, target_user: Option<&str>| {
+            let mut r = AccessRequest::new(uid, AccessRequestSpec::new("alice", "why", [INSTANCE]));
+            r.metadata.uid = Some(uid.into());
+            r.status = Some(AccessRequestStatus {
+                phase,
+                username: Some("rs-5f3a9c21".into()),
+                targets: vec![TargetStatus {
+                    instance_id: INSTANCE.into(),
+                    state,
+                    username: target_user.map(str::to_owned),
+                    ..TargetStatus::default()
+                }],
+                ..AccessRequestStatus::default()
+            });
+            std::sync::Arc::new(r)
+        };
+        let requests = [
+            request("uid-1", Phase::Provisioning, TargetState::Provisioning, None),
+            request("uid-2", Phase::Active, TargetState::Ready, None),
+            request(
+                "uid-3",
+                Phase::Active,
+                TargetState::Ready,
+                Some("rs-5f3a9c21-0a1b2c"),
+            ),
+            request("uid-4", Phase::Completed, TargetState::Removed, None),
+            request("uid-5", Phase::Provisioning, TargetState::Provisioning, None),
+        ];
+        let holders = Holders::of(&requests, "uid-1", INSTANCE);
+        assert_eq!(
+            holders.ready,
+            [
+                ("uid-2".to_owned(), "rs-5f3a9c21".to_owned()),
+                ("uid-3".to_owned(), "rs-5f3a9c21-0a1b2c".to_owned())
+            ]
+        );
+        assert!(
+            Holders::of(&requests, "uid-1", "i-0000000000000000f")
+                .ready
+                .is_empty()
+        );
     }
 
     #[test]
