@@ -38,35 +38,36 @@ pub fn trials() -> Vec<E2e> {
             s.wait_phase("completes", Phase::Completed, TIMEOUT).await?;
             s.wait_phase("expires", Phase::Expired, TIMEOUT).await?;
 
+            // The gauges refresh every 15 s; the histograms move right after each status write.
             let after = eventually(Duration::from_secs(30), || async {
                 let after = metrics::scrape(&stack.operator).await?;
                 let ended = metrics::value(&after, "passport_access_requests", &[("phase", "Completed")]);
                 ensure!(ended == Some(1.0), "per-phase gauge: Completed = {ended:?}");
+                for (name, at_least) in [
+                    ("passport_approval_wait_seconds_count", 2.0),
+                    ("passport_grant_latency_seconds_count", 2.0),
+                    ("passport_expiry_lag_seconds_count", 1.0),
+                    ("passport_revocation_duration_seconds_count", 2.0),
+                ] {
+                    let moved = count(&after, name) - count(&before, name);
+                    ensure!(
+                        moved >= at_least,
+                        "{name} moved by {moved}, expected at least {at_least}"
+                    );
+                }
+                let provisioned = metrics::value(
+                    &after,
+                    "passport_ssm_command_duration_seconds_count",
+                    &[("purpose", "provision"), ("result", "success")],
+                )
+                .unwrap_or(0.0);
+                ensure!(
+                    provisioned >= 2.0,
+                    "provisioning command durations observed: {provisioned}"
+                );
                 Ok(after)
             })
             .await?;
-            for (name, at_least) in [
-                ("passport_approval_wait_seconds_count", 2.0),
-                ("passport_grant_latency_seconds_count", 2.0),
-                ("passport_expiry_lag_seconds_count", 1.0),
-                ("passport_revocation_duration_seconds_count", 2.0),
-            ] {
-                let moved = count(&after, name) - count(&before, name);
-                ensure!(
-                    moved >= at_least,
-                    "{name} moved by {moved}, expected at least {at_least}"
-                );
-            }
-            let provisioned = metrics::value(
-                &after,
-                "passport_ssm_command_duration_seconds_count",
-                &[("purpose", "provision"), ("result", "success")],
-            )
-            .unwrap_or(0.0);
-            ensure!(
-                provisioned >= 2.0,
-                "provisioning command durations observed: {provisioned}"
-            );
             let lag = count(&after, "passport_expiry_lag_seconds_sum");
             eprintln!(
                 "metrics: expiry lag {lag:.3}s; /metrics parsed with {} samples",

@@ -14,7 +14,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use passport_crds::Phase;
-use passport_tests::aws::Platform;
+use passport_tests::{aws::Platform, wait::eventually};
 
 use crate::{
     E2e, Env,
@@ -133,8 +133,18 @@ async fn windows(env: Arc<Env>, dc: bool) -> Result<()> {
             && script.contains("$PassportPasswordKey = '<RSAKeyValue>"),
         "the script does not carry a public key only"
     );
-    // SSM's copy of the output holds the ciphertext only.
-    let output = &grant.invocations.first().context("no invocation")?.stdout;
+    // SSM's copy of the output holds the ciphertext only (the emulator's record of it may lag).
+    let output = eventually(Duration::from_secs(20), || async {
+        let commands = emulator.commands().await?;
+        let grant = commands
+            .iter()
+            .find(|c| c.is_for("grant", &key))
+            .context("no provisioning command")?;
+        let output = grant.invocations.first().context("no invocation")?.stdout.clone();
+        ensure!(!output.is_empty(), "no output recorded yet");
+        Ok(output)
+    })
+    .await?;
     ensure!(
         output.contains("passport-password: ") && !output.contains(&password),
         "output: {output}"
