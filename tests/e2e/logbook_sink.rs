@@ -24,12 +24,11 @@ use passport_tests::{
     ControlPlane,
     aws::AwsEmulator,
     cloudevents::{Receiver, json_lines},
-    controlplane,
+    controlplane, metrics,
     operator::OperatorProcess,
     wait::eventually,
 };
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     E2e,
@@ -69,19 +68,10 @@ pub fn trials() -> Vec<E2e> {
     ]
 }
 
-/// One series' value from the operator's /metrics (plain HTTP on 127.0.0.1), by its full name
-/// (e.g. `passport_logbook_backlog` or `…_total{reason="http_5xx"}`).
-async fn metric(operator: &OperatorProcess, series: &str) -> Result<f64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", operator.http_port())).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    answer
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-        .with_context(|| format!("no {series} in /metrics"))
+/// One series' value from the operator's /metrics (parsed as Prometheus text), by name and labels.
+async fn metric(operator: &OperatorProcess, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
+    let scrape = metrics::scrape(operator).await?;
+    metrics::value(&scrape, name, labels).with_context(|| format!("no {name} {labels:?} in /metrics"))
 }
 
 /// A control plane, the AWS emulator and the operator with Logbook flags, restartable.
@@ -397,7 +387,7 @@ async fn receiver_outage() -> Result<()> {
     // The operator's own view: the same backlog, an age, and both kinds of failure counted.
     eventually(Duration::from_secs(10), || async {
         let (exported, held) = (
-            metric(&stack.operator, "passport_logbook_backlog").await?,
+            metric(&stack.operator, "passport_logbook_backlog", &[]).await?,
             backlog(&s.requests).await?,
         );
         ensure!(
@@ -407,11 +397,20 @@ async fn receiver_outage() -> Result<()> {
         Ok(())
     })
     .await?;
-    let age = metric(&stack.operator, "passport_logbook_oldest_undelivered_seconds").await?;
+    let age = metric(
+        &stack.operator,
+        "passport_logbook_oldest_undelivered_seconds",
+        &[],
+    )
+    .await?;
     ensure!(age >= 15.0, "the oldest undelivered entry is only {age} s old");
     for reason in ["http_5xx", "connect"] {
-        let series = format!("passport_logbook_delivery_failures_total{{reason=\"{reason}\"}}");
-        let failures = metric(&stack.operator, &series).await?;
+        let failures = metric(
+            &stack.operator,
+            "passport_logbook_delivery_failures_total",
+            &[("reason", reason)],
+        )
+        .await?;
         ensure!(failures > 0.0, "no {reason} failure counted");
     }
 
@@ -557,7 +556,7 @@ async fn full_backlog() -> Result<()> {
     s.request("first", "alice", "1h", &[instance.id()])?;
     s.wait_phase("first", Phase::Active, ACTIVE_TIMEOUT).await?;
     eventually(Duration::from_secs(30), || async {
-        let exported = metric(&stack.operator, "passport_logbook_backlog").await?;
+        let exported = metric(&stack.operator, "passport_logbook_backlog", &[]).await?;
         ensure!(exported >= 3.0, "backlog {exported}");
         Ok(exported)
     })
@@ -659,7 +658,8 @@ async fn refused_request() -> Result<()> {
     );
     let failures = metric(
         &stack.operator,
-        "passport_logbook_delivery_failures_total{reason=\"http_5xx\"}",
+        "passport_logbook_delivery_failures_total",
+        &[("reason", "http_5xx")],
     )
     .await?;
     ensure!(failures > 0.0, "no refusal counted");

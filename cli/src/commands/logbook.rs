@@ -50,7 +50,7 @@ pub fn record_entries(request: &AccessRequest) -> Option<Vec<Entry>> {
         .map(|e| Entry {
             time: e.time.0,
             source: "record",
-            what: camel_case(&e.action),
+            what: passport_core::logbook::camel_case(&e.action),
             detail: format!("{}{}", if e.warning { "Warning: " } else { "" }, fold(&e.message)),
             actor: Some(e.actor.clone()),
             id: Some(LogbookRecord::entry_id(&uid, e.seq)),
@@ -92,19 +92,6 @@ pub fn record_entries(request: &AccessRequest) -> Option<Vec<Entry>> {
     }
     entries.sort_by_key(|e| e.time);
     Some(entries)
-}
-
-fn camel_case(snake: &str) -> String {
-    snake
-        .split('_')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 fn serialize_time<S: serde::Serializer>(time: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
