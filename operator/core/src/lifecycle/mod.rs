@@ -17,6 +17,8 @@ mod observe;
 mod outcome;
 mod revoke;
 mod step;
+mod summary;
+mod targets;
 #[cfg(test)]
 mod tests;
 

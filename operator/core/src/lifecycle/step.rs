@@ -5,18 +5,21 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::{
     Phase,
-    access_request::{AccessRequestStatus, Platform, TargetState, TargetStatus},
+    access_request::{Platform, TargetState, TargetStatus},
     common::Time,
-    conditions::{self, Update, types::*},
 };
 
 use super::{
-    AccountAccess, COMMAND_LIFETIME, Inputs, Invocation, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition,
-    lost_send, revoke,
+    AccountAccess, Inputs, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, lost_send, revoke,
+    summary::{record, refresh_conditions},
+    targets::{observe_provisioning, record_intent},
 };
+
+pub use super::targets::MAX_PROVISION_ATTEMPTS;
+pub(super) use super::targets::overdue;
 use crate::{
     approval::Approval,
-    logbook::{self, LogAction, LogEvent},
+    logbook::{LogAction, LogEvent},
     time::{add, elapsed, whole_second},
 };
 
@@ -74,31 +77,6 @@ pub fn step(input: Inputs<'_>) -> Transition {
     record(&input, &mut d);
     refresh_conditions(&input, &mut d.status);
     d
-}
-
-/// Every logbook event of this step goes into the durable record, in the same status write as the
-/// change it describes.
-fn record(input: &Inputs<'_>, d: &mut Transition) {
-    if d.events.is_empty() {
-        return;
-    }
-    let record = d.status.logbook.get_or_insert_with(Default::default);
-    for event in &d.events {
-        logbook::record::append(record, event, &actor(event.action, input), input.now);
-    }
-}
-
-/// Who did what an event records: the requester asks and completes, reviewers approve, extend and
-/// deny; the operator does everything else by itself.
-fn actor(action: LogAction, input: &Inputs<'_>) -> String {
-    match (action, input.approval) {
-        (LogAction::Created | LogAction::Completed, _) => input.spec.requester.clone(),
-        (LogAction::Approved | LogAction::Extended, Approval::Approved { by }) if !by.is_empty() => {
-            by.clone()
-        }
-        (LogAction::Denied, Approval::Denied { by, .. }) => by.clone(),
-        _ => logbook::record::OPERATOR_ACTOR.to_owned(),
-    }
 }
 
 fn pending(input: &Inputs<'_>, d: &mut Transition) {
@@ -231,54 +209,6 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
     }
 }
 
-/// Whether the command recorded on `target` is past the time SSM could still run it.
-pub(super) fn overdue(target: &TargetStatus, now: Timestamp) -> bool {
-    target.command_id.is_some() && target.retry_at.as_ref().is_some_and(|t| t.0 <= now)
-}
-
-/// Provisioning commands started for one target before it is given up.
-pub const MAX_PROVISION_ATTEMPTS: u32 = 3;
-
-/// Marks a target whose provisioning command is about to be sent, before it is sent: the status
-/// written with this mark is what makes the target count as reached, so a crash between the send
-/// and recording its command id can never leave a user nobody revokes. A target whose earlier send
-/// was recorded but never confirmed is sent again as a new attempt. Returns the platform to send to.
-fn record_intent(target: &mut TargetStatus, now: Timestamp) -> Option<Platform> {
-    let unconfirmed = target.state == TargetState::Provisioning && target.command_id.is_none();
-    if !(target.state == TargetState::Pending || unconfirmed) {
-        return None;
-    }
-    let platform = target.platform?;
-    if target.attempts >= MAX_PROVISION_ATTEMPTS {
-        target.state = TargetState::Failed;
-        target.message = format!(
-            "no provisioning command could be confirmed in {MAX_PROVISION_ATTEMPTS} attempts: {}",
-            target.message
-        );
-        return None;
-    }
-    target.state = TargetState::Provisioning;
-    target.command_id = None;
-    target.attempts += 1;
-    // From the latest send: an earlier one can only run earlier.
-    target.unconfirmed_since = Some(Time(now));
-    Some(platform)
-}
-
-/// SSM holds the command of a send whose answer was lost: follow it like any recorded send.
-fn adopt(target: &mut TargetStatus, command_id: &str, now: Timestamp) {
-    target.state = TargetState::Provisioning;
-    target.command_id = Some(command_id.to_owned());
-    target.message.clear();
-    target.retry_at = Some(Time(add(
-        target.unconfirmed_since.as_ref().map_or(now, |t| t.0),
-        COMMAND_LIFETIME,
-    )));
-    if target.attempts <= 1 {
-        target.unconfirmed_since = None;
-    }
-}
-
 /// The AwsAccount went away or stopped allowing the namespace after approval: what was granted is
 /// revoked (through the account as it was pinned at approval), and the request fails saying why.
 fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
@@ -290,65 +220,6 @@ fn account_lost(input: &Inputs<'_>, d: &mut Transition, problem: &str) {
         true,
     );
     revoke::start(input, d, Phase::Failed);
-}
-
-/// Applies what was observed about one target while provisioning.
-fn observe_provisioning(target: &mut TargetStatus, input: &Inputs<'_>, timed_out: bool) {
-    if let Some(error) = input.observations.errors.get(&target.instance_id) {
-        target.message = format!("could not check the instance, retrying: {error}");
-    }
-    if let Some(Some(command_id)) = input.observations.lost_sends.get(&target.instance_id)
-        && lost_send(target)
-    {
-        adopt(target, command_id, input.now);
-    }
-    let id = target.instance_id.as_str();
-    match target.state {
-        TargetState::Pending => match input.observations.managed.get(id) {
-            Some(Some(platform)) => target.platform = Some(*platform),
-            Some(None) => {
-                target.state = TargetState::Failed;
-                target.message = format!(
-                    "instance {id} is not managed by SSM (no online SSM agent in this account and region); \
-                     check that it runs, has the SSM agent and an instance profile allowing SSM"
-                );
-            }
-            None => {}
-        },
-        TargetState::Provisioning => match input.observations.invocations.get(id) {
-            Some(Invocation::Succeeded { stdout }) => {
-                target.state = TargetState::Ready;
-                target.message.clear();
-                target.retry_at = None;
-                target.host_keys = crate::scripts::parse_host_keys(stdout);
-                target.username = crate::scripts::windows_secret::reported_user(stdout);
-            }
-            Some(Invocation::Failed { message }) => {
-                target.state = TargetState::Failed;
-                target.retry_at = None;
-                target.message = format!("provisioning command failed: {message}");
-            }
-            Some(Invocation::Running) | None if overdue(target, input.now) => {
-                target.state = TargetState::Failed;
-                target.message = format!(
-                    "provisioning command {} gave no outcome in time: it can no longer run",
-                    target.command_id.as_deref().unwrap_or_default()
-                );
-            }
-            Some(Invocation::Running) | None => {}
-        },
-        _ => {}
-    }
-    // A command SSM accepted is left to SSM's own delivery and execution timeouts: revoking while it
-    // may still be delivered could let it recreate the user afterwards.
-    if timed_out && target.state == TargetState::Pending {
-        target.state = TargetState::Failed;
-        target.message = format!(
-            "not provisioned within {}s: {}",
-            PROVISION_TIMEOUT.as_secs(),
-            target.message
-        );
-    }
 }
 
 fn activate(input: &Inputs<'_>, d: &mut Transition) {
@@ -480,75 +351,6 @@ fn push_batches(d: &mut Transition, purpose: Purpose, platform: Platform, instan
             platform,
             instance_ids: chunk.to_vec(),
         });
-    }
-}
-
-fn refresh_conditions(input: &Inputs<'_>, status: &mut AccessRequestStatus) {
-    let (generation, now) = (input.generation, input.now);
-    let conditions = &mut status.conditions;
-    let approved = match (status.approved_at.is_some(), input.approval) {
-        (true, _) => Update::new(APPROVED, true, "Approved"),
-        (false, Approval::Approved { by }) => {
-            Update::new(APPROVED, true, "Approved").message(format!("approved by {by}"))
-        }
-        (false, Approval::Waiting { reason, message, .. }) => {
-            Update::new(APPROVED, false, reason.as_str()).message(message.clone())
-        }
-        (false, Approval::Denied { message, .. }) => {
-            Update::new(APPROVED, false, "Denied").message(message.clone())
-        }
-        (false, Approval::Refused { message }) => {
-            Update::new(APPROVED, false, "Refused").message(message.clone())
-        }
-    };
-    conditions::set(conditions, approved, generation, now);
-    let held = status.phase == Phase::Pending && input.audit_hold.is_some();
-    if held {
-        let update = Update::new(AUDIT_SINK_AVAILABLE, false, "AuditSinkUnavailable")
-            .message(input.audit_hold.unwrap_or_default());
-        conditions::set(conditions, update, generation, now);
-    } else if conditions::status_of(conditions, AUDIT_SINK_AVAILABLE).is_some() {
-        conditions::set(
-            conditions,
-            Update::new(AUDIT_SINK_AVAILABLE, true, "Delivering"),
-            generation,
-            now,
-        );
-    }
-    let ready_count = status
-        .targets
-        .iter()
-        .filter(|t| t.state == TargetState::Ready)
-        .count();
-    let all_ready = ready_count == status.targets.len() && status.phase == Phase::Active;
-    let mut summary = format!("{ready_count}/{} targets ready", status.targets.len());
-    if !status.message.is_empty() && !all_ready {
-        summary = format!("{summary}: {}", status.message);
-    }
-    let stuck: Vec<&str> = revoke::stuck(&status.targets)
-        .map(|t| t.instance_id.as_str())
-        .collect();
-    let was_stuck = conditions::find(conditions, REVOCATION_STUCK).is_some();
-    if !stuck.is_empty() {
-        let message = format!(
-            "revocation keeps failing on {}: {}",
-            stuck.join(", "),
-            revoke::ADMIN_HINT
-        );
-        let update = Update::new(REVOCATION_STUCK, true, "RevokeFailing").message(message);
-        conditions::set(conditions, update, generation, now);
-    } else if was_stuck {
-        conditions::set(
-            conditions,
-            Update::new(REVOCATION_STUCK, false, "NotStuck"),
-            generation,
-            now,
-        );
-    }
-    let phase_reason = format!("{:?}", status.phase);
-    for type_ in [PROVISIONED, READY] {
-        let update = Update::new(type_, all_ready, &phase_reason).message(summary.clone());
-        conditions::set(conditions, update, generation, now);
     }
 }
 
