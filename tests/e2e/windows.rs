@@ -116,39 +116,48 @@ async fn windows(env: Arc<Env>, dc: bool) -> Result<()> {
         "the AccessRequest shows the password or its line"
     );
     let key = format!("{}/rdp", s.namespace);
-    let commands = emulator.commands().await?;
-    let grant = commands
-        .iter()
-        .find(|c| c.is_for("grant", &key))
-        .context("no provisioning command")?;
-    ensure!(
-        grant.document_name == "AWS-RunPowerShellScript",
-        "{}",
-        grant.document_name
-    );
-    let script = grant.script();
-    ensure!(!script.contains(&password), "the password is in the SSM command");
-    ensure!(
-        !script.contains("ConvertTo-SecureString")
-            && script.contains("$PassportPasswordKey = '<RSAKeyValue>"),
-        "the script does not carry a public key only"
-    );
-    // SSM's copy of the output holds the ciphertext only (the emulator's record of it may lag).
-    let output = eventually(Duration::from_secs(20), || async {
+    // SSM's copy of every provisioning command holds a public key only, and of its output the
+    // ciphertext only (the emulator's record of the output may lag).
+    let outputs = eventually(Duration::from_secs(30), || async {
         let commands = emulator.commands().await?;
-        let grant = commands
+        let grants: Vec<_> = commands.iter().filter(|c| c.is_for("grant", &key)).collect();
+        ensure!(!grants.is_empty(), "no provisioning command");
+        for grant in &grants {
+            ensure!(
+                grant.document_name == "AWS-RunPowerShellScript",
+                "{}",
+                grant.document_name
+            );
+            let script = grant.script();
+            ensure!(!script.contains(&password), "the password is in the SSM command");
+            ensure!(
+                !script.contains("ConvertTo-SecureString")
+                    && script.contains("$PassportPasswordKey = '<RSAKeyValue>"),
+                "the script does not carry a public key only"
+            );
+        }
+        let outputs: Vec<String> = grants
             .iter()
-            .find(|c| c.is_for("grant", &key))
-            .context("no provisioning command")?;
-        let output = grant.invocations.first().context("no invocation")?.stdout.clone();
-        ensure!(!output.is_empty(), "no output recorded yet");
-        Ok(output)
+            .flat_map(|g| g.invocations.iter().map(|i| i.stdout.clone()))
+            .filter(|out| !out.is_empty())
+            .collect();
+        ensure!(
+            !outputs.is_empty(),
+            "no output recorded yet: {:?}",
+            grants
+                .iter()
+                .map(|g| (&g.command_id, &g.status, g.invocations.len()))
+                .collect::<Vec<_>>()
+        );
+        Ok(outputs)
     })
     .await?;
-    ensure!(
-        output.contains("passport-password: ") && !output.contains(&password),
-        "output: {output}"
-    );
+    for output in &outputs {
+        ensure!(
+            output.contains("passport-password: ") && !output.contains(&password),
+            "output: {output}"
+        );
+    }
 
     if !dc {
         // A second request of alice shares the account there; its provisioning sets a new
