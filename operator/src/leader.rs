@@ -18,9 +18,9 @@ use tokio::{sync::watch, task::JoinHandle};
 /// The Lease's name; the operator's Role grants get/update/patch on exactly this name.
 pub const LEASE_NAME: &str = "passport-operator";
 /// A leader that stops renewing loses the lease after this long.
-const LEASE_SECONDS: u64 = 20;
+const LEASE_SECONDS: u64 = 30;
 /// The leader renews this long before the lease would lapse.
-const GRACE_SECONDS: u64 = 12;
+const GRACE_SECONDS: u64 = 20;
 /// How often the leader reads its own lease back.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long one read of the lease may take.
