@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::{
     AccessRequest, AccessReview, ReviewDecision,
-    duration::{ACCESS_BOUNDS, parse_field},
+    duration::{ACCESS_BOUNDS, format_go_duration, parse_field},
 };
 
 /// What the reviews are asked to decide.
@@ -67,7 +67,7 @@ fn check(review: &AccessReview, request: &AccessRequest, question: Question) -> 
             if approved != question.requested {
                 return Err(format!(
                     "it approves {text}, and the request now asks for {}",
-                    humantime(question.requested)
+                    format_go_duration(question.requested)
                 ));
             }
         }
@@ -81,16 +81,6 @@ fn check(review: &AccessReview, request: &AccessRequest, question: Question) -> 
         None => {}
     }
     Ok(())
-}
-
-fn humantime(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    match (secs / 3600, secs % 3600 / 60, secs % 60) {
-        (h, 0, 0) => format!("{h}h"),
-        (0, m, 0) => format!("{m}m"),
-        (h, m, 0) => format!("{h}h{m}m"),
-        _ => format!("{secs}s"),
-    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,16 @@ impl World {
         self
     }
 
+    /// The command on `id` succeeded with no output.
+    fn succeeded(&mut self, id: &str) -> &mut Self {
+        self.invocation(
+            id,
+            Invocation::Succeeded {
+                stdout: String::new(),
+            },
+        )
+    }
+
     fn invocation(&mut self, id: &str, invocation: Invocation) -> &mut Self {
         self.observations.invocations.insert(id.into(), invocation);
         self
@@ -414,12 +424,7 @@ fn every_logged_action_lands_in_the_durable_record_with_its_actor() {
     w.spec.completed = true;
     let d = w.run();
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     w.run();
     let record = w.status.logbook.clone().expect("a record");
     let actions: Vec<(&str, &str)> = record

@@ -29,6 +29,18 @@ pub(crate) fn active() -> passport_crds::AccessRequest {
     request
 }
 
+/// alice's Ed25519 key and the plan for it on `request`, at 60.
+pub(crate) fn alice_ed25519_plan(request: &passport_crds::AccessRequest) -> (String, Plan) {
+    let public_key = ed25519_line();
+    let plan = decide(
+        &spec("alice", public_key.clone(), KeyType::Ed25519),
+        Some(request),
+        at(60),
+    )
+    .expect("plan");
+    (public_key, plan)
+}
+
 #[test]
 fn plans_for_the_requester_of_an_active_request() {
     let request = active();
@@ -98,13 +110,7 @@ fn only_ready_targets_are_in_scope() {
 #[test]
 fn certificates_name_only_the_request_and_end_by_expiry() {
     let request = active();
-    let public_key = ed25519_line();
-    let plan = decide(
-        &spec("alice", public_key.clone(), KeyType::Ed25519),
-        Some(&request),
-        at(60),
-    )
-    .expect("plan");
+    let (public_key, plan) = alice_ed25519_plan(&request);
     let now = at(60);
     let issued = CA
         .sign(&plan.certificate_request(&public_key, now, DEFAULT_CERTIFICATE_TTL))
@@ -321,13 +327,7 @@ fn rfc3339(t: jiff::Timestamp) -> String {
 fn source_cidrs_restrict_certificates_to_them_and_the_instance_loopback() {
     let mut request = active();
     request.spec.source_cidrs = Some(vec!["203.0.113.7/32".into(), "2001:db8::1/64".into()]);
-    let public_key = ed25519_line();
-    let plan = decide(
-        &spec("alice", public_key.clone(), KeyType::Ed25519),
-        Some(&request),
-        at(60),
-    )
-    .expect("plan");
+    let (public_key, plan) = alice_ed25519_plan(&request);
     let expected = ["203.0.113.7/32", "2001:db8::/64", "127.0.0.1/32", "::1/128"];
     assert_eq!(
         plan.source_addresses.as_deref(),

@@ -9,7 +9,11 @@ use passport_crds::{
 };
 
 use crate::{
-    credentials::{decide::aws_unavailable, decide::tests::active, status, *},
+    credentials::{
+        decide::aws_unavailable,
+        decide::tests::{active, alice_ed25519_plan},
+        status, *,
+    },
     fixtures::*,
 };
 
@@ -301,13 +305,7 @@ fn the_logbook_patch_writes_a_new_record_whole_and_counts_past_the_limit() {
 fn a_reused_certificate_is_the_same_and_says_so() {
     use crate::credentials::limit::Remembered;
     let request = active();
-    let public_key = ed25519_line();
-    let plan = decide(
-        &spec("alice", public_key.clone(), KeyType::Ed25519),
-        Some(&request),
-        at(60),
-    )
-    .expect("plan");
+    let (public_key, plan) = alice_ed25519_plan(&request);
     let certs = CA
         .sign(&plan.certificate_request(&public_key, at(60), DEFAULT_CERTIFICATE_TTL))
         .expect("sign");

@@ -50,12 +50,7 @@ fn an_unmanaged_instance_fails_the_request_and_reached_targets_are_cleaned() {
     assert!(w.target(B).message.contains("not managed by SSM"));
     w.sent(&d);
 
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Revoking);
     assert_eq!(w.status.outcome, Some(Phase::Failed));
@@ -66,12 +61,7 @@ fn an_unmanaged_instance_fails_the_request_and_reached_targets_are_cleaned() {
     );
     assert_eq!(w.target(B).state, TargetState::Removed);
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     w.run();
     assert_eq!(w.status.phase, Phase::Failed);
 }
@@ -91,12 +81,7 @@ fn revocation_waits_for_a_provisioning_command_in_flight() {
     w.now = at(COMMAND_LIFETIME.as_secs() as i64 - 1);
     w.invocation(A, Invocation::Running);
     assert!(w.run().commands.is_empty(), "SSM may still run it");
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])]);
 }

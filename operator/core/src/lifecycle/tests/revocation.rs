@@ -25,12 +25,7 @@ fn active_requeues_exactly_at_expiry_and_revokes_then() {
     assert!(d.commands.is_empty() && w.status.phase == Phase::Revoking);
 
     w.now = at(10 + 3602);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Expired);
     assert_eq!(w.status.ended_at, Some(Time(at(10 + 3602))));
@@ -49,12 +44,7 @@ fn completion_and_deletion_revoke_at_once() {
         assert_eq!(w.status.outcome, Some(Phase::Completed));
         assert!(!d.release, "the finalizer stays until the user is removed");
         w.sent(&d);
-        w.invocation(
-            A,
-            Invocation::Succeeded {
-                stdout: String::new(),
-            },
-        );
+        w.succeeded(A);
         let d = w.run();
         assert_eq!(w.status.phase, Phase::Completed);
         assert!(d.release);
@@ -173,12 +163,7 @@ fn an_unconfirmed_send_is_revoked_again_once_it_can_no_longer_run() {
         "revoked at once"
     );
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert!(d.commands.is_empty());
     assert_eq!(
@@ -192,12 +177,7 @@ fn an_unconfirmed_send_is_revoked_again_once_it_can_no_longer_run() {
     let d = w.run();
     assert_eq!(actions_of(&d), [("revoke", vec![A.to_owned()])], "once more");
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     w.run();
     assert_eq!(w.status.phase, Phase::Completed);
 }
@@ -247,12 +227,7 @@ fn a_revocation_that_keeps_failing_is_reported_stuck_until_it_goes_through() {
     assert_eq!(stuck.0, "True");
     let d = w.run();
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(logged(&d), [LogAction::RevocationResumed, LogAction::Completed]);
     assert_eq!(condition(&w.status, condition_types::REVOCATION_STUCK).0, "False");
@@ -303,12 +278,7 @@ fn a_later_attempt_confirmed_does_not_excuse_an_earlier_unconfirmed_one() {
     w.spec.completed = true;
     let d = w.run();
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(
         w.status.phase,
@@ -325,12 +295,7 @@ fn an_instance_ec2_reports_gone_is_removed_and_the_others_still_revoked() {
     w.spec.completed = true;
     let d = w.run();
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     w.invocation(
         B,
         Invocation::Failed {
@@ -371,12 +336,7 @@ fn a_deny_after_approval_revokes_and_ends_denied() {
         w.status.message
     );
     w.sent(&d);
-    w.invocation(
-        A,
-        Invocation::Succeeded {
-            stdout: String::new(),
-        },
-    );
+    w.succeeded(A);
     let d = w.run();
     assert_eq!(w.status.phase, Phase::Denied);
     assert_eq!(logged(&d), [LogAction::Revoked]);
