@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-deps.sh
 export PASSPORT_CONTROLPLANE_BIN="$(bash tests/controlplane/build.sh)"
+# AWS's session-manager-plugin, the real client of the Session Manager data channel (tests/session-manager-plugin/).
+export PASSPORT_SSM_PLUGIN_BIN="$(bash tests/session-manager-plugin/build.sh)"
 
 echo "--- cargo fmt --check" >&2
 cargo fmt --all --check
