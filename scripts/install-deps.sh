@@ -26,6 +26,8 @@ for tool in cargo go kubectl; do
 done
 # moto: the AWS emulator the end-to-end suite extends (tests/aws/passport_moto.py).
 python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]==5.2.1'
+# websockets: the Session Manager data channel the real session-manager-plugin connects to (tests/aws/ssm_gateway.py).
+python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet 'websockets==15.0.1'
 # cloudevents: the third-party CloudEvents receiver of the Logbook sink tests (tests/cloudevents/).
 python3 -c 'import cloudevents.v1.http' 2>/dev/null || python3 -m pip install --quiet 'cloudevents==2.2.0'
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

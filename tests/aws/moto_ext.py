@@ -5,7 +5,8 @@ moto (5.2.1) lacks what passport's end-to-end tests need from SSM Run Command, s
   * SendCommand that AWS-style rejects instances without an online agent and more than 50 instances,
     and whose invocations stay Pending/InProgress until the registered agent has really run the script
     (its exit code, stdout and stderr come back through GetCommandInvocation);
-  * throttling injection for any SSM or STS operation, and a record of SendCommand and AssumeRole calls.
+  * throttling injection for any SSM or STS operation, and a record of SendCommand and AssumeRole calls;
+  * Session Manager sessions (moto_sessions.py), whose data the gateway carries (ssm_gateway.py).
 Everything else is moto's own behaviour and wire format.
 """
 
@@ -86,6 +87,7 @@ class Agent(threading.Thread):
         super().__init__(daemon=True, name=f"agent-{instance_id}")
         self.instance_id, self.platform, self.runner, self.region = instance_id, platform, runner, region
         self.extra = extra  # DescribeInstanceInformation fields the test chose
+        self.ports = {}  # port on the instance ("22") -> where it listens here ("127.0.0.1:P"), for sessions
         self.stopped = False
         # Listed Online by DescribeInstanceInformation, but SendCommand refuses it with InvalidInstanceId
         # (an agent that deregistered or lost its connection between the two calls).
@@ -112,7 +114,7 @@ class Agent(threading.Thread):
 
     def admin_view(self):
         view = {key: value for key, value in self.describe().items() if key != "LastPingDateTime"}
-        return {**view, "runner": self.runner, "region": self.region}
+        return {**view, "runner": self.runner, "region": self.region, "ports": self.ports}
 
     def run(self):
         while True:
@@ -365,6 +367,9 @@ def install():
     TokenResponse.assume_role = assume_role
     with_faults(SimpleSystemManagerResponse, "ssm")
     with_faults(TokenResponse, "sts")
+    import moto_sessions  # it imports this module's STATE
+
+    moto_sessions.install()
 
 
 def recorded_commands():

@@ -3,13 +3,15 @@
 
     passport_moto.py --port 0 --admin-port 0
 
-prints one JSON line when ready, {"endpoint": "http://127.0.0.1:P", "admin": "http://127.0.0.1:A"}, and
-exits when its stdin closes (so it dies with the test process that holds the pipe) or on SIGTERM.
+prints one JSON line when ready, {"endpoint": "http://127.0.0.1:P", "admin": "http://127.0.0.1:A",
+"gateway": "ws://127.0.0.1:G"} (G: the Session Manager data channel, ssm_gateway.py), and exits when its stdin closes (so it dies with the test process that holds the pipe) or on SIGTERM.
 
 Admin API (JSON in and out):
   POST   /agents          {"instanceId", "platform": "Linux"|"Windows", "runner": [argv...]|null,
                            "region": null (any) or "us-east-1"..., "info": {DescribeInstanceInformation
-                           fields to override}}: an SSM agent comes online for that instance
+                           fields to override}, "ports": {"22": "127.0.0.1:P", ...}: where the
+                           instance's ports listen, for Session Manager sessions}: an SSM agent comes
+                           online for that instance
   GET    /agents          the registered agents
   DELETE /agents/<id>     the agent goes offline
   GET    /commands        every SendCommand moto accepted, with each invocation's status and output
@@ -18,6 +20,8 @@ Admin API (JSON in and out):
   GET    /faults          {"remaining": {operation: N}, "served": {operation: N}, "servedTotal": N}
   DELETE /faults          no more throttling (the served counts stay)
   GET    /assumed-roles   every AssumeRole call: RoleArn, RoleSessionName, ExternalId, Policy, ...
+  GET    /sessions        every Session Manager session: SessionId, Target, DocumentName, Parameters,
+                           Owner, Status, StartDate, EndDate, Reason, BytesFromClient, BytesToClient
   POST   /agents/<id>/refuse  the agent stays listed Online but SendCommand refuses it (InvalidInstanceId)
   POST   /kill-after-send {"pid": P | "pidFile": path, "nth": N, "commentContains": "..."}: the N-th
                            SendCommand from now whose comment contains the text (any when empty) SIGKILLs
@@ -39,6 +43,8 @@ from moto.moto_api._internal import moto_api_backend
 from moto.server import ThreadedMotoServer
 
 import moto_ext
+import moto_sessions
+import ssm_gateway
 from moto_ext import STATE, Agent
 
 
@@ -58,7 +64,11 @@ def register_agent(body):
     valid_runner = isinstance(runner, list) and runner and all(isinstance(arg, str) for arg in runner)
     if runner is not None and not valid_runner:
         raise AdminError(400, "runner must be null or a non-empty list of strings")
+    ports = body.get("ports") or {}
+    if not isinstance(ports, dict) or not all(isinstance(v, str) and ":" in v for v in ports.values()):
+        raise AdminError(400, 'ports must map a port to an address, {"22": "127.0.0.1:P"}')
     agent = Agent(instance_id, platform, runner, body.get("region"), body.get("info") or {})
+    agent.ports = {str(port): address for port, address in ports.items()}
     with STATE.cond:
         previous = STATE.agents.get(instance_id)
         if previous:
@@ -131,6 +141,7 @@ def assumed_roles():
 
 def reset():
     STATE.reset()
+    moto_sessions.REGISTRY.reset()
     moto_api_backend.reset()
     return {"reset": True}
 
@@ -143,6 +154,7 @@ ROUTES = {
     ("GET", "/faults"): lambda _: faults(),
     ("DELETE", "/faults"): lambda _: clear_faults(),
     ("GET", "/assumed-roles"): lambda _: assumed_roles(),
+    ("GET", "/sessions"): lambda _: moto_sessions.recorded_sessions(),
     ("POST", "/reset"): lambda _: reset(),
     ("POST", "/kill-after-send"): kill_after_send,
     ("GET", "/kill-after-send"): lambda _: moto_ext.kill_hooks(),
@@ -192,6 +204,8 @@ def main():
     moto_ext.install()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     moto.start()
+    gateway = moto_sessions.REGISTRY.gateway = ssm_gateway.Gateway(moto_sessions.REGISTRY)
+    gateway.start()
     admin = ThreadingHTTPServer(("127.0.0.1", args.admin_port), AdminHandler)
     admin.daemon_threads = True
     threading.Thread(target=admin.serve_forever, daemon=True, name="admin").start()
@@ -201,7 +215,11 @@ def main():
     threading.Thread(target=wait_for_eof, args=(done,), daemon=True).start()
 
     _, port = moto.get_host_and_port()
-    ready = {"endpoint": f"http://127.0.0.1:{port}", "admin": f"http://127.0.0.1:{admin.server_address[1]}"}
+    ready = {
+        "endpoint": f"http://127.0.0.1:{port}",
+        "admin": f"http://127.0.0.1:{admin.server_address[1]}",
+        "gateway": f"ws://127.0.0.1:{gateway.port}",
+    }
     print(json.dumps(ready), flush=True)
     try:
         done.wait()
