@@ -22,8 +22,11 @@ use crate::common::{Condition, Time, rule};
 #[serde(rename_all = "camelCase")]
 pub struct AwsAccountSpec {
     /// The IAM role passport assumes with STS AssumeRole, e.g.
-    /// `arn:aws:iam::123456789012:role/passport`. It needs ssm:SendCommand, ssm:GetCommandInvocation,
-    /// ssm:DescribeInstanceInformation, ssm:TerminateSession and ec2:DescribeInstances on the targets.
+    /// `arn:aws:iam::123456789012:role/passport`. It needs ssm:SendCommand, ssm:ListCommands,
+    /// ssm:GetCommandInvocation, ssm:DescribeInstanceInformation, ssm:DescribeSessions,
+    /// ssm:TerminateSession and ec2:DescribeInstances on the targets, and ssm:GetDocument,
+    /// ssm:CreateDocument, ssm:UpdateDocument and ssm:UpdateDocumentDefaultVersion on
+    /// document/Passport-* (passport's own Session Manager documents).
     #[schemars(length(min = 20, max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [
         rule(r"self.matches('^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$')",

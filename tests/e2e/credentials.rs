@@ -85,8 +85,8 @@ async fn issued_credentials(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     let tunnel = status.tunnel.clone().context("no tunnel")?;
     ensure!(
         tunnel.region == "us-east-1"
-            && tunnel.ssh_document == "AWS-StartSSHSession"
-            && tunnel.port_forwarding_document == "AWS-StartPortForwardingSession",
+            && tunnel.ssh_document == "Passport-SSH"
+            && tunnel.port_forwarding_document == "Passport-RDP",
         "{tunnel:?}"
     );
     ensure!(

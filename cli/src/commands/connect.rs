@@ -59,17 +59,22 @@ struct RdpDetails<'a> {
 
 fn print_rdp(details: &RdpDetails<'_>, format: OutputFormat) -> Result<()> {
     if !structured(format, details)? {
-        println!(
-            "Windows instance {}: point your RDP client at {}",
+        print!("{}", rdp_text(details));
+        eprintln!(
+            "kubectl-passport: RDP to {} is forwarded to {}; the tunnel stays open until Ctrl-C",
             details.instance, details.host
         );
-        println!("  Host:      {}", details.host);
-        println!("  Username:  {}", details.username);
-        println!("  Password:  {}", details.password);
-        println!("The tunnel stays open until you press Ctrl-C.");
     }
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// The lines the seeds print, exactly; what else a person needs to know goes to stderr.
+fn rdp_text(details: &RdpDetails<'_>) -> String {
+    format!(
+        "Windows Login Credentials:\nHost: {}\nUsername: {}\nPassword: {}\n",
+        details.host, details.username, details.password
+    )
 }
 
 /// The Windows instance to reach and the account to log on as.
@@ -136,4 +141,23 @@ async fn rdp(
     }
     eprintln!("kubectl-passport: tunnel to {instance} closed");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdp_credentials_are_printed_as_the_seeds_print_them() {
+        let details = RdpDetails {
+            instance: "i-0123456789abcdef0",
+            host: "localhost:53389".into(),
+            username: "rs-5f3a9c21",
+            password: "pa55-word",
+        };
+        assert_eq!(
+            rdp_text(&details),
+            "Windows Login Credentials:\nHost: localhost:53389\nUsername: rs-5f3a9c21\nPassword: pa55-word\n"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use aws_sdk_ssm::{
     config::{BehaviorVersion, Credentials, Region},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
@@ -19,6 +19,8 @@ use serde_json::json;
 use crate::workstation::{issued::Issued, key_dir::KeyDir, sealing};
 
 pub const PLUGIN: &str = "session-manager-plugin";
+/// The one port on the instance passport's SSH session document reaches.
+pub const SSH_PORT: u16 = 22;
 
 /// The one line when the plugin is missing.
 fn missing_plugin() -> anyhow::Error {
@@ -68,10 +70,18 @@ pub async fn open(
         )
     })?;
     let creds = sealing::aws_session(keys, issued.sealed())?;
+    // passport's session documents fix the port on the instance; only the local one is a parameter.
     let mut parameters = BTreeMap::new();
-    parameters.insert("portNumber".to_owned(), vec![port.to_string()]);
     let name = match document {
-        Document::Ssh => tunnel.ssh_document,
+        Document::Ssh => {
+            if port != SSH_PORT {
+                bail!(
+                    "passport's Session Manager document reaches SSH on port {SSH_PORT} only, not {port}; \
+                     drop the port (ssh -p / Port) or reach the instance with --direct INSTANCE=HOST:PORT"
+                );
+            }
+            tunnel.ssh_document
+        }
         Document::PortForwarding { local } => {
             parameters.insert("localPortNumber".to_owned(), vec![local.to_string()]);
             tunnel.port_forwarding_document
@@ -216,14 +226,14 @@ mod tests {
     fn request_json_is_what_the_plugin_reads() {
         let target = SessionTarget {
             instance: "i-0123456789abcdef0".into(),
-            document: "AWS-StartSSHSession".into(),
-            parameters: [("portNumber".to_owned(), vec!["22".to_owned()])].into(),
+            document: "Passport-RDP".into(),
+            parameters: [("localPortNumber".to_owned(), vec!["53389".to_owned()])].into(),
             region: "eu-west-1".into(),
         };
         let value: serde_json::Value = serde_json::from_str(&request_json(&target)).expect("json");
         assert_eq!(
             value,
-            json!({"Target": "i-0123456789abcdef0", "DocumentName": "AWS-StartSSHSession", "Parameters": {"portNumber": ["22"]}})
+            json!({"Target": "i-0123456789abcdef0", "DocumentName": "Passport-RDP", "Parameters": {"localPortNumber": ["53389"]}})
         );
     }
 

@@ -3,6 +3,7 @@
 //! depends on; [`sdk::SdkFleet`] is the AWS SDK implementation (STS AssumeRole + SSM).
 
 pub mod sdk;
+mod sessions;
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
@@ -92,6 +93,21 @@ pub trait Fleet: Send + Sync + 'static {
 
     /// Assumes the account's role and asks STS who it is: proves the account is usable.
     fn verify(&self, account: &Account) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    /// Makes sure the account holds passport's own Session Manager documents, as passport wrote them.
+    fn ensure_session_documents(
+        &self,
+        account: &Account,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Ends the open Session Manager sessions on the instance that role sessions named with
+    /// `session_prefix` started; returns their ids.
+    fn terminate_sessions(
+        &self,
+        account: &Account,
+        instance_id: &str,
+        session_prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 
     /// Assumes the account's role afresh with the operator's own credentials (not cached, not
     /// shared), narrowed by `session.policy`: credentials to hand to a user, sealed.

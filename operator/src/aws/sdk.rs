@@ -5,7 +5,7 @@
 //! credentials and a session policy each time, never cached and never used by the operator itself.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Mutex,
     time::Duration,
 };
@@ -37,6 +37,8 @@ const MESSAGE_TAIL: usize = 500;
 pub struct SdkFleet {
     base: SdkConfig,
     clients: Mutex<HashMap<Account, Clients>>,
+    /// Accounts whose session documents this process has ensured.
+    documents_ensured: Mutex<HashSet<Account>>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +66,7 @@ impl SdkFleet {
         Self {
             base,
             clients: Mutex::new(HashMap::new()),
+            documents_ensured: Mutex::new(HashSet::new()),
         }
     }
 
@@ -301,6 +304,33 @@ impl Fleet for SdkFleet {
         Ok(identity.arn().unwrap_or_default().to_owned())
     }
 
+    async fn ensure_session_documents(&self, account: &Account) -> Result<(), AwsError> {
+        let ensured = |set: &Mutex<HashSet<Account>>| {
+            set.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(account)
+        };
+        if ensured(&self.documents_ensured) {
+            return Ok(());
+        }
+        super::sessions::ensure_documents(&self.clients(account).await.ssm).await?;
+        self.documents_ensured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(account.clone());
+        Ok(())
+    }
+
+    async fn terminate_sessions(
+        &self,
+        account: &Account,
+        instance_id: &str,
+        session_prefix: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let ssm = self.clients(account).await.ssm;
+        super::sessions::terminate_sessions(&ssm, instance_id, session_prefix).await
+    }
+
     async fn assume_scoped(
         &self,
         account: &Account,
@@ -332,7 +362,7 @@ impl Fleet for SdkFleet {
 }
 
 /// Sorts an SDK error into what the lifecycle needs to know, keeping AWS's own words.
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(super) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     err: aws_sdk_ssm::error::SdkError<E>,
 ) -> AwsError {
     let code = err.code().unwrap_or_default().to_owned();

@@ -1,10 +1,11 @@
-//! AwsAccount reconciliation: assume the role and ask STS who we are; Ready says whether it worked.
+//! AwsAccount reconciliation: assume the role, ask STS who we are and keep passport's session
+//! documents there; Ready says whether it worked.
 
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{Api, ResourceExt, runtime::controller::Action};
-use passport_core::account::Account;
+use passport_core::{account::Account, credentials::documents};
 use passport_crds::{
     AwsAccount,
     aws_account::AwsAccountStatus,
@@ -28,16 +29,34 @@ async fn verify<F: Fleet>(account: &AwsAccount, ctx: &Context<F>) -> Result<Acti
     let now = Timestamp::now();
     let mut status = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation;
-    let result = ctx.fleet.verify(&Account::from(&account.spec)).await;
-    let requeue = match &result {
-        Ok(identity) => {
+    let acting = Account::from(&account.spec);
+    let result = ctx.fleet.verify(&acting).await;
+    let documents = match &result {
+        Ok(_) => ctx.fleet.ensure_session_documents(&acting).await,
+        Err(_) => Ok(()),
+    };
+    let requeue = match (&result, documents) {
+        (Ok(_), Err(err)) => {
+            let message = format!(
+                "assumed {} but cannot keep passport's Session Manager documents ({}) in {}: {err}; \
+                 allow the role ssm:GetDocument, ssm:CreateDocument, ssm:UpdateDocument and \
+                 ssm:UpdateDocumentDefaultVersion on document/Passport-*",
+                account.spec.role_arn,
+                documents::session_documents().map(|d| d.name).join(", "),
+                account.spec.region,
+            );
+            let update = Update::new(READY, false, "SessionDocumentsFailed").message(message);
+            conditions::set(&mut status.conditions, update, generation, now);
+            RECHECK_FAILING
+        }
+        (Ok(identity), Ok(())) => {
             status.last_assumed_at = Some(Time(now));
             let message = format!("assumed {} as {identity}", account.spec.role_arn);
             let update = Update::new(READY, true, "RoleAssumed").message(message);
             conditions::set(&mut status.conditions, update, generation, now);
             RECHECK_READY
         }
-        Err(err) => {
+        (Err(err), _) => {
             let message = format!(
                 "cannot assume {} in {}: {err}; check the role's trust policy{}",
                 account.spec.role_arn,

@@ -295,7 +295,12 @@ async fn issue<F: Fleet>(
         policy: &plan.session.policy,
         duration: plan.session.duration,
     };
-    let aws = match ctx.fleet.assume_scoped(&plan.account, session).await {
+    // The credentials may start only passport's own documents: they must be there first.
+    let scoped = match ctx.fleet.ensure_session_documents(&plan.account).await {
+        Ok(()) => ctx.fleet.assume_scoped(&plan.account, session).await,
+        Err(err) => Err(err),
+    };
+    let aws = match scoped {
         Ok(aws) => aws,
         Err(err) => {
             let created = request.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);

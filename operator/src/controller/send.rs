@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use passport_core::{
     account::Account,
+    credentials::policy::role_session_prefix,
     lifecycle::{CommandOutcome, PROVISION_TIMEOUT, Purpose, SendError, SsmCommand, command_comment},
     scripts::{
         LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script,
@@ -89,6 +90,9 @@ async fn send<F: Fleet>(
         let why = "the request has no AwsAccount to act through; see the Approved condition";
         return Ok(not_sent(SendError::Transient(why.into())));
     };
+    if command.purpose == Purpose::Revoke {
+        end_sessions(ctx, target, account, &command.instance_ids).await;
+    }
     let key = target.key();
     let script = script(ctx, target, &key, command).await?;
     let comment = target.comment(command.purpose);
@@ -117,6 +121,30 @@ async fn send<F: Fleet>(
         .with_label_values(&[command.purpose.as_str(), result])
         .inc();
     Ok(outcome)
+}
+
+/// Ends the request's open Session Manager sessions on the instances before their user is removed:
+/// a port forward (RDP) would otherwise outlive the user. A failure is logged, not fatal: the revoke
+/// script still ends the user's processes, and so every SSH session through any tunnel.
+async fn end_sessions<F: Fleet>(
+    ctx: &Context<F>,
+    target: &Target<'_>,
+    account: &Account,
+    instance_ids: &[String],
+) {
+    let uid = target.request.uid().unwrap_or_default();
+    let prefix = role_session_prefix(&uid);
+    for instance_id in instance_ids {
+        match ctx.fleet.terminate_sessions(account, instance_id, &prefix).await {
+            Ok(ended) if ended.is_empty() => {}
+            Ok(ended) => {
+                tracing::info!(instance_id, sessions = ?ended, "ended the request's Session Manager sessions")
+            }
+            Err(err) => {
+                tracing::warn!(instance_id, %err, "could not end the request's Session Manager sessions")
+            }
+        }
+    }
 }
 
 async fn script<F: Fleet>(

@@ -89,6 +89,14 @@ impl Fleet for RecordingFleet {
         Ok("arn:aws:sts::123456789012:assumed-role/passport/test".into())
     }
 
+    async fn ensure_session_documents(&self, _: &Account) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn terminate_sessions(&self, _: &Account, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
+        Ok(Vec::new())
+    }
+
     async fn assume_scoped(&self, _: &Account, _: ScopedSession<'_>) -> Result<SessionCredentials, AwsError> {
         Err(AwsError::Other("not used by these tests".into()))
     }

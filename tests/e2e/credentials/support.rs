@@ -120,11 +120,12 @@ pub async fn check_recorded_policy(
     let instance_arn = format!("arn:aws:ec2:us-east-1:123456789012:instance/{}", instance.id());
     let expected: BTreeSet<&str> = [
         instance_arn.as_str(),
-        "arn:aws:ssm:us-east-1::document/AWS-StartSSHSession",
-        "arn:aws:ssm:us-east-1::document/AWS-StartPortForwardingSession",
+        "arn:aws:ssm:us-east-1:123456789012:document/Passport-SSH",
+        "arn:aws:ssm:us-east-1:123456789012:document/Passport-RDP",
     ]
     .into();
     ensure!(resources == expected, "StartSession resources {resources:?}");
+    check_session_documents(s).await?;
     let deadline = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     for statement in statements {
         ensure!(
@@ -218,5 +219,23 @@ pub async fn check_logbook_record(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "the record's seqs are not consecutive: {seqs:?}"
     );
+    Ok(())
+}
+
+/// The documents the session policy names exist in the account, as passport wrote them: Session
+/// documents that reach port 22 (over the streams) and 3389 (a local port forward) and no other.
+async fn check_session_documents(s: &Scenario<'_>) -> Result<()> {
+    let ssm = aws_sdk_ssm::Client::new(&s.emulator.sdk_config());
+    for (name, port) in [("Passport-SSH", "22"), ("Passport-RDP", "3389")] {
+        let document = ssm.get_document().name(name).send().await?;
+        ensure!(
+            document.document_type() == Some(&aws_sdk_ssm::types::DocumentType::Session),
+            "{name} is {:?}",
+            document.document_type()
+        );
+        let content: Value = serde_json::from_str(document.content().unwrap_or_default())?;
+        ensure!(content["sessionType"] == "Port", "{name}: {content}");
+        ensure!(content["properties"]["portNumber"] == port, "{name}: {content}");
+    }
     Ok(())
 }

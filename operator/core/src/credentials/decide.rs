@@ -13,7 +13,7 @@ use passport_crds::{
     credential_request::{InstanceHostKeys, TunnelParameters},
 };
 
-use super::{policy, seal};
+use super::{documents, policy, seal};
 use crate::{
     account::Account,
     scripts::domain_username,
@@ -280,8 +280,8 @@ pub fn plan(input: &Inputs<'_>) -> Result<Plan, Refusal> {
         instance_ids,
         tunnel: TunnelParameters {
             region: account.region.clone(),
-            ssh_document: policy::SSH_DOCUMENT.to_owned(),
-            port_forwarding_document: policy::PORT_FORWARDING_DOCUMENT.to_owned(),
+            ssh_document: documents::SSH_DOCUMENT.to_owned(),
+            port_forwarding_document: documents::RDP_DOCUMENT.to_owned(),
         },
         recipient,
         account: account.clone(),

@@ -29,6 +29,7 @@
 //! ([`status::delete_after`]).
 
 pub mod decide;
+pub mod documents;
 pub mod limit;
 pub mod policy;
 pub mod seal;

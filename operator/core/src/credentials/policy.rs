@@ -5,7 +5,8 @@
 //! credentials can do no more than what is written here, however broad the role is.
 //!
 //! * `ssm:StartSession` on the request's instances (`instance/i-…`, or `managed-instance/mi-…`) and on
-//!   the two Session Manager documents the CLI uses ([`SSH_DOCUMENT`], [`PORT_FORWARDING_DOCUMENT`]),
+//!   passport's own two Session Manager documents ([`documents`]: SSH to port 22, RDP to port 3389),
+//!   never a stock one such as `AWS-StartPortForwardingSession`, which reaches any port,
 //!   with `ssm:SessionDocumentAccessCheck`: without it, a StartSession that names no document opens a
 //!   full shell (`SSM-SessionManagerRunShell`, as `ssm-user`) whatever documents the policy lists.
 //! * `ssm:TerminateSession` and `ssm:ResumeSession` on the sessions these credentials start. Session
@@ -28,10 +29,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-/// The Session Manager document for SSH over a session (`ssh -o ProxyCommand=…`).
-pub const SSH_DOCUMENT: &str = "AWS-StartSSHSession";
-/// The Session Manager document for local port forwarding (RDP to Windows targets).
-pub const PORT_FORWARDING_DOCUMENT: &str = "AWS-StartPortForwardingSession";
+use super::documents;
+
 /// STS's limit on the plaintext of an inline session policy (AssumeRole `Policy`).
 pub const MAX_POLICY_CHARS: usize = 2048;
 /// `DurationSeconds` for every scoped session: STS's minimum. The CLI fetches fresh credentials with
@@ -97,13 +96,8 @@ pub fn partition_and_account(role_arn: &str) -> Result<(&str, &str), PolicyError
 /// shows the role session name: the UID joins it to the request (its Logbook, its SSM command
 /// comments), the serial digits to the certificate (in every sshd log line).
 pub fn role_session_name(request_uid: &str, username: &str, serial: u64) -> String {
-    let uid: String = request_uid
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect();
     let suffix = format!("-{:08x}", serial >> 32);
-    let prefix = format!("passport-{uid}-");
+    let prefix = role_session_prefix(request_uid);
     let room = MAX_SESSION_NAME - prefix.len() - suffix.len();
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
     let user: String = username
@@ -112,6 +106,18 @@ pub fn role_session_name(request_uid: &str, username: &str, serial: u64) -> Stri
         .take(room)
         .collect();
     format!("{prefix}{user}{suffix}")
+}
+
+/// `passport-<first 8 characters of the request UID>-`: what every role session name issued for the
+/// request starts with, so the Session Manager sessions opened with its credentials can be found
+/// (their owner is the role session) and ended at revocation.
+pub fn role_session_prefix(request_uid: &str) -> String {
+    let uid: String = request_uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("passport-{uid}-")
 }
 
 #[derive(Serialize)]
@@ -168,11 +174,6 @@ pub fn target_arn(partition: &str, region: &str, account: &str, instance_id: &st
     }
 }
 
-/// The ARN of an AWS-owned SSM document (no account id).
-pub fn document_arn(partition: &str, region: &str, document: &str) -> String {
-    format!("arn:{partition}:ssm:{region}::document/{document}")
-}
-
 /// The session policy, as compact JSON of at most [`MAX_POLICY_CHARS`] characters.
 pub fn session_policy(scope: &Scope<'_>) -> Result<String, PolicyError> {
     let policy = render(scope, scope.instance_ids)?;
@@ -210,8 +211,11 @@ fn render(scope: &Scope<'_>, instance_ids: &[String]) -> Result<String, PolicyEr
         .iter()
         .map(|id| target_arn(partition, region, account, id))
         .collect();
-    targets.push(document_arn(partition, region, SSH_DOCUMENT));
-    targets.push(document_arn(partition, region, PORT_FORWARDING_DOCUMENT));
+    targets.extend(
+        documents::session_documents()
+            .iter()
+            .map(|document| documents::document_arn(partition, region, account, document.name)),
+    );
     let document = Document {
         version: "2012-10-17",
         statement: vec![

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::error::CaError;
 
 /// What every restricted certificate also allows: the instance's own loopback. A Session Manager
-/// tunnel (`AWS-StartSSHSession`, the way `kubectl passport connect` reaches an instance) is opened
+/// tunnel (passport's `Passport-SSH` session document, the way `kubectl passport connect` reaches an instance) is opened
 /// by the SSM agent on the instance, which connects to sshd on localhost: sshd sees the connection
 /// come from 127.0.0.1 (or ::1), never from the workstation's address. The workstation's address is
 /// what the AWS session's `aws:SourceIp` condition checks when the tunnel is opened; the loopback

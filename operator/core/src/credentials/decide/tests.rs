@@ -67,11 +67,8 @@ fn plans_for_the_requester_of_an_active_request() {
         [format!("ssh-ed25519 AAAAhostkeyof{A}")]
     );
     assert_eq!(plan.tunnel.region, "eu-west-1");
-    assert_eq!(plan.tunnel.ssh_document, "AWS-StartSSHSession");
-    assert_eq!(
-        plan.tunnel.port_forwarding_document,
-        "AWS-StartPortForwardingSession"
-    );
+    assert_eq!(plan.tunnel.ssh_document, "Passport-SSH");
+    assert_eq!(plan.tunnel.port_forwarding_document, "Passport-RDP");
     assert_eq!(plan.session.name, "passport-4f1c2d3e-rs-5f3a9c21-0a1b2c3d");
     assert_eq!(
         plan.session.duration,

@@ -44,8 +44,8 @@ fn example_policy_without_source_cidrs() {
                     "Resource": [
                         "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0",
                         "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-0123456789abcdef1",
-                        "arn:aws:ssm:eu-west-1::document/AWS-StartSSHSession",
-                        "arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSession",
+                        "arn:aws:ssm:eu-west-1:123456789012:document/Passport-SSH",
+                        "arn:aws:ssm:eu-west-1:123456789012:document/Passport-RDP",
                     ],
                     "Condition": {
                         "Bool": { "ssm:SessionDocumentAccessCheck": "true" },
@@ -118,7 +118,8 @@ fn partition_comes_from_the_role() {
     s.region = "cn-north-1";
     let text = session_policy(&s).expect("policy");
     assert!(text.contains("arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-0123456789abcdef0"));
-    assert!(text.contains("arn:aws-cn:ssm:cn-north-1::document/AWS-StartSSHSession"));
+    assert!(text.contains("arn:aws-cn:ssm:cn-north-1:123456789012:document/Passport-SSH"));
+    assert!(!text.contains("AWS-Start"), "no stock session document: {text}");
     assert!(!text.contains("arn:aws:"));
 }
 
