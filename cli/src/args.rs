@@ -16,7 +16,7 @@ use crate::{cluster::session::Selection, transport::direct::DirectEndpoint, ui::
 #[command(
     name = "kubectl-passport",
     bin_name = "kubectl passport",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PASSPORT_GIT_COMMIT"), ")"),
     propagate_version = true,
     about = "Just-in-time SSH and RDP access to EC2 instances with passport",
     after_help = "Start with: kubectl passport request --instance i-0123456789abcdef0 --reason \"why\" --wait"
@@ -81,10 +81,13 @@ pub enum Verb {
     Logbook(NameArg),
     /// Who the cluster says you are.
     Whoami,
-    /// This plugin's version and the cluster's.
+    /// This plugin's version and the git commit it was built from.
     Version,
     /// Shell completion script.
     Completion(CompletionArgs),
+    /// Check this machine, your kubeconfig, your rights and the operator; one line per check with
+    /// the fix, exit 1 when something blocks use.
+    Doctor(DoctorArgs),
     /// The tunnel ssh runs as its ProxyCommand (internal).
     #[command(hide = true)]
     Proxy(ProxyArgs),
@@ -208,6 +211,13 @@ pub struct ProxyArgs {
     pub prepare: bool,
     #[command(flatten)]
     pub tunnel: TunnelArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// Namespace the passport operator runs in (where its leader Lease is).
+    #[arg(long, default_value = "passport-system", value_name = "NAMESPACE")]
+    pub operator_namespace: String,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -122,9 +122,10 @@ async fn reviews_plugin_and_version(s: &Scenario<'_>, alice: &Plugin, carol: &Pl
     ensure!(whoami.stdout.contains("Username:  alice"), "{}", whoami.stdout);
 
     let version = alice.run(&["version"]).await?.ok("version")?;
+    let line = format!("kubectl-passport {} (commit ", env!("CARGO_PKG_VERSION"));
     ensure!(
-        version.stdout.contains("Server Version: v") && !version.stdout.contains("unknown"),
-        "{}",
+        version.stdout.starts_with(&line) && version.stdout.lines().count() == 1,
+        "version prints one line of version and commit: {}",
         version.stdout
     );
     let completion = alice.run(&["completion", "bash"]).await?.ok("completion")?;

@@ -6,12 +6,9 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::{
-    args::{Cli, Global},
+    args::Cli,
     cluster::session::Session,
-    ui::{
-        errors::one_line,
-        format::{OutputFormat, structured},
-    },
+    ui::format::{OutputFormat, structured},
 };
 
 pub async fn whoami(session: &Session, format: OutputFormat) -> Result<ExitCode> {
@@ -24,24 +21,21 @@ pub async fn whoami(session: &Session, format: OutputFormat) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// The client's version always; the server's when it can be reached.
-pub async fn version(global: &Global) -> Result<ExitCode> {
-    let client = env!("CARGO_PKG_VERSION");
-    let server = match Session::connect(global.selection()).await {
-        Ok(session) => session.server_version().await,
-        Err(err) => Err(err),
-    }
-    .map_err(|err| one_line(&err));
-    let shown = serde_json::json!({
-        "clientVersion": { "plugin": "kubectl-passport", "version": client },
-        "serverVersion": server.as_ref().ok(),
-    });
-    if !structured(global.output, &shown)? {
-        println!("Client Version: kubectl-passport {client}");
-        match &server {
-            Ok(version) => println!("Server Version: {version}"),
-            Err(err) => println!("Server Version: unknown ({err})"),
-        }
+/// The plugin's version, e.g. `0.1.0`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit the plugin was built from (`unknown` when built outside git; see build.rs).
+pub const COMMIT: &str = env!("PASSPORT_GIT_COMMIT");
+
+/// The one line `version` prints: the plugin's version and commit, nothing else (scripts and krew
+/// read it; `doctor` shows the cluster's version).
+pub fn version_line() -> String {
+    format!("kubectl-passport {VERSION} (commit {COMMIT})")
+}
+
+pub fn version(format: OutputFormat) -> Result<ExitCode> {
+    let shown = serde_json::json!({ "plugin": "kubectl-passport", "version": VERSION, "commit": COMMIT });
+    if !structured(format, &shown)? {
+        println!("{}", version_line());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! transport layers, and prints through `ui`.
 
 mod connect;
+mod doctor;
 mod info;
 mod logbook;
 mod modify;
@@ -28,8 +29,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let (global, format) = (&cli.global, cli.global.output);
     let session = || Session::connect(global.selection());
     match cli.command {
-        Verb::Version => info::version(global).await,
+        Verb::Version => info::version(format),
         Verb::Completion(args) => info::completion(args.shell),
+        Verb::Doctor(args) => doctor::run(global, &args).await,
         Verb::Request(args) => request::run(&session().await?, &args, format).await,
         Verb::List => show::list(&session().await?, format).await,
         Verb::Get(args) => show::get(&session().await?, &args.name, format).await,
