@@ -25,6 +25,7 @@ mod logbook_sink;
 mod metrics;
 mod namespace;
 mod operator;
+mod packaging;
 mod policy_tags;
 mod revocation;
 mod scenario;
@@ -54,6 +55,7 @@ fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
     trials.extend(schema::trials());
     trials.extend(argocd_health::trials());
+    trials.extend(packaging::trials());
     trials.extend(operator::trials());
     trials.extend(instance::trials());
     trials.extend(aws::trials());
