@@ -6,6 +6,8 @@
 
 #[path = "cli_checks.rs"]
 mod checks;
+#[path = "cli_doctor.rs"]
+mod doctor;
 #[path = "cli_support.rs"]
 mod support;
 
@@ -39,6 +41,13 @@ pub fn trials() -> Vec<E2e> {
             let s = on_shared_stack(&env, "clibad", &["dave"], &["i-0ddddddddddddddd4"]).await?;
             bad_input(&s).await
         }),
+        test(
+            "cli::doctor_explains_each_check_and_fails_when_use_is_blocked",
+            |env| async move {
+                let s = on_shared_stack(&env, "clidoctor", &["alice"], &[doctor::INSTANCE]).await?;
+                doctor::doctor(&s).await
+            },
+        ),
         benchmark(on_instance("cli::bench_connect", "clibench", |s, instance| {
             Box::pin(bench(s, instance))
         })),

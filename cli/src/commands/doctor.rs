@@ -4,8 +4,11 @@
 //! session-manager-plugin, and this machine's clock against the API server's. Exits 1 when something
 //! blocks use.
 
+mod check;
+mod cluster;
 mod judge;
 mod probe;
+mod workstation;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::commands::doctor::{cluster::*, workstation::*};
 
 fn at(text: &str) -> Timestamp {
     text.parse().expect("timestamp")

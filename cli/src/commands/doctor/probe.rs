@@ -15,7 +15,10 @@ use kube::{
     client::Body,
 };
 
-use super::judge::{ClusterFindings, LeaseRead, OPERATOR_LEASE, RIGHTS, Right};
+use super::{
+    cluster::{Heartbeat, LeaseRead, RIGHTS, Right},
+    judge::{ClusterFindings, OPERATOR_LEASE},
+};
 use crate::{
     args::Global,
     cluster::{api_errors, session::Session},
@@ -160,7 +163,7 @@ async fn operator_lease(client: &Client, namespace: &str) -> LeaseRead {
         Ok(lease) => {
             let spec = lease.and_then(|l| l.spec);
             let held = spec.and_then(|s| {
-                Some(super::judge::Heartbeat {
+                Some(Heartbeat {
                     holder: s.holder_identity.filter(|h| !h.is_empty())?,
                     renewed: s.renew_time.or(s.acquire_time)?.0,
                     lease_seconds: i64::from(s.lease_duration_seconds?),
