@@ -10,6 +10,8 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 { command -v unshare && command -v nsenter; } >/dev/null || need_apt+=(util-linux)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v debootstrap >/dev/null || [[ -x /usr/sbin/debootstrap ]] || need_apt+=(debootstrap)
+# The operator's image (scripts/image.sh and its e2e test): buildah, no Docker daemon.
+command -v buildah >/dev/null || need_apt+=(buildah)
 
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   echo "installing Debian packages: ${need_apt[*]}" >&2
