@@ -28,11 +28,13 @@ import time
 import uuid
 
 import websockets
+from websockets.protocol import State
 
 AGENT_VERSION = "3.3.1142.0"  # what the registered agents report; above 3.0.196.0 the plugin uses smux
 HEADER_LENGTH = 116  # the ClientMessage header, up to (not including) the payload length field
 CHUNK = 4096  # bytes read from a target connection per output message
 RESEND_AFTER = 0.5  # seconds before unacknowledged output is sent again
+FLUSH_TIMEOUT = 10  # seconds a closing channel waits for the plugin to acknowledge its last output
 MAX_IN_FLIGHT = 1000  # unacknowledged output messages before the gateway stops reading targets
 
 # Payload types and flags (src/message/clientmessage.go).
@@ -234,13 +236,23 @@ class Channel:
                     self.unacknowledged[sequence] = (data, time.monotonic())
                     await self.send_message(data)
 
-    async def close(self, reason):
-        """Ends the tunnel once: target connections close, the plugin gets channel_closed."""
+    async def close(self, reason, flush=False):
+        """Ends the tunnel once: target connections close, the plugin gets channel_closed. With
+        `flush`, only after the plugin has acknowledged all output (the plugin exits on channel_closed,
+        so output it dropped and is still to get again would be lost)."""
         if self.closed:
             return
         self.closed = True
-        self.acknowledged.set()
         log.info("session %s: closing: %s", self.session.id, reason)
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        while flush and self.unacknowledged and self.websocket.state is State.OPEN and time.monotonic() < deadline:
+            self.acknowledged.clear()
+            try:
+                await asyncio.wait_for(self.acknowledged.wait(), RESEND_AFTER)
+            except asyncio.TimeoutError:
+                pass
+        self.acknowledged.set()
+        self.session.ended(reason)
         if self.target:
             await self.target.close()
         closed = {
@@ -254,7 +266,6 @@ class Channel:
             await self.websocket.close()
         except websockets.ConnectionClosed:
             pass
-        self.session.ended(reason)
 
 
 async def connect(session, port):
@@ -307,7 +318,7 @@ class Target:
 
     async def finish(self):
         """The target connection ended: the whole session ends (a smux stream overrides this)."""
-        await self.channel.close(f"the connection to port {self.port} ended")
+        await self.channel.close(f"the connection to port {self.port} ended", flush=True)
 
     async def close(self):
         if self.writer:

@@ -29,6 +29,7 @@ mod packaging;
 mod policy_tags;
 mod revocation;
 mod scenario;
+mod session_manager;
 mod schema;
 mod sha1_certs;
 mod windows;
@@ -78,6 +79,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(hostile_login::trials());
     trials.extend(sha1_certs::trials());
     trials.extend(windows::trials());
+    trials.extend(session_manager::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {

@@ -18,6 +18,8 @@ use tokio::{
 };
 
 const MOTO: &str = "moto[server]==5.2.1";
+/// The WebSocket server of the Session Manager data channel (tests/aws/ssm_gateway.py).
+const WEBSOCKETS: &str = "websockets==15.0.1";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Region and static credentials moto is called with; any pass its signature check.
 pub const REGION: &str = "us-east-1";
@@ -104,6 +106,8 @@ pub struct RecordedInvocation {
 pub struct AwsEmulator {
     endpoint: String,
     admin: String,
+    /// The Session Manager data channel's `ws://` base (StartSession's StreamUrl points into it).
+    gateway: String,
     log: tempfile::NamedTempFile,
     /// Held open: the launcher exits when it closes.
     stdin: Option<std::process::ChildStdin>,
@@ -151,6 +155,7 @@ impl AwsEmulator {
         Ok(Self {
             endpoint: field("endpoint")?,
             admin: field("admin")?,
+            gateway: field("gateway")?,
             log,
             stdin,
             child,
@@ -161,6 +166,11 @@ impl AwsEmulator {
     /// moto's URL, for the SDK's endpoint override (`AWS_ENDPOINT_URL`).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The Session Manager data channel's `ws://127.0.0.1:PORT`.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
     }
 
     /// The launcher's log (moto's request log, agents, admin calls), for failure messages.
@@ -288,7 +298,7 @@ impl AwsEmulator {
         self.admin("POST", "/reset", None).await.map(drop)
     }
 
-    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    pub(crate) async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
         let address = self.admin.trim_start_matches("http://");
         crate::json_api::call("the moto admin API", address, method, path, body).await
     }
@@ -303,8 +313,14 @@ impl Drop for AwsEmulator {
 }
 
 async fn ensure_moto() -> Result<()> {
+    ensure_python_module("moto.server", MOTO).await?;
+    ensure_python_module("websockets", WEBSOCKETS).await
+}
+
+/// Installs `requirement` with pip unless `module` imports already.
+async fn ensure_python_module(module: &str, requirement: &str) -> Result<()> {
     let import = Command::new("python3")
-        .args(["-c", "import moto.server"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .await?;
     if import.status.success() {
@@ -312,9 +328,9 @@ async fn ensure_moto() -> Result<()> {
     }
     let mut install = Command::new("python3");
     install
-        .args(["-m", "pip", "install", "--quiet", MOTO])
+        .args(["-m", "pip", "install", "--quiet", requirement])
         .stdin(Stdio::null());
-    checked_output(&mut install, &format!("pip install {MOTO}"))
+    checked_output(&mut install, &format!("pip install {requirement}"))
         .await
         .map(drop)
 }

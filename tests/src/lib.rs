@@ -17,6 +17,7 @@ pub mod json_api;
 pub mod metrics;
 pub mod operator;
 pub mod requests;
+pub mod session_manager;
 pub mod ssh;
 
 pub use local_controlplane::{self, ControlPlane, kubectl, wait};
