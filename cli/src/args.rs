@@ -180,6 +180,10 @@ pub struct ConnectArgs {
 pub struct SshConfigArgs {
     /// Only this AccessRequest (default: every Active request of yours in the namespace).
     pub name: Option<String>,
+    /// Only this instance: checks that a request of yours reaches it now and that its credentials
+    /// can be obtained, then writes its entry; else says why not.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance: Option<String>,
     #[command(flatten)]
     pub tunnel: TunnelArgs,
 }

@@ -9,7 +9,7 @@ mod checks;
 #[path = "cli_doctor.rs"]
 mod doctor;
 #[path = "cli_support.rs"]
-mod support;
+pub(crate) mod support;
 
 use std::time::Duration;
 
@@ -46,6 +46,13 @@ pub fn trials() -> Vec<E2e> {
             |env| async move {
                 let s = on_shared_stack(&env, "clidoctor", &["alice"], &[doctor::INSTANCE]).await?;
                 doctor::doctor(&s).await
+            },
+        ),
+        test(
+            "cli::ssh_config_for_one_instance_says_why_not",
+            |env| async move {
+                let s = on_shared_stack(&env, "clione", &["dave"], &[doctor::INSTANCE]).await?;
+                doctor::ssh_config_for_one_instance_says_why_not(&s).await
             },
         ),
         benchmark(on_instance("cli::bench_connect", "clibench", |s, instance| {
@@ -136,6 +143,7 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         "ssh says {:?}, not {user}",
         whoami.stdout
     );
+    doctor::ssh_config_for_one_instance(&alice, id, &user).await?;
     renews_an_expiring_certificate(s, &alice, &config, &name, id, &user).await?;
     scp_round_trip(&alice, &config, id).await?;
     port_forward(&alice, &config, instance).await?;

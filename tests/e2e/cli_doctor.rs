@@ -1,7 +1,8 @@
 //! `kubectl passport doctor` against the local control plane with the operator running: one line per
 //! check, all fine for a requester (the approver's right only warned about), and a non-zero exit with
 //! the FAIL line and its fix when something blocks use: no operator holding the lease in the named
-//! namespace, a user without rights, no kubeconfig.
+//! namespace, a user without rights, no kubeconfig. And `ssh-config --instance`, which checks one
+//! instance: its file reaches it, or one line says why it cannot be reached.
 
 use std::time::Duration;
 
@@ -180,4 +181,54 @@ fn failed_with(run: &Run, failures: usize) -> Result<()> {
         "{run:?}"
     );
     Ok(())
+}
+
+/// `ssh-config --instance` on an instance alice may reach: the file holds its entry, ssh logs in.
+pub async fn ssh_config_for_one_instance(alice: &Plugin, instance: &str, user: &str) -> Result<()> {
+    let config = alice
+        .run(&["ssh-config", "--instance", instance])
+        .await?
+        .ok("ssh-config --instance")?
+        .stdout
+        .trim()
+        .to_owned();
+    ensure!(config.ends_with(&format!("/ssh_config-{instance}")), "{config}");
+    let ssh = ["-F", &config, "-o", "BatchMode=yes", instance, "whoami"];
+    let whoami = output(alice.tool("ssh", &ssh), 60)
+        .await?
+        .ok("ssh -F <instance config>")?;
+    ensure!(whoami.stdout.trim() == user, "ssh says {:?}", whoami.stdout);
+    Ok(())
+}
+
+/// `ssh-config --instance` says in one line why an instance cannot be reached: no request of
+/// alice's names it, or the one that does is still Pending (alice is not among the requesters the
+/// namespace's policy approves automatically).
+pub async fn ssh_config_for_one_instance_says_why_not(s: &Scenario<'_>) -> Result<()> {
+    let ns = &s.namespace;
+    s.bind("passport-requester", "Group", "developers")?;
+    let alice = Plugin::new(s.plane.user_kubeconfig("alice"), ns, String::new())?;
+    until_allowed(&alice, &["list"]).await?;
+    let unnamed = "i-0fedcba9876543210";
+    alice
+        .run(&["ssh-config", "--instance", unnamed])
+        .await?
+        .one_error_line(&format!(
+            "no AccessRequest of yours in namespace {ns} names {unnamed}; ask for one with kubectl passport request --instance {unnamed} --reason REASON --wait"
+        ))?;
+    let request = [
+        "request",
+        "waiting",
+        "--instance",
+        INSTANCE,
+        "--reason",
+        "e2e: not approved",
+    ];
+    alice.run(&request).await?.ok("request")?;
+    alice
+        .run(&["ssh-config", "--instance", INSTANCE])
+        .await?
+        .one_error_line(&format!(
+            "{INSTANCE} cannot be reached now: AccessRequest waiting is Pending: "
+        ))
 }

@@ -3,23 +3,26 @@
 //! not fetched here: each ssh run refreshes them first through `Match exec` (ssh reads the
 //! certificate file before its ProxyCommand has done anything), and the ProxyCommand opens the tunnel.
 
+mod instance;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use jiff::Timestamp;
 use kube::ResourceExt;
 use passport_crds::{AccessRequest, KeyType};
 
-use super::proxy;
+use super::{proxy, reach::reach};
 use crate::{
     args::{SshConfigArgs, TunnelArgs},
     cluster::{access_request, session::Session},
     transport::ssh_command::{RSA_SHA1_PUBKEY_ALGORITHMS, config_path, match_exec_arg, shell_quote},
     ui::{
+        errors::one_line,
         format::{OutputFormat, structured},
         time::timestamp,
     },
@@ -114,6 +117,9 @@ async fn requests(session: &Session, name: Option<&str>) -> Result<Vec<AccessReq
 }
 
 pub async fn run(session: &Session, args: &SshConfigArgs, format: OutputFormat) -> Result<ExitCode> {
+    if let Some(instance) = &args.instance {
+        return run_for_instance(session, args, instance, format).await;
+    }
     let exe = std::env::current_exe()?;
     let mut chosen: BTreeMap<String, HostEntry> = BTreeMap::new();
     let mut skipped = Vec::new();
@@ -132,7 +138,54 @@ pub async fn run(session: &Session, args: &SshConfigArgs, format: OutputFormat) 
     if entries.is_empty() {
         bail!("no instance to write an entry for ({})", skipped.join("; "));
     }
-    let path = file_path(session, args.name.as_deref())?;
+    for note in &skipped {
+        eprintln!("kubectl-passport: skipped {note}");
+    }
+    let path = file_path(session, args.name.as_deref())?.join("ssh_config");
+    write_and_show(session, &path, &entries, format)
+}
+
+/// `--instance`: the entry for one instance, through the request of yours that reaches it now, once
+/// credentials for it were obtained; else why it cannot be reached.
+async fn run_for_instance(
+    session: &Session,
+    args: &SshConfigArgs,
+    instance: &str,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let mine = match args.name.as_deref() {
+        Some(name) => vec![access_request::get_mine(session, name).await?],
+        None => {
+            let me = session.whoami().await?;
+            let mut all = access_request::list(session).await?;
+            all.retain(|r| r.spec.requester == me.username);
+            all
+        }
+    };
+    let request = instance::covering(&mine, instance, &session.namespace).map_err(|why| anyhow!(why))?;
+    let name = request.name_any();
+    reach(session, &name, Some(instance), &args.tunnel)
+        .await
+        .map_err(|err| {
+            anyhow!(
+                "AccessRequest {name} covers {instance}, but its credentials cannot be obtained: {}",
+                one_line(&err)
+            )
+        })?;
+    let exe = std::env::current_exe()?;
+    let mut entries = host_entries(session, request, &exe, &args.tunnel, &mut Vec::new())?;
+    entries.retain(|e| e.instance == instance);
+    let path = file_path(session, Some(&name))?.join(format!("ssh_config-{}", path_component(instance)));
+    write_and_show(session, &path, &entries, format)
+}
+
+/// Writes `entries` to `path` (0600) and prints the path (or, with `-o json|yaml`, the entries).
+fn write_and_show(
+    session: &Session,
+    path: &Path,
+    entries: &[HostEntry],
+    format: OutputFormat,
+) -> Result<ExitCode> {
     let header = format!(
         "Written by kubectl passport ssh-config for namespace {} (context {}) at {}.\n\
          Use: ssh -F {} <instance-id>; entries work while their AccessRequest is Active.",
@@ -141,10 +194,7 @@ pub async fn run(session: &Session, args: &SshConfigArgs, format: OutputFormat) 
         timestamp(Timestamp::now()),
         shell_quote(&path.to_string_lossy()),
     );
-    write_atomic(&path, render(&header, &entries).as_bytes(), 0o600)?;
-    for note in &skipped {
-        eprintln!("kubectl-passport: skipped {note}");
-    }
+    write_atomic(path, render(&header, entries).as_bytes(), 0o600)?;
     let shown = serde_json::json!({ "path": path, "hosts": entries });
     if !structured(format, &shown)? {
         println!("{}", path.display());
@@ -195,7 +245,7 @@ fn host_entries(
     Ok(entries)
 }
 
-/// Where the file goes (its directory created 0700): per namespace, or per request when one is named.
+/// The directory the file goes in (created 0700): per namespace, or per request when one is named.
 fn file_path(session: &Session, request: Option<&str>) -> Result<PathBuf> {
     let dir = namespace_dir(&session.context, &session.namespace)?;
     let dir = match request {
@@ -203,7 +253,7 @@ fn file_path(session: &Session, request: Option<&str>) -> Result<PathBuf> {
         None => dir,
     };
     private_dir(&dir)?;
-    Ok(dir.join("ssh_config"))
+    Ok(dir)
 }
 
 #[cfg(test)]
