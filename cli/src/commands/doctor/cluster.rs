@@ -16,7 +16,7 @@ pub fn kubeconfig(chosen: &Result<(String, String), String>) -> Check {
             Status::Fail,
             why.clone(),
             Some(
-                "set KUBECONFIG or pass --kubeconfig, and --context for a context other than the current one"
+                "point KUBECONFIG (or --kubeconfig) at your cluster's kubeconfig; --context picks a context other than the current one"
                     .into(),
             ),
         ),

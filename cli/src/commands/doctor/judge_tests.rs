@@ -70,7 +70,7 @@ fn without_a_kubeconfig_only_local_checks_follow_and_use_is_blocked() {
     assert!(
         checks[1]
             .line()
-            .contains("; fix: set KUBECONFIG or pass --kubeconfig")
+            .contains("; fix: point KUBECONFIG (or --kubeconfig) at your cluster's kubeconfig")
     );
 }
 
