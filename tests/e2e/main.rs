@@ -30,6 +30,7 @@ mod policy_tags;
 mod revocation;
 mod scenario;
 mod session_manager;
+mod ssm_journey;
 mod schema;
 mod sha1_certs;
 mod windows;
@@ -80,6 +81,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(sha1_certs::trials());
     trials.extend(windows::trials());
     trials.extend(session_manager::trials());
+    trials.extend(ssm_journey::trials());
     let trials = trials
         .into_iter()
         .map(|e2e| {
