@@ -39,6 +39,10 @@ struct Args {
     /// AccessRequest's expiresAt.
     #[arg(long, env = "PASSPORT_CERTIFICATE_TTL", default_value = "5m", value_parser = certificate_ttl)]
     certificate_ttl: Duration,
+    /// How long a finished AccessRequest (Completed, Expired, Denied, Failed) stays before it is
+    /// deleted, once its Logbook record reached the audit sink (Go duration syntax, e.g. 168h).
+    #[arg(long, env = "PASSPORT_FINISHED_RETENTION", default_value = "168h", value_parser = retention)]
+    finished_retention: Duration,
     #[command(flatten)]
     logbook: SinkArgs,
 }
@@ -47,6 +51,14 @@ struct Args {
 enum LogFormat {
     Text,
     Json,
+}
+
+fn retention(text: &str) -> Result<Duration, String> {
+    let duration = passport_crds::duration::parse_go_duration(text).map_err(|err| err.to_string())?;
+    if duration.is_zero() {
+        return Err("0s would delete requests as they finish: keep them at least 1s".into());
+    }
+    Ok(duration)
 }
 
 fn certificate_ttl(text: &str) -> Result<Duration, String> {
@@ -104,6 +116,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 authority,
                 metrics,
                 certificate_ttl: args.certificate_ttl,
+                finished_retention: args.finished_retention,
                 audit_gate,
             };
             let controllers = tokio::spawn(controller::run(client, settings, stopped()));

@@ -367,8 +367,10 @@ def install():
     TokenResponse.assume_role = assume_role
     with_faults(SimpleSystemManagerResponse, "ssm")
     with_faults(TokenResponse, "sts")
-    import moto_sessions  # it imports this module's STATE
+    import moto_invocations  # it imports this module's STATE
+    import moto_sessions
 
+    moto_invocations.install()
     moto_sessions.install()
 
 

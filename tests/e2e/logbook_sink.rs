@@ -36,11 +36,11 @@ use crate::{
     test,
 };
 
-const ACTIVE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const ACTIVE_TIMEOUT: Duration = Duration::from_secs(90);
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 const AUTH_SECRET: &str = "passport-logbook-sink";
 const AUTHORIZATION: &str = "Bearer e2e-logbook-token";
-const CLUSTER: &str = "e2e-cluster";
+pub(crate) const CLUSTER: &str = "e2e-cluster";
 const SOURCE: &str = "/passport/e2e-cluster/passport-system";
 /// The operator's leader-election identity across restarts: a restarted process takes its lease
 /// back at once.
@@ -75,16 +75,16 @@ async fn metric(operator: &OperatorProcess, name: &str, labels: &[(&str, &str)])
 }
 
 /// A control plane, the AWS emulator and the operator with Logbook flags, restartable.
-struct SinkStack {
-    emulator: AwsEmulator,
+pub(crate) struct SinkStack {
+    pub(crate) emulator: AwsEmulator,
     plane: ControlPlane,
     args: Vec<String>,
     stdout: Option<PathBuf>,
-    operator: OperatorProcess,
+    pub(crate) operator: OperatorProcess,
 }
 
 impl SinkStack {
-    async fn start(args: Vec<String>, stdout: Option<PathBuf>) -> Result<Self> {
+    pub(crate) async fn start(args: Vec<String>, stdout: Option<PathBuf>) -> Result<Self> {
         let emulator = AwsEmulator::start().await?;
         let plane = controlplane::start_with_crds().await?;
         let operator = Self::operator(&plane, &emulator, &args, stdout.as_deref())?;
@@ -133,7 +133,7 @@ impl SinkStack {
         Ok(())
     }
 
-    async fn scenario(&self, namespace: &str, instance_id: &str) -> Result<Scenario<'_>> {
+    pub(crate) async fn scenario(&self, namespace: &str, instance_id: &str) -> Result<Scenario<'_>> {
         Scenario::new(
             &self.plane,
             &self.emulator,
@@ -165,7 +165,7 @@ fn sink_args(receiver: &Receiver) -> Vec<String> {
     args
 }
 
-async fn complete(s: &Scenario<'_>, name: &str) -> Result<()> {
+pub(crate) async fn complete(s: &Scenario<'_>, name: &str) -> Result<()> {
     let patch = serde_json::json!({ "spec": { "completed": true } });
     s.requests
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

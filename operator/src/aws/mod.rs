@@ -2,6 +2,7 @@
 //! script, following its invocations, proving an account's role can be assumed, and scoped session credentials for users. [`Fleet`] is the seam the controller
 //! depends on; [`sdk::SdkFleet`] is the AWS SDK implementation (STS AssumeRole + SSM).
 
+mod invocations;
 pub mod sdk;
 mod sessions;
 
@@ -83,13 +84,13 @@ pub trait Fleet: Send + Sync + 'static {
         comment: &str,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
-    /// How the command is doing on one instance.
-    fn invocation(
+    /// How the command is doing on each of the instances it was sent to.
+    fn invocations(
         &self,
         account: &Account,
         command_id: &str,
-        instance_id: &str,
-    ) -> impl Future<Output = Result<Invocation, AwsError>> + Send;
+        instance_ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Invocation>, AwsError>> + Send;
 
     /// Assumes the account's role and asks STS who it is: proves the account is usable.
     fn verify(&self, account: &Account) -> impl Future<Output = Result<String, AwsError>> + Send;

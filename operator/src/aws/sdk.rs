@@ -14,7 +14,7 @@ use aws_config::{Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider,
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ssm::{
     error::ProvideErrorMetadata,
-    types::{CommandInvocationStatus, InstanceInformationStringFilter, PlatformType},
+    types::{InstanceInformationStringFilter, PlatformType},
 };
 use passport_crds::access_request::Platform;
 
@@ -30,8 +30,6 @@ const THROTTLE_BACKOFF: Duration = Duration::from_millis(200);
 const SCRIPT_TIMEOUT_SECONDS: &str = "300";
 /// SSM's delivery timeout (its minimum): see `passport_core::lifecycle::UNCONFIRMED_GRACE`.
 const DELIVERY_TIMEOUT_SECONDS: i32 = 30;
-/// AWS truncates invocation output at 24000 characters; keep status messages short.
-const MESSAGE_TAIL: usize = 500;
 
 #[derive(Debug)]
 pub struct SdkFleet {
@@ -247,55 +245,14 @@ impl Fleet for SdkFleet {
             .ok_or_else(|| AwsError::Other("SendCommand answered without a command id".into()))
     }
 
-    async fn invocation(
+    async fn invocations(
         &self,
         account: &Account,
         command_id: &str,
-        instance_id: &str,
-    ) -> Result<Invocation, AwsError> {
+        instance_ids: &[String],
+    ) -> Result<BTreeMap<String, Invocation>, AwsError> {
         let ssm = self.clients(account).await.ssm;
-        let result = ssm
-            .get_command_invocation()
-            .command_id(command_id)
-            .instance_id(instance_id)
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            // Right after SendCommand the invocation may not be visible yet.
-            Err(err) if err.code() == Some("InvocationDoesNotExist") => return Ok(Invocation::Running),
-            Err(err) => return Err(classify(err)),
-        };
-        Ok(match output.status() {
-            Some(CommandInvocationStatus::Success) => Invocation::Succeeded {
-                stdout: output.standard_output_content().unwrap_or_default().to_owned(),
-            },
-            Some(
-                CommandInvocationStatus::Pending
-                | CommandInvocationStatus::InProgress
-                | CommandInvocationStatus::Delayed,
-            )
-            | None => Invocation::Running,
-            Some(status) => {
-                let stderr = output.standard_error_content().unwrap_or_default().trim();
-                let tail: String = stderr
-                    .chars()
-                    .rev()
-                    .take(MESSAGE_TAIL)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                Invocation::Failed {
-                    message: format!(
-                        "{} (exit code {}): {}",
-                        output.status_details().unwrap_or(status.as_str()),
-                        output.response_code(),
-                        if tail.is_empty() { "no error output" } else { &tail }
-                    ),
-                }
-            }
-        })
+        super::invocations::follow(&ssm, command_id, instance_ids).await
     }
 
     async fn verify(&self, account: &Account) -> Result<String, AwsError> {

@@ -6,11 +6,17 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use kube::{Api, Resource, ResourceExt, runtime::controller::Action};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Preconditions},
+    runtime::controller::Action,
+};
 use passport_core::{
     account::{self, Account, Resolved},
     approval::{self, Approval, InstanceTags, Question},
-    lifecycle::{self, AccountAccess, Inputs, Observations, Purpose, Transition, Wanted, apply_outcome},
+    lifecycle::{
+        self, AccountAccess, Inputs, Observations, Purpose, Retention, Transition, Wanted, apply_outcome,
+    },
     milestones,
     scripts::masked_username,
     time::elapsed,
@@ -105,6 +111,16 @@ async fn step<F: Fleet>(
     if act_after_write(request, &transition, &next, deleting, api, ctx).await? == Release::Held {
         return Ok(Action::requeue(AWAIT_DELIVERY));
     }
+    if !deleting {
+        match lifecycle::retention(&next, ctx.finished_retention, Timestamp::now()) {
+            Retention::Live => {}
+            Retention::KeepFor(after) => return Ok(Action::requeue(after)),
+            Retention::Delete => {
+                retire(request, api).await?;
+                return Ok(Action::await_change());
+            }
+        }
+    }
     // Deadlines are relative to `now`, taken when this pass began; count the time it took.
     let requeue = match (transition.requeue_after, transition.commands.is_empty()) {
         // Just sent: look at the commands soon.
@@ -129,8 +145,8 @@ fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value
     ]
 }
 
-/// When to look at commands just sent.
-const SOON: Duration = Duration::from_secs(1);
+/// When to look at commands just sent: SSM often answers within a tenth of a second.
+const SOON: Duration = Duration::from_millis(100);
 
 /// What the lifecycle reads, gathered from caches and AWS.
 struct Gathered {
@@ -321,14 +337,20 @@ async fn observe<F: Fleet>(
             Err(err) => tracing::warn!(error = %err, "cannot ask EC2 whether instances still exist"),
         }
     }
+    // One call per command, whatever the number of its instances.
+    let mut by_command: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (instance_id, command_id) in &wanted.invocations {
-        match ctx.fleet.invocation(account, command_id, instance_id).await {
-            Ok(invocation) => {
-                observations.invocations.insert(instance_id.clone(), invocation);
-            }
-            Err(err) => {
-                observations.errors.insert(instance_id.clone(), err.to_string());
-            }
+        by_command
+            .entry(command_id)
+            .or_default()
+            .push(instance_id.clone());
+    }
+    for (command_id, instance_ids) in by_command {
+        match ctx.fleet.invocations(account, command_id, &instance_ids).await {
+            Ok(found) => observations.invocations.extend(found),
+            Err(err) => observations
+                .errors
+                .extend(instance_ids.into_iter().map(|id| (id, err.to_string()))),
         }
     }
 }
@@ -340,6 +362,26 @@ fn gone(ids: &[String], found: &BTreeMap<String, Ec2Instance>) -> Vec<(String, S
         .filter(|id| found.get(*id).is_some_and(|i| i.state == "terminated"))
         .map(|id| (id.clone(), format!("EC2 reports {id} terminated")))
         .collect()
+}
+
+/// Deletes a request finished longer than the retention ago; this very object only (by UID), not
+/// one created since under its name. Its finalizer then waits for the Logbook record's delivery.
+async fn retire(request: &AccessRequest, api: &Api<AccessRequest>) -> Result<(), Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: request.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&request.name_any(), &params).await {
+        Ok(_) => {
+            tracing::info!(request = %request.name_any(), "finished longer than the retention ago: deleted");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Whether a deleted request's finalizer went.
@@ -382,7 +424,9 @@ async fn act_after_write<F: Fleet>(
         let id = LogbookRecord::entry_id(&uid, seq);
         events::publish(&ctx.recorder, &object, entry, Some(&id)).await;
     }
-    if next.phase.is_terminal() && next.has_windows_target() {
+    // Once, when the request finishes (or goes): a finished request is not reconciled for this again.
+    let finishing = !request.phase().is_terminal() || deleting;
+    if finishing && next.phase.is_terminal() && next.has_windows_target() {
         let uid = request.uid().ok_or(Error::MissingMetadata("uid"))?;
         windows_password::forget(ctx.client.clone(), &ctx.namespace, &uid).await?;
     }

@@ -59,6 +59,8 @@ pub struct Context<F> {
     pub requests: Store<AccessRequest>,
     /// How long issued SSH certificates last (`--certificate-ttl`).
     pub certificate_ttl: Duration,
+    /// How long a finished AccessRequest stays before it is deleted (`--finished-retention`).
+    pub finished_retention: Duration,
     /// Shut while the Logbook's audit sink is too far behind: nothing new is granted then.
     pub audit_gate: AuditGate,
 }
@@ -101,6 +103,7 @@ pub struct Settings<F> {
     pub authority: Authority,
     pub metrics: Metrics,
     pub certificate_ttl: Duration,
+    pub finished_retention: Duration,
     pub audit_gate: AuditGate,
 }
 
@@ -203,6 +206,7 @@ pub async fn run<F: Fleet>(
         accounts: accounts.clone(),
         requests: requests.clone(),
         certificate_ttl: settings.certificate_ttl,
+        finished_retention: settings.finished_retention,
         audit_gate: settings.audit_gate,
     });
     tokio::spawn(count_from_cache(requests.clone(), ctx.metrics.clone()));

@@ -79,10 +79,16 @@ impl Fleet for RecordingFleet {
         Ok(format!("cmd-{}", sent.len()))
     }
 
-    async fn invocation(&self, _: &Account, _: &str, _: &str) -> Result<Invocation, AwsError> {
-        Ok(Invocation::Succeeded {
+    async fn invocations(
+        &self,
+        _: &Account,
+        _: &str,
+        instance_ids: &[String],
+    ) -> Result<BTreeMap<String, Invocation>, AwsError> {
+        let done = Invocation::Succeeded {
             stdout: String::new(),
-        })
+        };
+        Ok(instance_ids.iter().map(|id| (id.clone(), done.clone())).collect())
     }
 
     async fn verify(&self, _: &Account) -> Result<String, AwsError> {
@@ -220,6 +226,7 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         accounts: accounts(),
         requests: reflector::store().0,
         certificate_ttl: Duration::from_secs(300),
+        finished_retention: passport_core::lifecycle::DEFAULT_RETENTION,
         audit_gate: crate::logbook_sink::AuditGate::disabled(),
     })
 }

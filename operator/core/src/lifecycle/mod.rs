@@ -15,6 +15,7 @@
 
 mod observe;
 mod outcome;
+mod retention;
 mod revoke;
 mod step;
 mod summary;
@@ -32,6 +33,7 @@ use passport_crds::{
 
 pub use observe::{Wanted, about_to_provision, lost_send, wanted};
 pub use outcome::{COMMAND_LIFETIME, CommandOutcome, SendError, apply_outcome};
+pub use retention::{DEFAULT_RETENTION, Retention, retention};
 pub use revoke::{ADMIN_HINT, STUCK_AFTER, UNCONFIRMED_GRACE, backoff, stuck};
 pub use step::{MAX_PROVISION_ATTEMPTS, step};
 
@@ -121,6 +123,18 @@ impl Purpose {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+}
+
+/// How often commands in flight are polled at first, and at most.
+const POLL_MIN: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(10);
+
+/// When to look at commands in flight `elapsed` after they started: within a tenth of a second at
+/// first (SSM often answers in well under a second, and the request waits on it), then less and
+/// less often, so a slow instance costs a poll every ten seconds. Each poll is one
+/// ListCommandInvocations per command, whatever its number of instances.
+pub fn poll_interval(elapsed: Duration) -> Duration {
+    (elapsed / 8).clamp(POLL_MIN, POLL_MAX)
 }
 
 /// SSM's limit on a command comment.

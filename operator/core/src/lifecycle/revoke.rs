@@ -28,8 +28,6 @@ pub const STUCK_AFTER: u32 = 5;
 /// The first retry after a failed revoke, doubled with each failure, up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(10);
 const MAX_RETRY: Duration = Duration::from_secs(300);
-/// How often a revoke command in flight is polled.
-const POLL: Duration = Duration::from_secs(1);
 
 /// The wait before the next revoke after `failures` failed ones.
 pub fn backoff(failures: u32) -> Duration {
@@ -117,7 +115,9 @@ pub(super) fn revoking(input: &Inputs<'_>, d: &mut Transition) {
         finish(d, outcome, now, action, &message);
         return;
     }
-    d.requeue_after = Some(next_look(&d.status.targets, !d.commands.is_empty(), now));
+    let started = d.status.revocation_started_at.as_ref().map_or(now, |t| t.0);
+    let poll = super::poll_interval(elapsed(started, now));
+    d.requeue_after = Some(next_look(&d.status.targets, !d.commands.is_empty(), poll, now));
 }
 
 /// What an administrator does about a stuck revocation.
@@ -213,19 +213,19 @@ fn confirm_removed(target: &mut TargetStatus, now: Timestamp) {
 }
 
 /// When to look again: soon while commands run, else at the earliest retry.
-fn next_look(targets: &[TargetStatus], sending: bool, now: Timestamp) -> Duration {
+fn next_look(targets: &[TargetStatus], sending: bool, poll: Duration, now: Timestamp) -> Duration {
     let in_flight = targets.iter().any(|t| {
         t.command_id.is_some() && matches!(t.state, TargetState::Removing | TargetState::Provisioning)
     });
     if sending || in_flight {
-        return POLL;
+        return poll;
     }
     targets
         .iter()
         .filter(|t| t.state != TargetState::Removed)
         .filter_map(|t| t.retry_at.as_ref().map(|r| elapsed(now, r.0)))
         .min()
-        .unwrap_or(POLL)
+        .unwrap_or(poll)
         .max(Duration::from_millis(100))
 }
 

@@ -10,7 +10,8 @@ use passport_crds::{
 };
 
 use super::{
-    AccountAccess, Inputs, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, lost_send, revoke,
+    AccountAccess, Inputs, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, lost_send, poll_interval,
+    revoke,
     summary::{record, refresh_conditions},
     targets::{observe_provisioning, record_intent},
 };
@@ -25,10 +26,6 @@ use crate::{
 
 /// How often a request held back by the audit sink looks again.
 const AUDIT_RETRY: Duration = Duration::from_secs(5);
-
-/// How often in-flight commands are polled at first, and at most.
-const POLL_MIN: Duration = Duration::from_secs(1);
-const POLL_MAX: Duration = Duration::from_secs(10);
 
 /// Computes the next status and actions. Pure: same inputs, same decision.
 pub fn step(input: Inputs<'_>) -> Transition {
@@ -360,10 +357,6 @@ pub(super) fn event(d: &mut Transition, action: LogAction, message: String, warn
     } else {
         LogEvent::normal(action, message)
     });
-}
-
-fn poll_interval(elapsed: Duration) -> Duration {
-    (elapsed / 5).clamp(POLL_MIN, POLL_MAX)
 }
 
 fn since(from: &Option<Time>, now: Timestamp) -> Duration {

@@ -14,7 +14,11 @@ fn approval_provisions_each_platform_with_its_own_command() {
         "the account is pinned at approval"
     );
     assert!(d.commands.is_empty(), "platforms are not known yet");
-    assert_eq!(d.requeue_after, Some(Duration::from_secs(1)));
+    assert_eq!(
+        d.requeue_after,
+        Some(Duration::from_millis(100)),
+        "looks again at once"
+    );
 
     w.managed(A, Some(Platform::Linux))
         .managed(B, Some(Platform::Windows));
