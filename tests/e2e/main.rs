@@ -27,6 +27,7 @@ mod namespace;
 mod operator;
 mod packaging;
 mod policy_tags;
+mod retention;
 mod revocation;
 mod scenario;
 mod session_manager;
@@ -63,6 +64,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(aws::trials());
     trials.extend(lifecycle::trials());
     trials.extend(logbook_sink::trials());
+    trials.extend(retention::trials());
     trials.extend(admission::trials());
     trials.extend(bench::trials());
     trials.extend(credentials::trials());
