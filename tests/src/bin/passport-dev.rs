@@ -1,8 +1,14 @@
 //! `passport-dev`: passport's whole access lifecycle on this machine, on real parts and no cloud: a
 //! kube-apiserver + etcd with passport's CRDs, RBAC and admission policy; moto as AWS (SSM, STS); an
 //! isolated Debian OpenSSH server as the EC2 instance; the operator under its own identity. Alice
-//! asks for access, logs in with a certificate from passport's CA, completes the request, and is out.
-//! Then everything stays up for you to explore until Ctrl-C.
+//! asks for access, logs in with a certificate from passport's CA — through Session Manager: AWS's own
+//! session-manager-plugin and the emulator's data channel, or directly with `--direct` — completes the
+//! request, and is out. Then it writes `<state dir>/env.sh` and `alice.env`/`bob.env`/`carol.env` to
+//! continue from any shell, proves alice's from an empty environment, and everything stays up for you
+//! to explore until Ctrl-C.
+
+#[path = "passport-dev/workstation.rs"]
+mod workstation;
 
 use std::{
     fs,
@@ -11,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Parser;
 use kube::Api;
 use passport_crds::{AccessRequest, Phase};
@@ -25,8 +31,10 @@ use passport_tests::{
     kubectl,
     operator::OperatorProcess,
     requests::wait_phase,
+    session_manager::plugin_dir,
     wait::eventually,
 };
+use workstation::{NAMESPACE, Reach};
 
 #[derive(Debug, Parser)]
 #[command(about = "Run passport's access lifecycle locally on real parts")]
@@ -37,6 +45,10 @@ struct Args {
     /// Stop after the walkthrough instead of waiting for Ctrl-C (for scripted runs).
     #[arg(long)]
     no_wait: bool,
+    /// Reach the instance directly (PASSPORT_DIRECT_ENDPOINTS) instead of through Session Manager,
+    /// as for instances the workstation can reach.
+    #[arg(long)]
+    direct: bool,
 }
 
 const REQUEST: &str = "cpu-alarm-inc123";
@@ -57,8 +69,15 @@ async fn main() -> Result<()> {
     step("starting the AWS emulator (moto: SSM, STS) and an instance (Debian OpenSSH, isolated)");
     let aws = AwsEmulator::start().await?;
     let instance = Instance::start().await?;
-    aws.register_agent(instance.id(), Platform::Linux, Some(instance.runner_argv()))
-        .await?;
+    // Its sshd is the instance's port 22 for Session Manager sessions.
+    let sshd = ([127, 0, 0, 1], instance.ssh_port()).into();
+    aws.register_agent_with_ports(
+        instance.id(),
+        Platform::Linux,
+        Some(instance.runner_argv()),
+        &[(22, sshd)],
+    )
+    .await?;
     step("starting an audit receiver (CloudEvents over HTTP, the PyPI cloudevents SDK)");
     let receiver = Receiver::start(false, None)?;
     println!("    listening at {}", receiver.url());
@@ -73,7 +92,21 @@ async fn main() -> Result<()> {
     ));
     kubectl::apply(&admin, &setup(instance.id())?)?.ok()?;
     let state = write_kubeconfigs(&plane, &args.state_dir)?;
-    let alice = Plugin::new(&plane, &state, "alice", &instance)?;
+    let cli = workspace_binary("kubectl-passport", "kubectl-passport")?;
+    let reach = Reach {
+        path: vec![
+            cli.parent()
+                .context("kubectl-passport's directory")?
+                .to_path_buf(),
+            plugin_dir()?,
+        ],
+        aws_endpoint: aws.endpoint().to_owned(),
+        direct: args
+            .direct
+            .then(|| format!("{}=127.0.0.1:{}", instance.id(), instance.ssh_port())),
+        instance: instance.id().to_owned(),
+    };
+    let alice = Plugin::new(&plane, &state, "alice", &cli, &reach)?;
 
     step("alice$ kubectl passport request cpu-alarm-inc123 --instance … --reason … --ticket INC-123 --wait");
     let args_request = [
@@ -93,8 +126,13 @@ async fn main() -> Result<()> {
     alice.run(&["list"]).await?;
 
     step(&format!(
-        "alice$ ssh -F \"$(kubectl passport ssh-config)\" {} 'whoami; id'",
-        instance.id()
+        "alice$ ssh -F \"$(kubectl passport ssh-config)\" {} 'whoami; id'   ({})",
+        instance.id(),
+        if args.direct {
+            "direct to the instance's sshd"
+        } else {
+            "through Session Manager: AWS's session-manager-plugin, the emulator's data channel"
+        }
     ));
     let config = alice.output(&["ssh-config", REQUEST]).await?;
     let ssh = |remote: &str| {
@@ -179,11 +217,28 @@ async fn main() -> Result<()> {
         );
     }
 
+    step(&format!(
+        "continuing from any shell: {}",
+        state.join("env.sh").display()
+    ));
+    let env_sh = workstation::write(&state, &reach, &["alice", "bob", "carol"])?;
+    print!("    {}", env_sh.trim_end().replace('\n', "\n    "));
+    println!();
+    step(&format!(
+        "a shell with an empty environment: . {}; kubectl passport request … --wait; ssh …",
+        state.join("alice.env").display()
+    ));
+    let shown = workstation::check_from_plain_shell(&state, "from-a-plain-shell").await?;
+    print!("    {}", shown.trim_end().replace('\n', "\n    "));
+    println!();
+
     println!(
         "\nEverything is still running. Explore:\n  export KUBECONFIG={}\n  kubectl get passport -A\n  \
-         kubectl describe ar -n team-a {REQUEST}\nAs alice: KUBECONFIG={}\nOperator metrics: http://127.0.0.1:{}/metrics",
+         kubectl describe ar -n {NAMESPACE} {REQUEST}\nAs alice (or bob, carol), from any shell:\n  . {}\n  \
+         kubectl passport request my-access --instance \"$PASSPORT_DEMO_INSTANCE\" --reason 'exploring' --wait\n  \
+         ssh -F \"$(kubectl passport ssh-config)\" \"$PASSPORT_DEMO_INSTANCE\"\nOperator metrics: http://127.0.0.1:{}/metrics",
         state.join("admin.kubeconfig").display(),
-        state.join("alice.kubeconfig").display(),
+        state.join("alice.env").display(),
         operator.http_port(),
     );
     if !args.no_wait {
@@ -223,37 +278,38 @@ fn setup(instance_id: &str) -> Result<String> {
 }
 
 /// The kubectl plugin as one user runs it: their kubeconfig, namespace team-a, their own cache dir,
-/// and the instance reached directly (no Session Manager here).
+/// and the instance reached as `Reach` says (Session Manager, or directly).
 struct Plugin {
     binary: PathBuf,
     kubeconfig: PathBuf,
     cache: PathBuf,
-    direct: String,
+    reach: Vec<(&'static str, String)>,
 }
 
 impl Plugin {
-    fn new(plane: &ControlPlane, state: &Path, user: &str, instance: &Instance) -> Result<Self> {
+    fn new(plane: &ControlPlane, state: &Path, user: &str, binary: &Path, reach: &Reach) -> Result<Self> {
         let cache = state.join(format!("{user}-cache"));
         fs::create_dir_all(&cache)?;
         Ok(Self {
-            binary: workspace_binary("kubectl-passport", "kubectl-passport")?,
+            binary: binary.to_path_buf(),
             kubeconfig: plane.user_kubeconfig(user),
             cache,
-            direct: format!("{}=127.0.0.1:{}", instance.id(), instance.ssh_port()),
+            reach: reach.env(),
         })
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("KUBECONFIG", self.kubeconfig.display().to_string()),
             ("XDG_CACHE_HOME", self.cache.display().to_string()),
-            ("PASSPORT_DIRECT_ENDPOINTS", self.direct.clone()),
-        ]
+        ];
+        env.extend(self.reach.iter().cloned());
+        env
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.binary);
-        command.args(["-n", "team-a"]).args(args).envs(self.env());
+        command.args(["-n", NAMESPACE]).args(args).envs(self.env());
         command
     }
 
