@@ -131,6 +131,7 @@ where
     let (deleted, deletions) = futures::channel::mpsc::unbounded();
     let driver = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(slim)
         .reflect_shared(writer)
         .for_each(move |event| {
             if let Ok(watcher::Event::Delete(object)) = event {
@@ -146,6 +147,18 @@ where
         driver,
     }
 }
+
+/// What the caches keep of an object: not its managed fields nor kubectl's copy of the last applied
+/// object, which nothing here reads and which would double the memory per cached object.
+fn slim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Runs every controller until `shutdown` resolves.
 pub async fn run<F: Fleet>(
@@ -180,7 +193,7 @@ pub async fn run<F: Fleet>(
     let (requests, request_writer) = reflector::store::<AccessRequest>();
     let request_changes = reflector::reflector(
         request_writer,
-        watcher(Api::all(client.clone()), watcher::Config::default()),
+        watcher(Api::all(client.clone()), watcher::Config::default()).modify(slim),
     )
     .default_backoff()
     .applied_objects()

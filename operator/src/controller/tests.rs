@@ -519,3 +519,28 @@ async fn labels_and_annotations_do_not_fence_a_decision() {
         .ok(&request);
     reconcile.await.expect("joined").expect("reconciled");
 }
+
+#[test]
+fn caches_keep_no_managed_fields_nor_last_applied_copy() {
+    use kube::api::ObjectMeta;
+    let mut request = passport_crds::AccessRequest {
+        metadata: ObjectMeta {
+            name: Some("r".into()),
+            annotations: Some(BTreeMap::from([
+                (super::LAST_APPLIED.to_owned(), "{\"a\":\"whole object\"}".to_owned()),
+                ("passport.dev/applied-by".to_owned(), "argocd".to_owned()),
+            ])),
+            managed_fields: Some(vec![Default::default()]),
+            ..ObjectMeta::default()
+        },
+        spec: serde_json::from_value(serde_json::json!({
+            "requester": "alice", "reason": "r", "targets": [{"instanceId": TARGET}]
+        }))
+        .expect("spec"),
+        status: None,
+    };
+    super::slim(&mut request);
+    assert!(request.metadata.managed_fields.is_none());
+    let annotations = request.metadata.annotations.expect("annotations");
+    assert_eq!(annotations.keys().collect::<Vec<_>>(), ["passport.dev/applied-by"]);
+}
