@@ -527,7 +527,10 @@ fn caches_keep_no_managed_fields_nor_last_applied_copy() {
         metadata: ObjectMeta {
             name: Some("r".into()),
             annotations: Some(BTreeMap::from([
-                (super::LAST_APPLIED.to_owned(), "{\"a\":\"whole object\"}".to_owned()),
+                (
+                    super::LAST_APPLIED.to_owned(),
+                    "{\"a\":\"whole object\"}".to_owned(),
+                ),
                 ("passport.dev/applied-by".to_owned(), "argocd".to_owned()),
             ])),
             managed_fields: Some(vec![Default::default()]),
@@ -542,5 +545,8 @@ fn caches_keep_no_managed_fields_nor_last_applied_copy() {
     super::slim(&mut request);
     assert!(request.metadata.managed_fields.is_none());
     let annotations = request.metadata.annotations.expect("annotations");
-    assert_eq!(annotations.keys().collect::<Vec<_>>(), ["passport.dev/applied-by"]);
+    assert_eq!(
+        annotations.keys().collect::<Vec<_>>(),
+        ["passport.dev/applied-by"]
+    );
 }
