@@ -6,6 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-deps.sh
 export PASSPORT_CONTROLPLANE_BIN="$(bash tests/controlplane/build.sh)"
+# helm and kube-score for the chart's checks (tests/e2e/chart.rs: lint, drift of deploy/, kube-score,
+# schema; chart_install.rs: helm install on the local control plane), built once per machine.
+export PASSPORT_TOOLS_BIN="$(bash tests/tools/build.sh)"
 # AWS's session-manager-plugin, the real client of the Session Manager data channel (tests/session-manager-plugin/).
 export PASSPORT_SSM_PLUGIN_BIN="$(bash tests/session-manager-plugin/build.sh)"
 

@@ -9,7 +9,6 @@
 //! works in a namespace of its own ([`Team`]).
 
 mod changes;
-mod chart;
 mod creation;
 mod finalizer;
 mod gitops;
@@ -35,7 +34,7 @@ use passport_tests::{
 };
 use tokio::sync::Mutex;
 
-use crate::{E2e, alone, test};
+use crate::{E2e, test};
 
 /// How long a new RoleBinding, policy or ConfigMap may take to reach the apiserver's authorizer and
 /// admission informers (nothing to watch: they are the apiserver's own caches).
@@ -92,10 +91,6 @@ pub fn trials() -> Vec<E2e> {
         test(
             "admission::a_merge_approves_only_where_its_applier_is_trusted",
             gitops::merge_approves_only_where_trusted,
-        ),
-        alone(
-            "admission::chart_templates_match_deploy",
-            chart::templates_match_deploy,
         ),
     ]
 }

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use local_controlplane::{ControlPlane, User, binaries::cached_build};
+use local_controlplane::{
+    ControlPlane, User,
+    binaries::{cached_build, with_binaries},
+};
 
 /// The cluster's name in kubeconfigs: contexts are `<user>@passport-local`.
 pub const CLUSTER_NAME: &str = "passport-local";
@@ -34,6 +37,27 @@ pub async fn start_with_crds() -> Result<ControlPlane> {
     let plane = start().await?;
     crate::crds::install(&plane.admin_client().await?).await?;
     Ok(plane)
+}
+
+/// A control plane of its own with passport's users that runs workloads: kube-scheduler,
+/// kube-controller-manager and a kwok fake node (built on first use). No CRDs.
+pub async fn start_with_workloads() -> Result<ControlPlane> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
+    let bin = tokio::task::spawn_blocking(move || {
+        with_binaries(
+            binaries_dir()?,
+            &script,
+            &["kube-controller-manager", "kube-scheduler", "kwok"],
+        )
+    })
+    .await??;
+    ControlPlane::options()
+        .binaries(bin)
+        .cluster_name(CLUSTER_NAME)
+        .users(users())
+        .workloads(true)
+        .start()
+        .await
 }
 
 /// Where the control-plane binaries are: `PASSPORT_CONTROLPLANE_BIN`, or whatever passport's cached

@@ -19,5 +19,6 @@ pub mod operator;
 pub mod requests;
 pub mod session_manager;
 pub mod ssh;
+pub mod tools;
 
 pub use local_controlplane::{self, ControlPlane, kubectl, wait};

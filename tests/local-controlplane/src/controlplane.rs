@@ -23,6 +23,7 @@ use crate::{
     pki::{self, Pki},
     process::{self, Keeper, guarded, spawn_kept},
     wait::{eventually, give_up},
+    workloads,
 };
 
 /// A user tests act as: a client certificate with CN = name and one O per group (at most two).
@@ -49,6 +50,7 @@ pub struct Options {
     users: Vec<User>,
     start_timeout: Duration,
     controller_manager: bool,
+    workloads: bool,
 }
 
 impl Options {
@@ -77,6 +79,16 @@ impl Options {
     /// Off by default: nothing else of a cluster's controllers runs.
     pub fn controller_manager(mut self, enabled: bool) -> Self {
         self.controller_manager = enabled;
+        self
+    }
+
+    /// Runs workloads as far as the API shows: kube-scheduler, kube-controller-manager with the
+    /// deployment and replicaset controllers too, and kwok with one fake node (see
+    /// [`crate::workloads`]), so a Deployment's pods are scheduled, "run" and become Ready, and the
+    /// Deployment Available. Needs `kube-scheduler`, `kwok` and `kwok-stages.yaml` in the binaries
+    /// directory. Off by default.
+    pub fn workloads(mut self, enabled: bool) -> Self {
+        self.workloads = enabled;
         self
     }
 
@@ -158,8 +170,11 @@ impl Options {
         };
         plane.write_kubeconfigs()?;
         plane.wait_ready(self.start_timeout).await?;
-        if self.controller_manager {
-            plane.start_controller_manager(&bin)?;
+        if self.workloads {
+            plane.start_controller_manager(&bin, workloads::CONTROLLERS)?;
+            plane.start_workloads(&bin).await?;
+        } else if self.controller_manager {
+            plane.start_controller_manager(&bin, "garbagecollector,namespace")?;
         }
         Ok(plane)
     }
@@ -172,7 +187,7 @@ pub struct ControlPlane {
     server: String,
     cluster_name: String,
     users: Vec<User>,
-    /// etcd, kube-apiserver, then kube-controller-manager if asked for; emptied (last first) by
+    /// etcd, kube-apiserver, then the others asked for; emptied (last first) by
     /// [`ControlPlane::stop`].
     processes: Mutex<Vec<(&'static str, Child, Keeper)>>,
 }
@@ -187,6 +202,7 @@ impl ControlPlane {
             users: Vec::new(),
             start_timeout: Duration::from_secs(90),
             controller_manager: false,
+            workloads: false,
         }
     }
 
@@ -257,29 +273,34 @@ impl ControlPlane {
         .await
     }
 
-    /// kube-controller-manager with the namespace and garbage-collector controllers only, as
+    /// kube-controller-manager with only `controllers` (comma-separated), as
     /// `system:kube-controller-manager` in group `system:masters` (the garbage collector deletes any
     /// kind). No serving port, no leader election: it is the only one.
-    fn start_controller_manager(&self, bin: &Path) -> Result<()> {
+    fn start_controller_manager(&self, bin: &Path, controllers: &str) -> Result<()> {
         let kubeconfig = self.kubeconfig_for("system:kube-controller-manager", &["system:masters"])?;
-        let manager = spawn(
+        self.run(
+            "kube-controller-manager",
             &bin.join("kube-controller-manager"),
             &[
                 format!("--kubeconfig={}", kubeconfig.display()),
-                "--controllers=garbagecollector,namespace".to_owned(),
+                format!("--controllers={controllers}"),
                 "--leader-elect=false".to_owned(),
                 "--secure-port=0".to_owned(),
                 "--use-service-account-credentials=false".to_owned(),
                 "--v=0".to_owned(),
             ],
-            &self.dir().join("kube-controller-manager.log"),
-        )?;
+        )
+    }
+
+    /// Runs `binary` with `args` as one of the control plane's processes (stopped with it), its
+    /// output in `<name>.log`. Processes without a health endpoint: an early exit (bad flags, no
+    /// binary) is caught here, later ones by [`ControlPlane::ensure_running`] and the caller's waits.
+    pub(crate) fn run(&self, name: &'static str, binary: &Path, args: &[String]) -> Result<()> {
+        let (child, keeper) = spawn(binary, args, &self.dir().join(format!("{name}.log")))?;
         self.processes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(("kube-controller-manager", manager.0, manager.1));
-        // It has no health endpoint without a serving port; an early exit (bad flags, no binary) is
-        // caught here, later ones by the caller's own waits.
+            .push((name, child, keeper));
         std::thread::sleep(Duration::from_millis(300));
         self.ensure_running()
     }
@@ -295,7 +316,8 @@ impl ControlPlane {
                 .any(|(name, _, _)| *name == "kube-controller-manager")
     }
 
-    fn ensure_running(&self) -> Result<()> {
+    /// Fails, with the last lines of its log, if any of its processes has exited.
+    pub fn ensure_running(&self) -> Result<()> {
         let mut processes = self
             .processes
             .lock()
@@ -352,7 +374,7 @@ fn spawn(binary: &Path, args: &[String], log: &Path) -> Result<(Child, Keeper)> 
     spawn_kept(command)
 }
 
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
     // Hold every listener until all ports are chosen so the kernel hands out distinct ones.
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
