@@ -10,6 +10,9 @@ mod approvals;
 mod argocd_health;
 mod aws;
 mod bench;
+mod bench_live;
+mod bench_report;
+mod bench_scale;
 mod chart;
 mod chart_install;
 mod cli;
@@ -71,6 +74,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(retention::trials());
     trials.extend(admission::trials());
     trials.extend(bench::trials());
+    trials.extend(bench_scale::trials());
     trials.extend(credentials::trials());
     trials.extend(credential_burst::trials());
     trials.extend(cli::trials());

@@ -10,7 +10,6 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use passport_crds::{CredentialRequest, KeyType, Phase};
-use passport_tests::instance::Instance;
 
 use super::{
     ISSUE_TIMEOUT, PROVISION_TIMEOUT,
@@ -26,8 +25,9 @@ const BENCH_REQUESTS: usize = 50;
 /// watch opened beforehand, one request at a time. All of them are for one key, so after the first
 /// the operator gives the same certificate again (no signature, no AssumeRole): what a CLI that lost
 /// its cached certificate sees, and the rate limit never applies.
-pub async fn bench_issuance(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
-    s.request("r", "alice", "1h", &[instance.id()])?;
+/// Returns the create sent → Issued seen latencies.
+pub async fn bench_issuance(s: &Scenario<'_>, instance_id: &str) -> Result<Vec<Duration>> {
+    s.request("r", "alice", "1h", &[instance_id])?;
     s.wait_phase("r", Phase::Active, PROVISION_TIMEOUT).await?;
     let api: Api<CredentialRequest> = Api::namespaced(s.admin.clone(), &s.namespace);
     let (decided_tx, mut decided_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -67,7 +67,8 @@ pub async fn bench_issuance(s: &Scenario<'_>, instance: &Instance) -> Result<()>
         }
     }
     watch.abort();
-    let summary = |mut times: Vec<Duration>| {
+    let summary = |times: &[Duration]| {
+        let mut times = times.to_vec();
         times.sort();
         format!(
             "median {:?}, p90 {:?}, worst {:?}, best {:?}",
@@ -80,8 +81,8 @@ pub async fn bench_issuance(s: &Scenario<'_>, instance: &Instance) -> Result<()>
     eprintln!(
         "credentials bench: {BENCH_REQUESTS} CredentialRequests, create sent → Issued seen: {}; \
          of which the create call: {}",
-        summary(latencies),
-        summary(creates)
+        summary(&latencies),
+        summary(&creates)
     );
-    Ok(())
+    Ok(latencies)
 }
