@@ -4,7 +4,6 @@
 //! gone from every instance, and only then does the namespace finish terminating.
 
 use std::{
-    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,7 +16,6 @@ use kube::{
     api::DeleteParams,
     runtime::{WatchStreamExt, watcher},
 };
-use local_controlplane::binaries::with_binaries;
 use passport_crds::{AccessRequest, Phase};
 use passport_tests::{
     ControlPlane, aws::AwsEmulator, controlplane, crds, operator::OperatorProcess, ssh::SshClient, wait,
@@ -40,15 +38,7 @@ pub fn trials() -> Vec<E2e> {
 
 /// A control plane of this test's own, with kube-controller-manager (built on first use).
 async fn plane_with_controller_manager() -> Result<ControlPlane> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
-    let bin = tokio::task::spawn_blocking(move || {
-        with_binaries(
-            controlplane::binaries_dir()?,
-            &script,
-            &["kube-controller-manager"],
-        )
-    })
-    .await??;
+    let bin = controlplane::binaries_with(&["kube-controller-manager"]).await?;
     let plane = ControlPlane::options()
         .binaries(bin)
         .cluster_name(controlplane::CLUSTER_NAME)

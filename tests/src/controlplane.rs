@@ -42,15 +42,7 @@ pub async fn start_with_crds() -> Result<ControlPlane> {
 /// A control plane of its own with passport's users that runs workloads: kube-scheduler,
 /// kube-controller-manager and a kwok fake node (built on first use). No CRDs.
 pub async fn start_with_workloads() -> Result<ControlPlane> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
-    let bin = tokio::task::spawn_blocking(move || {
-        with_binaries(
-            binaries_dir()?,
-            &script,
-            &["kube-controller-manager", "kube-scheduler", "kwok"],
-        )
-    })
-    .await??;
+    let bin = binaries_with(&["kube-controller-manager", "kube-scheduler", "kwok"]).await?;
     ControlPlane::options()
         .binaries(bin)
         .cluster_name(CLUSTER_NAME)
@@ -58,6 +50,13 @@ pub async fn start_with_workloads() -> Result<ControlPlane> {
         .workloads(true)
         .start()
         .await
+}
+
+/// The control-plane binaries' directory, with the optional `names` too (built on first use if
+/// the directory [`binaries_dir`] names lacks them).
+pub async fn binaries_with(names: &'static [&'static str]) -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
+    tokio::task::spawn_blocking(move || with_binaries(binaries_dir()?, &script, names)).await?
 }
 
 /// Where the control-plane binaries are: `PASSPORT_CONTROLPLANE_BIN`, or whatever passport's cached
