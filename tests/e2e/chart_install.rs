@@ -63,19 +63,27 @@ async fn installs_and_uninstalls() -> Result<()> {
     );
     let client = plane.admin_client().await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let deployment = deployments.get("passport-operator").await?;
-    let status = deployment.status.unwrap_or_default();
-    let available = status
-        .conditions
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c.type_ == "Available" && c.status == "True");
-    ensure!(
-        available && status.ready_replicas == Some(2),
-        "passport-operator is not Available with 2 ready replicas after helm install --wait: \
-         ready {:?}",
-        status.ready_replicas
-    );
+    // helm --wait counts ready pods; the Deployment's Available condition follows within moments.
+    eventually(Duration::from_secs(30), || async {
+        let status = deployments
+            .get("passport-operator")
+            .await?
+            .status
+            .unwrap_or_default();
+        let available = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True");
+        ensure!(
+            available && status.ready_replicas == Some(2),
+            "passport-operator is not Available with 2 ready replicas after helm install --wait: \
+             ready {:?}",
+            status.ready_replicas
+        );
+        Ok(())
+    })
+    .await?;
 
     let manifest = tools::checked(
         "helm",
