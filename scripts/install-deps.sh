@@ -9,6 +9,8 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 # The test instance (tests/instance/): namespaces, an ssh client, and debootstrap for its rootfs.
 { command -v unshare && command -v nsenter; } >/dev/null || need_apt+=(util-linux)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
+# rsync over ssh through Session Manager (e2e ssm_journey); the instance's rootfs has it too.
+command -v rsync >/dev/null || need_apt+=(rsync)
 command -v debootstrap >/dev/null || [[ -x /usr/sbin/debootstrap ]] || need_apt+=(debootstrap)
 # The operator's image (scripts/image.sh and its e2e test): buildah, no Docker daemon.
 command -v buildah >/dev/null || need_apt+=(buildah)

@@ -42,6 +42,7 @@ class Session:
         self.start, self.end = now(), None
         self.status, self.reason = "Connecting", ""
         self.bytes_from_client = self.bytes_to_client = 0
+        self.terminated_by = []  # the callers of TerminateSession for it, in order
 
     def active(self):
         return self.status in ACTIVE
@@ -77,7 +78,8 @@ class Session:
         view = {key: value for key, value in self.describe().items() if key not in ("OutputUrl", "Details")}
         view.update(StartDate=iso(self.start), EndDate=iso(self.end) if self.end else None, Reason=self.reason,
                     Parameters=self.parameters, Properties=self.properties,
-                    BytesFromClient=self.bytes_from_client, BytesToClient=self.bytes_to_client)
+                    BytesFromClient=self.bytes_from_client, BytesToClient=self.bytes_to_client,
+                    TerminatedBy=list(self.terminated_by))
         return view
 
 
@@ -240,10 +242,12 @@ def start_session(self):
 def terminate_session(self):
     session_id = self._get_param("SessionId")
     account, region = self.current_account, self.region
-    authorize(self, "ssm:TerminateSession", [f"arn:aws:ssm:{region}:{account}:session/{session_id}"],
-              request_context())
+    caller_arn, _ = authorize(self, "ssm:TerminateSession", [f"arn:aws:ssm:{region}:{account}:session/{session_id}"],
+                              request_context())
     session = REGISTRY.get(session_id)
     if session is not None:
+        with REGISTRY.lock:
+            session.terminated_by.append(caller_arn)
         REGISTRY.terminate(session)
     return ActionResult({"SessionId": session_id})
 

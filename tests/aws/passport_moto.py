@@ -21,7 +21,8 @@ Admin API (JSON in and out):
   DELETE /faults          no more throttling (the served counts stay)
   GET    /assumed-roles   every AssumeRole call: RoleArn, RoleSessionName, ExternalId, Policy, ...
   GET    /sessions        every Session Manager session: SessionId, Target, DocumentName, Parameters,
-                           Owner, Status, StartDate, EndDate, Reason, BytesFromClient, BytesToClient
+                           Owner, Status, StartDate, EndDate, Reason, BytesFromClient, BytesToClient,
+                           TerminatedBy (the callers of TerminateSession)
   POST   /agents/<id>/refuse  the agent stays listed Online but SendCommand refuses it (InvalidInstanceId)
   POST   /kill-after-send {"pid": P | "pidFile": path, "nth": N, "commentContains": "..."}: the N-th
                            SendCommand from now whose comment contains the text (any when empty) SIGKILLs

@@ -1,9 +1,10 @@
 //! The Session Manager path end to end, with no direct endpoint: `kubectl passport` gets scoped STS
 //! credentials from the operator, starts sessions with passport's own documents, and hands them to
-//! AWS's real session-manager-plugin, which carries ssh, scp, `ssh -L` and `connect` through the
+//! AWS's real session-manager-plugin, which carries ssh, scp, rsync, `ssh -L` and `connect` through the
 //! emulator's data channel to the instance's sshd; for a Windows-platform instance, `connect`
 //! forwards a local port to the service standing in for RDP on its 3389. The emulator's record shows
-//! every session opened by the request's scoped role session with a passport document.
+//! every session opened by the request's scoped role session with a passport document. (`rsync -e`
+//! needs rsync on both sides: scripts/install-deps.sh and the instance's rootfs have it.)
 
 use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration, time::Instant};
 
@@ -104,6 +105,7 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
     ensure!(whoami.stdout.trim() == user, "ssh says {:?}", whoami.stdout);
 
     scp_both_ways(s, &alice, &config, id).await?;
+    rsync(s, &alice, &config, id).await?;
     forward(&ssh, id, instance.ssh_port()).await?;
 
     // connect to a prompt: through the plugin, then the same through direct mode.
@@ -129,7 +131,67 @@ async fn journey(s: &Scenario<'_>, instance: &Instance) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    sessions_were_scoped(s.emulator, id, SSH_DOCUMENT).await
+    sessions_were_scoped(s.emulator, id, SSH_DOCUMENT).await?;
+    revocation_ends_open_sessions(s, &alice, &ssh, &name, id).await
+}
+
+/// Completing the request ends its open sessions: the operator calls TerminateSession on the session
+/// an ssh still holds, and that ssh ends.
+async fn revocation_ends_open_sessions(
+    s: &Scenario<'_>,
+    alice: &Plugin,
+    ssh: &(dyn Fn(&[&str]) -> Result<Command> + Sync),
+    name: &str,
+    id: &str,
+) -> Result<()> {
+    let before: Vec<String> = s
+        .emulator
+        .sessions()
+        .await?
+        .into_iter()
+        .map(|x| x.session_id)
+        .collect();
+    let mut held = ssh(&[id, "sleep 600"])?
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let open = eventually(Duration::from_secs(60), || async {
+        let sessions = s.emulator.sessions().await?;
+        sessions
+            .into_iter()
+            .find(|x| x.target == id && x.status == "Connected" && !before.contains(&x.session_id))
+            .context("no new Connected session yet")
+    })
+    .await?;
+    run(
+        via_ssm(alice.command(&["complete", name]), s.emulator)?,
+        "complete",
+    )
+    .await?;
+    s.wait_phase(name, Phase::Completed, TIMEOUT).await?;
+    tokio::time::timeout(Duration::from_secs(30), held.wait())
+        .await
+        .context("the ssh held open through the plugin outlived the request")??;
+    let ended = eventually(Duration::from_secs(30), || async {
+        let session = s
+            .emulator
+            .sessions()
+            .await?
+            .into_iter()
+            .find(|x| x.session_id == open.session_id);
+        let session = session.context("the session is gone from the record")?;
+        ensure!(
+            session.status == "Terminated" && session.terminated_by.iter().any(|arn| *arn != session.owner),
+            "not terminated by the operator: {session:?}"
+        );
+        Ok(session)
+    })
+    .await?;
+    println!(
+        "session manager: revocation ended session {} ({:?})",
+        ended.session_id, ended.terminated_by
+    );
+    Ok(())
 }
 
 /// 10 MB up and back with scp through the plugin, byte-exact, with the rate each way.
@@ -163,6 +225,34 @@ async fn scp_both_ways(s: &Scenario<'_>, alice: &Plugin, config: &str, id: &str)
     ensure!(
         std::fs::read(&down)? == data,
         "scp through the plugin changed the file"
+    );
+    Ok(())
+}
+
+/// `rsync -e "ssh -F config"` of a directory to the instance and back, through the plugin.
+async fn rsync(s: &Scenario<'_>, alice: &Plugin, config: &str, id: &str) -> Result<()> {
+    let (tree, back) = (
+        alice.cache_dir().join("tree"),
+        alice.cache_dir().join("tree-back"),
+    );
+    std::fs::create_dir_all(tree.join("sub"))?;
+    std::fs::write(tree.join("a.txt"), "passport rsync\n")?;
+    std::fs::write(tree.join("sub/b.bin"), vec![7u8; 300_000])?;
+    let shell = format!("ssh -F {config} -o BatchMode=yes");
+    let remote = format!("{id}:/tmp/passport-rsync/");
+    let source = format!("{}/", tree.display());
+    let target = format!("{}/", back.display());
+    for (from, to, what) in [
+        (&source, &remote, "rsync to the instance"),
+        (&remote, &target, "rsync back"),
+    ] {
+        let copy = alice.tool("rsync", &["-a", "-e", &shell, from, to]);
+        run(via_ssm(copy, s.emulator)?, what).await?;
+    }
+    ensure!(
+        std::fs::read(back.join("sub/b.bin"))? == vec![7u8; 300_000]
+            && std::fs::read_to_string(back.join("a.txt"))? == "passport rsync\n",
+        "rsync through the plugin changed the tree"
     );
     Ok(())
 }

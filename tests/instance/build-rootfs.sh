@@ -15,7 +15,7 @@ cache="${PASSPORT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passport}"
 key="$(sha256sum "$here/build-rootfs.sh" | cut -c1-16)"
 out="$cache/instance-rootfs-$key"
 suite=bookworm
-packages=openssh-server,procps,passwd,login,util-linux
+packages=openssh-server,procps,passwd,login,util-linux,rsync
 
 if [[ -f "$out/.passport-rootfs-complete" ]]; then
   echo "instance rootfs: cached at $out" >&2

@@ -57,6 +57,9 @@ pub struct RecordedSession {
     pub properties: Value,
     pub bytes_from_client: u64,
     pub bytes_to_client: u64,
+    /// The callers of TerminateSession for it (the plugin calls it too when it exits).
+    #[serde(default)]
+    pub terminated_by: Vec<String>,
 }
 
 impl AwsEmulator {
