@@ -1,8 +1,8 @@
 //! The chart installs for real: on a local control plane that runs workloads (kube-scheduler,
 //! kube-controller-manager, a kwok fake node: containers do not run, so the image need not exist),
 //! `helm install --wait` succeeds and the operator's Deployment is Available; what the chart
-//! renders with every option on (less the Prometheus Operator's kinds, whose CRDs are not there)
-//! passes the apiserver's strict validation; `helm uninstall` leaves only the CRDs, as the chart
+//! renders with every option on passes the apiserver's strict validation (the ServiceMonitor and
+//! PrometheusRule against the Prometheus Operator's CRDs, from tests/tools/build.sh); `helm uninstall` leaves only the CRDs, as the chart
 //! documents. Also: the control plane reports its real version to `kubectl version`.
 
 use std::{collections::BTreeSet, time::Duration};
@@ -158,13 +158,23 @@ fn diagnostics(plane: &ControlPlane) -> String {
 }
 
 /// The apiserver's strict validation (unknown or duplicate fields refused) of deploy/ and of the
-/// chart with every option on, without changing anything.
+/// chart with every option on, ServiceMonitor and PrometheusRule included (against the Prometheus
+/// Operator's own CRDs, installed first), without changing anything.
 fn validates_strictly(plane: &ControlPlane) -> Result<()> {
-    let without_monitoring: Vec<&str> = EVERY_OPTION
-        .into_iter()
-        .filter(|set| !set.starts_with("metrics."))
-        .collect();
-    let every_option = render(&without_monitoring)?;
+    let admin = plane.admin_kubeconfig();
+    let monitoring = tools::dir()?.join("monitoring-crds.yaml");
+    let monitoring = monitoring.to_str().context("non-UTF-8 path")?;
+    kubectl::run(&admin, &["create", "-f", monitoring], None)?
+        .ok()
+        .context("installing the Prometheus Operator's CRDs")?;
+    let established = [
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "crd/prometheusrules.monitoring.coreos.com",
+    ];
+    kubectl::run(&admin, &established, None)?.ok()?;
     let deploy = repo().join("deploy");
     let mut args = vec!["apply", "--dry-run=server", "--validate=strict"];
     let files: Vec<String> = ["rbac.yaml", "admission.yaml", "operator.yaml"]
@@ -174,13 +184,13 @@ fn validates_strictly(plane: &ControlPlane) -> Result<()> {
     for file in &files {
         args.extend(["-f", file]);
     }
-    kubectl::run(&plane.admin_kubeconfig(), &args, None)?
+    kubectl::run(&admin, &args, None)?
         .ok()
         .context("strict server-side validation of deploy/")?;
     kubectl::run(
-        &plane.admin_kubeconfig(),
+        &admin,
         &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
-        Some(&every_option),
+        Some(&render(&EVERY_OPTION)?),
     )?
     .ok()
     .context("strict server-side validation of the chart with every option")?;
