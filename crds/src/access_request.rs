@@ -393,6 +393,10 @@ pub struct TargetStatus {
     /// No command is sent to this instance before this time (a retry's backoff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Time>,
+    /// Windows: when the account on the instance expires by itself should no revoke arrive, as
+    /// passport last set it (at provisioning, and moved later on each extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_expires_at: Option<Time>,
 }
 
 fn is_zero(n: &u32) -> bool {

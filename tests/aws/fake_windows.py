@@ -9,7 +9,8 @@ generated and prints what the real provisioning script prints on success, so the
 which is what RSACryptoServiceProvider.FromXmlString + Encrypt($bytes, $true) produce. As a domain
 controller ("dc") it names the account as ps/common.ps1 does: rs-<id>-<first 6 hex of
 SHA-256("<holder>/<computer name, lower case>")>. The password it made and the account are written to
-<state dir>/<instance id>.password and .user for the test to compare. A revoke script prints a line.
+<state dir>/<instance id>.password and .user for the test to compare, and the account expiry a
+provisioning or extension script sets to .expires. A revoke script prints a line.
 
 Usage (as an agent runner): fake_windows.py <instance id> <state dir> member|dc <script.ps1>
 """
@@ -33,6 +34,11 @@ def assignment(script, name):
     return match.group(1) if match else None
 
 
+def assignment_long(script, name):
+    match = re.search(r"^\$%s = \[long\] (\d+)$" % name, script, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
 def main():
     instance_id, state_dir, role, path = sys.argv[1:5]
     with open(path) as file:
@@ -44,6 +50,12 @@ def main():
         user = "%s-%s" % (user, hashlib.sha256(seed.encode()).hexdigest()[:6])
     if "# passport: revoke" in script:
         print("passport: revoked user %s" % user)
+        return 0
+    expires = assignment_long(script, "PassportExpiresAt")
+    with open(os.path.join(state_dir, instance_id + ".expires"), "w") as file:
+        file.write(str(expires))
+    if "# passport: extend" in script:
+        print("passport: %s now expires at %s (seconds since the epoch) or later" % (user, expires), end="\r\n")
         return 0
     key_id = assignment(script, "PassportPasswordKeyId")
     xml = assignment(script, "PassportPasswordKey")

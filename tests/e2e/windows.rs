@@ -3,9 +3,14 @@
 //! real one does (the account, and a password it made encrypted to the script's one-time key).
 //! What this proves: no password is in any SSM command or in the AccessRequest, the operator
 //! decrypts and keeps the instance's own password, reports the account per target (a domain
-//! controller's own domain account), and forgets it all when the request ends.
+//! controller's own domain account), moves the account's own expiry on extension, and forgets it all
+//! when the request ends.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Secret;
@@ -18,7 +23,7 @@ use passport_tests::{aws::Platform, wait::eventually};
 
 use crate::{
     E2e, Env,
-    scenario::{on_shared_stack, target_message, username},
+    scenario::{Scenario, on_shared_stack, target_message, username},
     test,
 };
 
@@ -159,6 +164,8 @@ async fn windows(env: Arc<Env>, dc: bool) -> Result<()> {
         );
     }
 
+    account_expiry_follows_extensions(&s, state.path(), &instance).await?;
+
     if !dc {
         // A second request of alice shares the account there; its provisioning sets a new
         // password, which the first request's Secret gets too.
@@ -216,4 +223,50 @@ async fn windows(env: Arc<Env>, dc: bool) -> Result<()> {
         "no revoke command"
     );
     Ok(())
+}
+
+/// The Windows account expires with the access (at most the provisioning time after `expiresAt`),
+/// and an approved extension moves its expiry to the new `expiresAt` on the instance.
+async fn account_expiry_follows_extensions(s: &Scenario<'_>, state: &Path, instance: &str) -> Result<()> {
+    let on_instance = || -> Result<i64> {
+        Ok(
+            std::fs::read_to_string(state.join(format!("{instance}.expires")))?
+                .trim()
+                .parse()?,
+        )
+    };
+    let request = s.requests.get("rdp").await?;
+    let status = request.status.context("no status")?;
+    let expires = status.expires_at.context("no expiresAt")?.0.as_second();
+    let recorded = status.targets[0]
+        .account_expires_at
+        .clone()
+        .context("no accountExpiresAt")?
+        .0
+        .as_second();
+    ensure!(
+        on_instance()? == recorded && (expires..=expires + 600).contains(&recorded),
+        "the account expires at {recorded} (instance: {}), the access at {expires}",
+        on_instance()?
+    );
+    let patch = serde_json::json!({ "spec": { "duration": "3h" } });
+    s.requests
+        .patch("rdp", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let extended = s
+        .wait_for("rdp", "the account's expiry moved", TIMEOUT, |r| {
+            r.status.as_ref().is_some_and(|st| {
+                st.expires_at.as_ref().map(|t| t.0.as_second()) == Some(expires + 7200)
+                    && st.targets[0].account_expires_at.as_ref().map(|t| t.0.as_second())
+                        == Some(expires + 7200)
+            })
+        })
+        .await?;
+    ensure!(extended.phase() == Phase::Active, "{:?}", extended.phase());
+    eventually(Duration::from_secs(30), || async {
+        let now = on_instance()?;
+        ensure!(now == expires + 7200, "the instance's account expires at {now}");
+        Ok(())
+    })
+    .await
 }

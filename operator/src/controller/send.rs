@@ -7,7 +7,7 @@ use passport_core::{
     credentials::policy::role_session_prefix,
     lifecycle::{CommandOutcome, PROVISION_TIMEOUT, Purpose, SendError, SsmCommand, command_comment},
     scripts::{
-        LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script,
+        LinuxProvision, WindowsProvision, linux_provision_script, linux_revoke_script, windows_extend_script,
         windows_provision_script, windows_revoke_script,
     },
 };
@@ -179,18 +179,31 @@ async fn script<F: Fleet>(
                 password_key: &password_key.public_key(),
                 request: key,
                 holder,
-                expires_at,
+                // What the lifecycle chose: the approved access and no more (see lifecycle::extension).
+                expires_at: command.account_expires_at.unwrap_or(expires_at),
             })?
         }
         (Purpose::Revoke, Platform::Windows) => windows_revoke_script(username, holder)?,
+        (Purpose::Extend, Platform::Windows) => {
+            let at = command
+                .account_expires_at
+                .ok_or_else(|| Error::Internal("an extension command without the expiry it sets".into()))?;
+            windows_extend_script(username, holder, at)?
+        }
+        (Purpose::Extend, Platform::Linux) => {
+            return Err(Error::Internal(
+                "Linux users have no expiry of their own to extend".into(),
+            ));
+        }
     })
 }
 
-/// The backstop expiry for the provisioning scripts (of the request's principal line and of the
+/// The backstop expiry of the Linux provisioning script (the request's principal line and the
 /// account), should no revoke ever arrive: the latest `expiresAt` the request could still reach. An
-/// extension may grow it up to [`MAX_ACCESS`] after activation, and extensions send no command to the
-/// instances, so the backstop cannot be `expiresAt` itself without cutting extended access short.
-/// Certificates, the only way in, never outlive `expiresAt` whatever this says.
+/// extension may grow it up to [`MAX_ACCESS`] after activation, and sends Linux instances no command,
+/// so it cannot be `expiresAt` itself without cutting extended access short. Certificates, the only
+/// way in, never outlive `expiresAt` whatever this says. (A Windows account, whose password is the
+/// way in, expires with the access itself and is moved on extension: see `lifecycle::extension`.)
 fn provision_expiry(request: &AccessRequest, now: Timestamp) -> Timestamp {
     let activated = request
         .status

@@ -13,6 +13,7 @@
 //! A target is *reached* once a provisioning command was sent to it: from then on the user may exist
 //! there, so revocation covers it whatever else happened.
 
+mod extension;
 mod observe;
 mod outcome;
 mod retention;
@@ -116,6 +117,8 @@ pub struct Transition {
 pub enum Purpose {
     Provision,
     Revoke,
+    /// Moves a Windows account's expiry later after an extension.
+    Extend,
 }
 
 impl Purpose {
@@ -147,6 +150,7 @@ pub fn command_comment(purpose: Purpose, request_uid: &str, key: &str) -> String
     let verb = match purpose {
         Purpose::Provision => "grant",
         Purpose::Revoke => "revoke",
+        Purpose::Extend => "extend",
     };
     let mut comment = format!("passport {verb} {request_uid} {key}");
     if comment.len() > COMMENT_MAX {
@@ -165,6 +169,8 @@ pub struct SsmCommand {
     pub purpose: Purpose,
     pub platform: Platform,
     pub instance_ids: Vec<String>,
+    /// Windows provisioning and extensions: when the account is to expire by itself.
+    pub account_expires_at: Option<Timestamp>,
 }
 
 /// True when a provisioning command may have reached the target, so the user may exist there:

@@ -7,7 +7,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use passport_crds::common::Time;
 
-use super::{Purpose, SsmCommand, revoke::failed_attempt};
+use super::{
+    Purpose, SsmCommand,
+    extension::{not_moved, record_sent},
+    revoke::failed_attempt,
+};
 use crate::time::add;
 
 /// How long SSM may still run a command after it was sent: its delivery timeout (30 s, set on every
@@ -42,8 +46,22 @@ pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome,
         .iter_mut()
         .filter(|t| command.instance_ids.contains(&t.instance_id))
     {
+        if command.purpose == Purpose::Extend {
+            match result {
+                Ok(_) => {
+                    record_sent(target, command.account_expires_at);
+                    target.message.clear();
+                }
+                Err(SendError::NotManaged(message) | SendError::Transient(message)) => {
+                    let expires = command.account_expires_at.unwrap_or(now);
+                    target.message = not_moved(expires, now, message);
+                }
+            }
+            continue;
+        }
         match (result, provisioning) {
             (Ok(command_id), _) => {
+                record_sent(target, command.account_expires_at);
                 target.command_id = Some(command_id.clone());
                 target.state = if provisioning {
                     TargetState::Provisioning

@@ -10,8 +10,8 @@ use passport_crds::{
 };
 
 use super::{
-    AccountAccess, Inputs, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, lost_send, poll_interval,
-    revoke,
+    AccountAccess, Inputs, PROVISION_TIMEOUT, Purpose, SsmCommand, Transition, extension, lost_send,
+    poll_interval, revoke,
     summary::{record, refresh_conditions},
     targets::{observe_provisioning, record_intent},
 };
@@ -178,6 +178,7 @@ fn provisioning(input: &Inputs<'_>, d: &mut Transition) {
         }
     }
     push_by_platform(d, Purpose::Provision, &send);
+    extension::expire_windows_accounts(input, d);
 
     let in_flight = d
         .status
@@ -253,6 +254,7 @@ fn active(input: &Inputs<'_>, d: &mut Transition) {
         revoke::start(input, d, Phase::Expired);
     } else {
         d.requeue_after = Some(until(input.now, expires));
+        extension::move_windows_expiry(d, expires);
     }
 }
 
@@ -341,12 +343,18 @@ pub(super) fn push_by_platform(d: &mut Transition, purpose: Purpose, send: &[(Pl
 }
 
 /// SSM-sized commands (at most 50 instances each).
-fn push_batches(d: &mut Transition, purpose: Purpose, platform: Platform, instance_ids: &[String]) {
+pub(super) fn push_batches(
+    d: &mut Transition,
+    purpose: Purpose,
+    platform: Platform,
+    instance_ids: &[String],
+) {
     for chunk in instance_ids.chunks(50) {
         d.commands.push(SsmCommand {
             purpose,
             platform,
             instance_ids: chunk.to_vec(),
+            account_expires_at: None,
         });
     }
 }

@@ -126,10 +126,15 @@ impl World {
 
     /// Brings the request to Active at `at(10)` on all targets (Linux).
     fn activate(&mut self) {
+        self.activate_as(Platform::Linux);
+    }
+
+    /// Brings the request to Active at `at(10)` on all targets, of `platform`.
+    fn activate_as(&mut self, platform: Platform) {
         let ids: Vec<String> = self.spec.targets.iter().map(|t| t.instance_id.clone()).collect();
         self.run();
         for id in &ids {
-            self.managed(id, Some(Platform::Linux));
+            self.managed(id, Some(platform));
         }
         let d = self.run();
         self.sent(&d);
@@ -178,6 +183,7 @@ fn condition(status: &AccessRequestStatus, type_: &str) -> (String, String) {
 
 mod provisioning;
 mod revocation;
+mod windows_expiry;
 
 #[test]
 fn pending_waits_for_approval_until_the_deadline() {

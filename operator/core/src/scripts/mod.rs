@@ -82,7 +82,9 @@ pub use quote::{ps_ascii_expr, ps_quote, sh_quote};
 pub use username::{
     MAX_SUFFIX_LEN, MAX_USERNAME_LEN, USERNAME_PREFIX, domain_username, is_passport_username, masked_username,
 };
-pub use windows::{PASSWORD_LEN, WindowsProvision, windows_provision_script, windows_revoke_script};
+pub use windows::{
+    PASSWORD_LEN, WindowsProvision, windows_extend_script, windows_provision_script, windows_revoke_script,
+};
 
 /// Exit code of a script that refuses its inputs or environment (bad username, not root, no sshd).
 pub const EXIT_INVALID_INPUT: i32 = 2;

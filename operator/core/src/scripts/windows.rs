@@ -1,5 +1,5 @@
-//! PowerShell scripts for Windows instances (`AWS-RunPowerShellScript`): provision a user for RDP
-//! and revoke it.
+//! PowerShell scripts for Windows instances (`AWS-RunPowerShellScript`): provision a user for RDP,
+//! move its expiry after an extension, and revoke it.
 //!
 //! As on Linux, a script is a generated header of quoted assignments followed by static text (in
 //! `ps/`). Every value is written with [`ps_ascii_expr`], so the whole script is printable ASCII and
@@ -38,6 +38,7 @@ use rsa::RsaPublicKey;
 const COMMON: &str = include_str!("ps/common.ps1");
 const PROVISION: &str = include_str!("ps/provision.ps1");
 const REVOKE: &str = include_str!("ps/revoke.ps1");
+const EXTEND: &str = include_str!("ps/extend.ps1");
 
 /// Length of the passwords the provisioning script makes.
 pub const PASSWORD_LEN: usize = 28;
@@ -91,6 +92,22 @@ pub fn windows_provision_script(p: &WindowsProvision<'_>) -> Result<String, Scri
 pub fn windows_revoke_script(username: &str, holder: &str) -> Result<String, ScriptError> {
     let header = header("revoke a just-in-time user", username, holder, "")?;
     Ok(format!("{header}\n{COMMON}\n{REVOKE}"))
+}
+
+/// Builds the PowerShell script that moves this holder's recorded expiry, and the account's own, later
+/// to `expires_at` after an extension (never earlier). A missing account, an account this holder does
+/// not hold (revoked meanwhile) and an expiry already as late are success with nothing changed; an
+/// account passport did not create is never touched (exit [`EXIT_FOREIGN_USER`]).
+pub fn windows_extend_script(
+    username: &str,
+    holder: &str,
+    expires_at: Timestamp,
+) -> Result<String, ScriptError> {
+    let expires_at = checked_expiry(expires_at)?;
+    let header = header("extend a just-in-time user", username, holder, "")?;
+    Ok(format!(
+        "{header}$PassportExpiresAt = [long] {expires_at}\n\n{COMMON}\n{EXTEND}"
+    ))
 }
 
 fn header(purpose: &str, username: &str, holder: &str, request: &str) -> Result<String, ScriptError> {

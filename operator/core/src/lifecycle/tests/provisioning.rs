@@ -30,17 +30,22 @@ fn approval_provisions_each_platform_with_its_own_command() {
                 purpose: Purpose::Provision,
                 platform: Platform::Linux,
                 instance_ids: vec![A.into()],
+                account_expires_at: None,
             },
             SsmCommand {
                 purpose: Purpose::Provision,
                 platform: Platform::Windows,
                 instance_ids: vec![B.into()],
+                // The approved hour from now, plus the time provisioning may take.
+                account_expires_at: Some(at(3600 + 600)),
             },
         ]
     );
     w.sent(&d);
     assert_eq!(w.target(A).state, TargetState::Provisioning);
     assert_eq!(w.target(B).command_id.as_deref(), Some("cmd-1"));
+    assert_eq!(w.target(A).account_expires_at, None);
+    assert_eq!(w.target(B).account_expires_at, Some(Time(at(4200))));
 }
 
 #[test]
@@ -123,6 +128,7 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
         purpose: Purpose::Provision,
         platform: Platform::Linux,
         instance_ids: vec![A.into()],
+        account_expires_at: None,
     };
     apply_outcome(
         &mut w.status,
@@ -136,6 +142,7 @@ fn provisioning_gives_up_on_unsent_targets_and_waits_for_sent_ones() {
         purpose: Purpose::Provision,
         platform: Platform::Linux,
         instance_ids: vec![B.into()],
+        account_expires_at: None,
     };
     let error = SendError::Transient("throttled".into());
     apply_outcome(

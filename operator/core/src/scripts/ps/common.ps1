@@ -129,3 +129,38 @@ function Assert-PassportOwned($Account) {
             "(its description is not '$PassportDescription'); refusing to touch it")
     }
 }
+
+# When the account is to expire by itself, a backstop should no revoke ever arrive: when the last of
+# its holders' access ends ($ExpiresAt for this request; the other holders' recorded expiries), or
+# never while a holder's expiry is unknown (recorded by an earlier version).
+function Get-PassportAccountExpires([long] $ExpiresAt, $Others, $OtherExpiries) {
+    $latest = $ExpiresAt
+    foreach ($other in $Others) {
+        $id = ($other -split ' ', 2)[0].Substring('holder='.Length)
+        $line = $OtherExpiries | Where-Object { ($_ -split ' ', 2)[0] -ceq ('expires=' + $id) } |
+            Select-Object -First 1
+        $seconds = Get-ExpiryOf $line
+        if ($null -eq $seconds) {
+            return $null
+        }
+        if ($seconds -gt $latest) {
+            $latest = $seconds
+        }
+    }
+    return [DateTimeOffset]::FromUnixTimeSeconds($latest).LocalDateTime
+}
+
+# Sets the account's own expiry ($null: never).
+function Set-PassportAccountExpires($Account, $Expires) {
+    if ($PassportDomainController) {
+        if ($null -eq $Expires) {
+            Clear-ADAccountExpiration -Identity $Account
+        } else {
+            Set-ADAccountExpiration -Identity $Account -DateTime $Expires
+        }
+    } elseif ($null -eq $Expires) {
+        Set-LocalUser -InputObject $Account -AccountNeverExpires
+    } else {
+        Set-LocalUser -InputObject $Account -AccountExpires $Expires
+    }
+}

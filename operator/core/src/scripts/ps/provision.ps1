@@ -88,26 +88,7 @@ $expires = 'expires=' + $PassportHolder + ' ' + $expiresAt
 # Recorded first: an account passport created is never left without the request that holds it.
 Set-Holders ($others + $otherExpiries + $holder + $expires)
 
-# The account expires when the last of its holders' access ends, a backstop should no revoke ever
-# arrive; never while a holder's expiry is unknown (recorded by an earlier version).
-$latest = $expiresAt
-foreach ($other in $others) {
-    $id = ($other -split ' ', 2)[0].Substring('holder='.Length)
-    $line = $otherExpiries | Where-Object { ($_ -split ' ', 2)[0] -ceq ('expires=' + $id) } |
-        Select-Object -First 1
-    $seconds = Get-ExpiryOf $line
-    if ($null -eq $seconds) {
-        $latest = $null
-        break
-    }
-    if ($seconds -gt $latest) {
-        $latest = $seconds
-    }
-}
-$accountExpires = $null
-if ($null -ne $latest) {
-    $accountExpires = [DateTimeOffset]::FromUnixTimeSeconds($latest).LocalDateTime
-}
+$accountExpires = Get-PassportAccountExpires $expiresAt $others $otherExpiries
 
 if ($PassportDomainController) {
     if ($null -eq $account) {
@@ -119,11 +100,6 @@ if ($PassportDomainController) {
         Set-ADAccountPassword -Identity $account -Reset -NewPassword $PassportPassword
         Enable-ADAccount -Identity $account
         Write-Output "passport: domain user $PassportUser exists (created by passport); password reset"
-    }
-    if ($null -eq $accountExpires) {
-        Clear-ADAccountExpiration -Identity $account
-    } else {
-        Set-ADAccountExpiration -Identity $account -DateTime $accountExpires
     }
     # Adding a member that is already in the group is not an error.
     Add-ADGroupMember -Identity $RemoteDesktopUsersSid -Members $account
@@ -138,17 +114,13 @@ if ($PassportDomainController) {
         Enable-LocalUser -InputObject $account
         Write-Output "passport: local user $PassportUser exists (created by passport); password reset"
     }
-    if ($null -eq $accountExpires) {
-        Set-LocalUser -InputObject $account -AccountNeverExpires
-    } else {
-        Set-LocalUser -InputObject $account -AccountExpires $accountExpires
-    }
     try {
         Add-LocalGroupMember -SID $RemoteDesktopUsersSid -Member $account
     } catch [Microsoft.PowerShell.Commands.MemberExistsException] {
         # Already a member from an earlier run: nothing to do.
     }
 }
+Set-PassportAccountExpires $account $accountExpires
 # For the operator: the account set up here (on a domain controller, the domain account) and its new
 # password, encrypted. Written straight to stdout, so no formatting can wrap the long line.
 [Console]::Out.WriteLine('passport-user: ' + $PassportUser)

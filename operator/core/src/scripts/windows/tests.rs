@@ -418,6 +418,7 @@ proptest! {
         };
         prop_assert!(rejected(windows_provision_script(&p)));
         prop_assert!(rejected(windows_revoke_script(USER, &holder)));
+        prop_assert!(rejected(windows_extend_script(USER, &holder, EXPIRES_AT)));
     }
 }
 
@@ -431,12 +432,49 @@ fn the_account_expires_with_its_last_holder() {
     // The holder's expiry is recorded with it, and only ever moves later.
     assert!(local.contains("$expires = 'expires=' + $PassportHolder + ' ' + $expiresAt"));
     assert!(local.contains("if ($null -ne $recorded -and $recorded -gt $expiresAt)"));
-    assert!(local.contains("Set-LocalUser -InputObject $account -AccountExpires $accountExpires"));
-    assert!(local.contains("Set-LocalUser -InputObject $account -AccountNeverExpires"));
+    assert!(local.contains("Set-LocalUser -InputObject $Account -AccountExpires $Expires"));
+    assert!(local.contains("Set-LocalUser -InputObject $Account -AccountNeverExpires"));
     let dc = &local;
-    assert!(dc.contains("Set-ADAccountExpiration -Identity $account -DateTime $accountExpires"));
-    assert!(dc.contains("Clear-ADAccountExpiration -Identity $account"));
+    assert!(dc.contains("Set-ADAccountExpiration -Identity $Account -DateTime $Expires"));
+    assert!(dc.contains("Clear-ADAccountExpiration -Identity $Account"));
+    assert!(local.contains("$accountExpires = Get-PassportAccountExpires $expiresAt $others $otherExpiries"));
+    assert!(local.contains("Set-PassportAccountExpires $account $accountExpires"));
     // A revoke keeps the other holders' expiries.
     let revoke = windows_revoke_script(USER, HOLDER).expect("valid");
     assert!(revoke.contains("Set-Holders ($others + @(Get-HolderLines 'expires' $false))"));
+}
+
+#[test]
+fn an_extension_moves_the_holders_expiry_and_the_accounts_later_only() {
+    let later = Timestamp::from_second(EXPIRES_AT.as_second() + 7200).expect("time");
+    let script = windows_extend_script(USER, HOLDER, later).expect("valid");
+    check_ps_syntax(&script);
+    assert!(script.starts_with("# passport: extend a just-in-time user."));
+    assert!(script.contains(&format!("\n$PassportExpiresAt = [long] {}\n", later.as_second())));
+    // Only a passport account this request still holds, and only later.
+    assert!(script.contains("Assert-PassportOwned $account"));
+    assert!(script.contains("$holder = @(Get-HolderLines 'holder' $true)"));
+    assert!(script.contains("if ($null -ne $recorded -and $recorded -ge $expiresAt)"));
+    // The other holders' lines stay; the account follows the latest holder.
+    assert!(script.contains(
+        "Set-Holders ($others + $otherExpiries + $holder + ('expires=' + $PassportHolder + ' ' + $expiresAt))"
+    ));
+    assert!(script.contains(
+        "Set-PassportAccountExpires $account (Get-PassportAccountExpires $expiresAt $others $otherExpiries)"
+    ));
+    // No password and nothing about creating or removing accounts.
+    for absent in ["Password", "New-LocalUser", "New-ADUser", "Remove-LocalUser"] {
+        assert!(
+            !script[script.find("# ---- passport: extend").expect("body")..].contains(absent),
+            "{absent}"
+        );
+    }
+    assert!(matches!(
+        windows_extend_script("alice; rm", HOLDER, later),
+        Err(ScriptError::InvalidUsername(_))
+    ));
+    assert!(matches!(
+        windows_extend_script(USER, "../x", later),
+        Err(ScriptError::InvalidHolder(_))
+    ));
 }
