@@ -2,6 +2,7 @@
 //! and the Secrets only the operator reads (the CA, Windows passwords).
 
 pub mod ca_secret;
+pub mod cache;
 pub mod events;
 pub mod finalizer;
 pub mod status;

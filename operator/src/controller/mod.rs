@@ -34,7 +34,7 @@ pub use crate::error::Error;
 pub use ledgers::Ledgers;
 pub use report::Limiter;
 
-use crate::{aws::Fleet, logbook_sink::AuditGate, metrics::Metrics};
+use crate::{aws::Fleet, cluster::cache::slim, logbook_sink::AuditGate, metrics::Metrics};
 
 /// The finalizer that keeps an AccessRequest until everything it granted is revoked.
 pub const FINALIZER: &str = "passport.dev/revoke";
@@ -147,18 +147,6 @@ where
         driver,
     }
 }
-
-/// What the caches keep of an object: not its managed fields nor kubectl's copy of the last applied
-/// object, which nothing here reads and which would double the memory per cached object.
-fn slim<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
-}
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Runs every controller until `shutdown` resolves.
 pub async fn run<F: Fleet>(

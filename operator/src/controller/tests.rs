@@ -528,7 +528,7 @@ fn caches_keep_no_managed_fields_nor_last_applied_copy() {
             name: Some("r".into()),
             annotations: Some(BTreeMap::from([
                 (
-                    super::LAST_APPLIED.to_owned(),
+                    crate::cluster::cache::LAST_APPLIED.to_owned(),
                     "{\"a\":\"whole object\"}".to_owned(),
                 ),
                 ("passport.dev/applied-by".to_owned(), "argocd".to_owned()),
@@ -542,7 +542,7 @@ fn caches_keep_no_managed_fields_nor_last_applied_copy() {
         .expect("spec"),
         status: None,
     };
-    super::slim(&mut request);
+    crate::cluster::cache::slim(&mut request);
     assert!(request.metadata.managed_fields.is_none());
     let annotations = request.metadata.annotations.expect("annotations");
     assert_eq!(

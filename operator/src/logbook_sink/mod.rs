@@ -40,7 +40,7 @@ pub use gate::AuditGate;
 use schedule::{Report, Schedule, Waiting};
 use sink::{Failure, HttpSink};
 
-use crate::metrics::LogbookMetrics;
+use crate::{cluster::cache::slim, metrics::LogbookMetrics};
 
 /// Requests delivered side by side.
 const MAX_IN_FLIGHT: usize = 4;
@@ -171,7 +171,10 @@ impl LogbookSink {
         let orphans: Arc<Mutex<HashMap<String, Arc<AccessRequest>>>> = Arc::default();
         let watch = {
             let (changed, orphans) = (changed.clone(), orphans.clone());
-            let stream = reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+            let watch = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(slim);
+            let stream = reflector(writer, watch);
             async move {
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
