@@ -8,7 +8,7 @@ use passport_crds::Phase;
 use passport_tests::{aws::RecordedCommand, kubectl, operator::OperatorProcess};
 
 use crate::{
-    bench_report::{Table, cpu_seconds, quantile_ms, rss_mib},
+    bench_report::{Table, cpu_seconds, quantile_ms, rss_mib, status_mib},
     bench_scale::{INSTANCES, Seen, Size, create_all, request},
     cli::support::{Plugin, until_allowed},
     scenario::Scenario,
@@ -32,17 +32,25 @@ pub async fn live(
     seen: &Seen,
     size: &Size,
     instances: &[String],
+    grant_rate: f64,
     table: &mut Table,
 ) -> Result<Outcome> {
     let pid = s.operator.pid().context("operator not running")?;
     // Everything Active before the first wave expires, then the soak, then the waves.
     let base = size.soak.as_secs() + 60;
+    // Activations spread over about live / grant rate: the last wave comes that much later, so all
+    // of it is still live when the operator is killed.
+    let spread = (1.5 * size.live as f64 / grant_rate) as u64 + 10;
+    let delay = |wave: usize| match wave {
+        w if w + 1 == WAVES => base + WAVE_GAP * (w as u64 - 1) + WAVE_GAP.max(spread),
+        w => base + WAVE_GAP * w as u64,
+    };
     let names: Vec<String> = (0..size.live).map(|i| format!("live-{i}")).collect();
     let objects = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let duration = format!("{}s", base + (i % WAVES) as u64 * WAVE_GAP);
+            let duration = format!("{}s", delay(i % WAVES));
             request(
                 s,
                 name,
@@ -59,8 +67,10 @@ pub async fn live(
     })
     .await?;
     let soak_start = Instant::now();
+    let mut anon: f64 = 0.0;
     while soak_start.elapsed() < size.soak {
         rss.push(rss_mib(pid)?);
+        anon = anon.max(status_mib(pid, "RssAnon:")?);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let (first, last) = (rss[0], rss[rss.len() - 1]);
@@ -77,13 +87,14 @@ pub async fn live(
         "MiB",
         4.0,
     );
+    table.info("of which anonymous (RssAnon: heap, stacks), peak", anon, "MiB");
 
     let waves: Vec<Vec<String>> = (0..WAVES)
         .map(|w| names.iter().skip(w).step_by(WAVES).cloned().collect())
         .collect();
     let (before, last_wave) = waves.split_at(WAVES - 1);
     let before: Vec<String> = before.concat();
-    let wait = Duration::from_secs(base + WAVE_GAP * WAVES as u64 + 60);
+    let wait = Duration::from_secs(delay(WAVES - 1) + 60);
     let sampling = async {
         loop {
             if let Ok(mib) = rss_mib(pid) {

@@ -142,11 +142,17 @@ pub fn quantile_ms(samples: &[Duration], q: f64) -> f64 {
 
 /// The process's resident memory in MiB (VmRSS).
 pub fn rss_mib(pid: u32) -> Result<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A memory line of /proc/<pid>/status in MiB, e.g. `RssAnon:` (the heap and stacks, without the
+/// mapped executable that `RssFile` counts).
+pub fn status_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS")?
+        .find_map(|line| line.strip_prefix(field))
+        .with_context(|| format!("no {field}"))?
         .trim()
         .trim_end_matches("kB")
         .trim()
