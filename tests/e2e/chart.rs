@@ -137,7 +137,7 @@ fn path(path: &Path) -> Result<String> {
 }
 
 /// `(--set value, what the refusal must say)`: each bad value is refused, naming its field.
-const BAD_VALUES: [(&str, &str); 8] = [
+const BAD_VALUES: [(&str, &str); 9] = [
     (
         "logFormat=xml",
         "at '/logFormat': value must be one of 'text', 'json'",
@@ -164,6 +164,10 @@ const BAD_VALUES: [(&str, &str); 8] = [
         "at '/logbook/backlogLimit': minimum: got -1, want 1",
     ),
     ("replica=3", "additional properties 'replica' not allowed"),
+    (
+        "finishedRetention=7d",
+        "at '/finishedRetention': '7d' does not match pattern",
+    ),
 ];
 
 fn schema_refuses_bad_values() -> Result<()> {
