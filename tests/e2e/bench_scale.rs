@@ -216,6 +216,8 @@ async fn run() -> Result<()> {
     let bare_rate = baseline(&plane, size.burst).await?;
 
     let operator = OperatorProcess::start(&plane, &emulator.env_vars())?;
+    // Measured from a ready operator: its start-up is not a request's latency.
+    crate::operator::wait_for_ok(operator.http_port(), "/readyz").await?;
     let mut users = vec!["alice".to_owned(), "burst".to_owned()];
     users.extend((0..size.sequential).map(|i| format!("seq{i}")));
     users.extend((0..size.live.div_ceil(INSTANCES)).map(|i| format!("live{i}")));

@@ -84,7 +84,7 @@ async fn serves_health_and_stops_on_sigterm(plane: &ControlPlane) -> Result<()> 
 }
 
 /// Polls the operator's HTTP endpoint `path` (a port: nothing to watch) until it answers 200.
-async fn wait_for_ok(port: u16, path: &str) -> Result<String> {
+pub(crate) async fn wait_for_ok(port: u16, path: &str) -> Result<String> {
     wait::eventually(Duration::from_secs(30), || async move {
         let response = http_get(port, path)
             .await
