@@ -14,12 +14,13 @@ use super::{AwsError, sdk::classify};
 /// AWS truncates invocation output at 24000 characters; keep status messages short.
 const MESSAGE_TAIL: usize = 500;
 
-/// How the command is doing on each of `instance_ids`; one SSM has not listed yet is `Running`.
+/// How the command is doing on each of `instance_ids`; one SSM has not listed yet is `Running`. A
+/// failure to read one instance's outcome is that instance's alone.
 pub async fn follow(
     ssm: &Client,
     command_id: &str,
     instance_ids: &[String],
-) -> Result<BTreeMap<String, Invocation>, AwsError> {
+) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
     let mut states = BTreeMap::new();
     let mut pages = ssm
         .list_command_invocations()
@@ -42,21 +43,22 @@ pub async fn follow(
     let mut found = BTreeMap::new();
     for instance_id in instance_ids {
         let invocation = match states.get(instance_id) {
-            Some(status) if !finished(status) => Invocation::Running,
-            Some(_) => invocation(ssm, command_id, instance_id).await?,
-            None => Invocation::Running,
+            Some(status) if finished(status) => invocation(ssm, command_id, instance_id).await,
+            Some(_) | None => Ok(Invocation::Running),
         };
         found.insert(instance_id.clone(), invocation);
     }
     Ok(found)
 }
 
+/// Only these are final: anything else (Cancelling, a status added later) is still running.
 fn finished(status: &CommandInvocationStatus) -> bool {
-    !matches!(
+    matches!(
         status,
-        CommandInvocationStatus::Pending
-            | CommandInvocationStatus::InProgress
-            | CommandInvocationStatus::Delayed
+        CommandInvocationStatus::Success
+            | CommandInvocationStatus::Failed
+            | CommandInvocationStatus::TimedOut
+            | CommandInvocationStatus::Cancelled
     )
 }
 
@@ -119,6 +121,7 @@ mod tests {
             CommandInvocationStatus::Pending,
             CommandInvocationStatus::InProgress,
             CommandInvocationStatus::Delayed,
+            CommandInvocationStatus::Cancelling,
         ] {
             assert!(!finished(&running));
         }

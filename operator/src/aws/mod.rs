@@ -84,13 +84,14 @@ pub trait Fleet: Send + Sync + 'static {
         comment: &str,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
-    /// How the command is doing on each of the instances it was sent to.
+    /// How the command is doing on each of the instances it was sent to (per instance, as far as
+    /// that instance's outcome could be read).
     fn invocations(
         &self,
         account: &Account,
         command_id: &str,
         instance_ids: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, Invocation>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError>> + Send;
 
     /// Assumes the account's role and asks STS who it is: proves the account is usable.
     fn verify(&self, account: &Account) -> impl Future<Output = Result<String, AwsError>> + Send;

@@ -5,9 +5,9 @@
 //! credentials and a session policy each time, never cached and never used by the operator itself.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::Mutex,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aws_config::{Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider, timeout::TimeoutConfig};
@@ -22,6 +22,9 @@ use passport_core::{account::Account, credentials::SessionCredentials, lifecycle
 
 use super::{AwsError, Ec2Instance, Fleet, RunCommand, ScopedSession};
 
+/// How long a check of an account's session documents holds: someone with the rights in the account
+/// may edit them, and credentials may start only these documents.
+const DOCUMENTS_RECHECK: Duration = Duration::from_secs(60);
 /// Attempts per AWS call (the first try plus retries with the SDK's exponential backoff).
 const MAX_ATTEMPTS: u32 = 4;
 /// The first wait after SSM throttled a SendCommand, doubled with each further attempt.
@@ -35,8 +38,8 @@ const DELIVERY_TIMEOUT_SECONDS: i32 = 30;
 pub struct SdkFleet {
     base: SdkConfig,
     clients: Mutex<HashMap<Account, Clients>>,
-    /// Accounts whose session documents this process has ensured.
-    documents_ensured: Mutex<HashSet<Account>>,
+    /// When this process last found each account's session documents as passport wrote them.
+    documents_checked: Mutex<HashMap<Account, Instant>>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +67,7 @@ impl SdkFleet {
         Self {
             base,
             clients: Mutex::new(HashMap::new()),
-            documents_ensured: Mutex::new(HashSet::new()),
+            documents_checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -250,7 +253,7 @@ impl Fleet for SdkFleet {
         account: &Account,
         command_id: &str,
         instance_ids: &[String],
-    ) -> Result<BTreeMap<String, Invocation>, AwsError> {
+    ) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
         let ssm = self.clients(account).await.ssm;
         super::invocations::follow(&ssm, command_id, instance_ids).await
     }
@@ -262,19 +265,20 @@ impl Fleet for SdkFleet {
     }
 
     async fn ensure_session_documents(&self, account: &Account) -> Result<(), AwsError> {
-        let ensured = |set: &Mutex<HashSet<Account>>| {
-            set.lock()
+        let checked = |map: &Mutex<HashMap<Account, Instant>>| {
+            map.lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .contains(account)
+                .get(account)
+                .is_some_and(|at| at.elapsed() < DOCUMENTS_RECHECK)
         };
-        if ensured(&self.documents_ensured) {
+        if checked(&self.documents_checked) {
             return Ok(());
         }
         super::sessions::ensure_documents(&self.clients(account).await.ssm).await?;
-        self.documents_ensured
+        self.documents_checked
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(account.clone());
+            .insert(account.clone(), Instant::now());
         Ok(())
     }
 
@@ -285,7 +289,9 @@ impl Fleet for SdkFleet {
         session_prefix: &str,
     ) -> Result<Vec<String>, AwsError> {
         let ssm = self.clients(account).await.ssm;
-        super::sessions::terminate_sessions(&ssm, instance_id, session_prefix).await
+        // `arn:…:iam::<account>:role/<path>/<name>`: sessions name the role by its last segment.
+        let role_name = account.role_arn.rsplit('/').next().unwrap_or_default();
+        super::sessions::terminate_sessions(&ssm, instance_id, role_name, session_prefix).await
     }
 
     async fn assume_scoped(

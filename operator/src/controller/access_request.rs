@@ -15,13 +15,14 @@ use passport_core::{
     account::{self, Account, Resolved},
     approval::{self, Approval, InstanceTags, Question},
     lifecycle::{
-        self, AccountAccess, Inputs, Observations, Purpose, Retention, Transition, Wanted, apply_outcome,
+        self, AccountAccess, Inputs, Observations, Purpose, Retention, RetentionPolicy, Transition, Wanted,
+        apply_outcome,
     },
     milestones,
     scripts::masked_username,
     time::elapsed,
 };
-use passport_crds::{AccessRequest, Phase, logbook::LogbookRecord};
+use passport_crds::{AccessRequest, Phase, common::annotations, logbook::LogbookRecord};
 
 use super::{Context, Error, FINALIZER, report, send};
 use crate::{
@@ -112,8 +113,13 @@ async fn step<F: Fleet>(
         return Ok(Action::requeue(AWAIT_DELIVERY));
     }
     if !deleting {
-        match lifecycle::retention(&next, ctx.finished_retention, Timestamp::now()) {
-            Retention::Live => {}
+        let policy = RetentionPolicy {
+            keep: ctx.finished_retention,
+            records_exported: ctx.audit_gate.delivering(),
+        };
+        let from_git = request.annotations().contains_key(annotations::APPLIED_BY);
+        match lifecycle::retention(&next, from_git, policy, Timestamp::now()) {
+            Retention::Live | Retention::Kept => {}
             Retention::KeepFor(after) => return Ok(Action::requeue(after)),
             Retention::Delete => {
                 retire(request, api).await?;
@@ -347,7 +353,18 @@ async fn observe<F: Fleet>(
     }
     for (command_id, instance_ids) in by_command {
         match ctx.fleet.invocations(account, command_id, &instance_ids).await {
-            Ok(found) => observations.invocations.extend(found),
+            Ok(found) => {
+                for (instance_id, invocation) in found {
+                    match invocation {
+                        Ok(invocation) => {
+                            observations.invocations.insert(instance_id, invocation);
+                        }
+                        Err(err) => {
+                            observations.errors.insert(instance_id, err.to_string());
+                        }
+                    }
+                }
+            }
             Err(err) => observations
                 .errors
                 .extend(instance_ids.into_iter().map(|id| (id, err.to_string()))),

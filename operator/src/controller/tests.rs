@@ -84,11 +84,14 @@ impl Fleet for RecordingFleet {
         _: &Account,
         _: &str,
         instance_ids: &[String],
-    ) -> Result<BTreeMap<String, Invocation>, AwsError> {
+    ) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
         let done = Invocation::Succeeded {
             stdout: String::new(),
         };
-        Ok(instance_ids.iter().map(|id| (id.clone(), done.clone())).collect())
+        Ok(instance_ids
+            .iter()
+            .map(|id| (id.clone(), Ok(done.clone())))
+            .collect())
     }
 
     async fn verify(&self, _: &Account) -> Result<String, AwsError> {

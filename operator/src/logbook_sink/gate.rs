@@ -15,8 +15,10 @@ pub struct AuditGate {
 
 #[derive(Debug)]
 struct Inner {
-    /// A sink is configured (without one nothing is delivered and nothing is held back).
+    /// An HTTP sink is configured: it can lag, so new grants wait when it is too far behind.
     enabled: bool,
+    /// Records leave the cluster (an HTTP sink, or stdout): a request goes only once its record has.
+    exporting: bool,
     limit: u64,
     counted: AtomicBool,
     backlog: AtomicU64,
@@ -25,18 +27,24 @@ struct Inner {
 impl AuditGate {
     /// A gate for a configured sink that closes at `limit` undelivered entries.
     pub fn new(limit: u64) -> Self {
-        Self::with(true, limit)
+        Self::with(true, true, limit)
     }
 
-    /// Always open: no sink is configured.
+    /// Always open, records printed on stdout (which cannot lag).
+    pub fn stdout_only() -> Self {
+        Self::with(false, true, u64::MAX)
+    }
+
+    /// Always open: no sink is configured, the records live only in the requests.
     pub fn disabled() -> Self {
-        Self::with(false, u64::MAX)
+        Self::with(false, false, u64::MAX)
     }
 
-    fn with(enabled: bool, limit: u64) -> Self {
+    fn with(enabled: bool, exporting: bool, limit: u64) -> Self {
         Self {
             inner: Arc::new(Inner {
                 enabled,
+                exporting,
                 limit,
                 counted: AtomicBool::new(false),
                 backlog: AtomicU64::new(0),
@@ -69,9 +77,10 @@ impl AuditGate {
         })
     }
 
-    /// Whether a sink is configured: records must reach it before their request may go.
+    /// Whether records leave the cluster (a sink or stdout): they must before their request may go,
+    /// and only then may a finished request be deleted after the retention.
     pub fn delivering(&self) -> bool {
-        self.inner.enabled
+        self.inner.exporting
     }
 
     /// Undelivered entries over all requests, as last counted.

@@ -143,7 +143,7 @@ impl LogbookSink {
         let gate = if http.is_some() {
             AuditGate::new(args.backlog_limit)
         } else {
-            AuditGate::disabled()
+            AuditGate::stdout_only()
         };
         Ok(Some(Self {
             delivery: Arc::new(Delivery {

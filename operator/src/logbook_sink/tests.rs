@@ -228,8 +228,11 @@ fn gate_fails_closed_at_the_limit() {
         gate.reason()
             .is_some_and(|r| r.contains("3 Logbook records") && r.contains("limit 3"))
     );
+    assert!(gate.delivering());
     let disabled = AuditGate::disabled();
-    assert!(disabled.open());
+    assert!(disabled.open() && !disabled.delivering());
+    let stdout = AuditGate::stdout_only();
+    assert!(stdout.open() && stdout.delivering());
 }
 
 #[test]

@@ -34,7 +34,7 @@ use passport_crds::{
 
 pub use observe::{Wanted, about_to_provision, lost_send, wanted};
 pub use outcome::{COMMAND_LIFETIME, CommandOutcome, SendError, apply_outcome};
-pub use retention::{DEFAULT_RETENTION, Retention, retention};
+pub use retention::{DEFAULT_RETENTION, Retention, RetentionPolicy, retention};
 pub use revoke::{ADMIN_HINT, STUCK_AFTER, UNCONFIRMED_GRACE, backoff, stuck};
 pub use step::{MAX_PROVISION_ATTEMPTS, step};
 

@@ -51,10 +51,11 @@ pub fn apply_outcome(status: &mut AccessRequestStatus, outcome: &CommandOutcome,
                 Ok(_) => {
                     record_sent(target, command.account_expires_at);
                     target.message.clear();
+                    target.retry_at = None;
                 }
                 Err(SendError::NotManaged(message) | SendError::Transient(message)) => {
                     let expires = command.account_expires_at.unwrap_or(now);
-                    target.message = not_moved(expires, now, message);
+                    not_moved(target, expires, now, message);
                 }
             }
             continue;

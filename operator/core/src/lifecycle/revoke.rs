@@ -52,6 +52,12 @@ pub(super) fn start(input: &Inputs<'_>, d: &mut Transition, outcome: Phase) {
     d.status.phase = Phase::Revoking;
     d.status.revocation_started_at.get_or_insert(Time(input.now));
     d.status.outcome = Some(outcome);
+    // A Ready target's retry_at only ever delays an extension's retry: never the revoke.
+    for target in &mut d.status.targets {
+        if target.state == TargetState::Ready {
+            target.retry_at = None;
+        }
+    }
     revoking(input, d);
 }
 

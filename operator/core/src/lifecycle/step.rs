@@ -254,7 +254,7 @@ fn active(input: &Inputs<'_>, d: &mut Transition) {
         revoke::start(input, d, Phase::Expired);
     } else {
         d.requeue_after = Some(until(input.now, expires));
-        extension::move_windows_expiry(d, expires);
+        extension::move_windows_expiry(d, expires, input.now);
     }
 }
 

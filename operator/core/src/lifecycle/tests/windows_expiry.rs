@@ -38,9 +38,8 @@ fn an_extension_moves_the_windows_accounts_own_expiry() {
             account_expires_at: Some(extended),
         }]
     );
-    assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
 
-    // Not sent: the target says so, and the next pass sends it again.
+    // Not sent: the target says so, and it is sent again 30 s later, not before (nor in a loop).
     let not_sent = CommandOutcome::NotSent {
         command: d.commands[0].clone(),
         error: SendError::Transient("throttled".into()),
@@ -53,8 +52,11 @@ fn an_extension_moves_the_windows_accounts_own_expiry() {
     );
     assert_eq!(w.target(A).state, TargetState::Ready);
     let d = w.run();
+    assert!(d.commands.is_empty(), "not before the retry");
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
+    w.now = at(130);
+    let d = w.run();
     assert_eq!(d.commands.len(), 1);
-
     w.sent(&d);
     let target = w.target(A);
     assert_eq!(target.account_expires_at, Some(Time(extended)));
@@ -82,4 +84,23 @@ fn windows_accounts_without_a_recorded_expiry_keep_their_backstop() {
     w.status.targets[0].account_expires_at = None;
     extend_to_three_hours(&mut w);
     assert!(w.run().commands.is_empty());
+}
+
+#[test]
+fn a_waiting_extension_never_delays_the_revoke() {
+    let mut w = World::new(&[A]);
+    w.activate_as(Platform::Windows);
+    extend_to_three_hours(&mut w);
+    let d = w.run();
+    let not_sent = CommandOutcome::NotSent {
+        command: d.commands[0].clone(),
+        error: SendError::NotManaged("instance stopped".into()),
+    };
+    apply_outcome(&mut w.status, &not_sent, w.now);
+    assert!(w.target(A).retry_at.is_some());
+    w.spec.completed = true;
+    let d = w.run();
+    assert_eq!(w.status.phase, Phase::Revoking);
+    assert_eq!(d.commands.len(), 1);
+    assert_eq!(d.commands[0].purpose, Purpose::Revoke);
 }
