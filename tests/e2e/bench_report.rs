@@ -193,5 +193,11 @@ pub fn machine() -> String {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores ({model}), {mem_gib:.0} GiB RAM; operator and harness in the debug profile")
+    // Others' work on the machine shows in every latency: the 1-minute load average at the end.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    format!(
+        "{cores} cores ({model}), {mem_gib:.0} GiB RAM, load average {load} at the end; operator and \
+         harness in the debug profile"
+    )
 }
