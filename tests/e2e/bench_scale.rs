@@ -236,6 +236,11 @@ async fn run() -> Result<()> {
     let (seen, watch) = Seen::watch(s.requests.clone());
 
     let sequential = one_at_a_time(&s, &seen, &size, &instances, &mut table).await?;
+    // Their expiry, one at a time too: before the burst, so their revocation does not queue behind it.
+    seen.wait_all(&sequential, "Expired", Duration::from_secs(180), |m| {
+        m.ended.is_some()
+    })
+    .await?;
     let grant_rate = burst(&s, &seen, &size, &instances, bare_rate, &mut table).await?;
     let outcome = live(&s, &seen, &size, &instances, grant_rate, &mut table).await?;
     let commands = emulator.commands().await?;
