@@ -4,8 +4,9 @@
     must be a Session document; CreateDocument made it), its parameters are substituted into its
     properties (defaults from the document), and the caller's session policy — the `Policy` given to
     AssumeRole for the access key that signs the call — must allow `ssm:StartSession` on both the
-    instance's and the document's ARN, conditions included; callers without a session policy (the
-    tests' plain credentials) are allowed. It answers SessionId, TokenValue and the gateway's StreamUrl.
+    instance's and the document's ARN, conditions included (a call naming no document is checked
+    against the default shell document only under `ssm:SessionDocumentAccessCheck`, as AWS does);
+    callers without a session policy (the tests' plain credentials) are allowed. It answers SessionId, TokenValue and the gateway's StreamUrl.
   * TerminateSession ends the session: the gateway (ssm_gateway.py) closes the tunnel.
   * DescribeSessions (State Active|History, Filters Target/Owner/Status/SessionId) in AWS's shape.
 Every session is recorded (who, which target, which document, bytes carried) for the admin API.
@@ -220,15 +221,34 @@ def session_properties(backend, name, parameters):
 
 
 # --- the operations ----------------------------------------------------------------------------------
+def checks_document_access(response):
+    """Whether a StartSession that names no document is checked against the default shell document:
+    AWS does so only when the caller's policy allows StartSession under the condition
+    `ssm:SessionDocumentAccessCheck` true; otherwise the instance alone is authorized and the default
+    shell (SSM-SessionManagerRunShell) opens, whatever documents the policy lists."""
+    _, _, policy = caller(response)
+    if policy is None:
+        return False
+    return any(
+        any(str(value).lower() == "true"
+            for value in listed((s.get("Condition") or {}).get("Bool", {}).get("ssm:SessionDocumentAccessCheck", [])))
+        for s in listed(policy.get("Statement", []))
+        if s.get("Effect") == "Allow"
+    )
+
+
 def start_session(self):
     target = self._get_param("Target")
-    name = self._get_param("DocumentName") or "SSM-SessionManagerRunShell"
+    named = self._get_param("DocumentName")
+    name = named or "SSM-SessionManagerRunShell"
     parameters = self._get_param("Parameters") or {}
     account, region = self.current_account, self.region
-    properties, owned_by_aws = session_properties(ssm_backends[account][region], name, parameters)
+    owned_by_aws = name.startswith(("AWS-", "SSM-"))
     document_arn = f"arn:aws:ssm:{region}:{'' if owned_by_aws else account}:document/{name}"
     instance_arn = f"arn:aws:ec2:{region}:{account}:instance/{target}"
-    owner, short_name = authorize(self, "ssm:StartSession", [instance_arn, document_arn], request_context())
+    resources = [instance_arn] + ([document_arn] if named or checks_document_access(self) else [])
+    owner, short_name = authorize(self, "ssm:StartSession", resources, request_context())
+    properties, _ = session_properties(ssm_backends[account][region], name, parameters)
     with STATE.cond:
         if STATE.agent_for(target, region) is None:
             raise SSMException("TargetNotConnected", f"{target} is not connected.")

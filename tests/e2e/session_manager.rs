@@ -311,14 +311,20 @@ async fn target_closes() -> Result<()> {
 
 /// The session policy of scoped credentials, as passport's operator writes it: StartSession on one
 /// instance and passport's SSH document, TerminateSession on the sessions these credentials start.
-fn scoped_policy(role_session: &str) -> String {
+/// `document_check`: with `ssm:SessionDocumentAccessCheck`, as the operator writes it.
+fn scoped_policy(role_session: &str, document_check: bool) -> String {
     let arn = |service: &str, resource: &str| format!("arn:aws:{service}:us-east-1:123456789012:{resource}");
+    let condition = if document_check {
+        serde_json::json!({"Bool": {"ssm:SessionDocumentAccessCheck": "true"}})
+    } else {
+        serde_json::json!({})
+    };
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": ["ssm:StartSession"],
              "Resource": [arn("ec2", &format!("instance/{INSTANCE}")), arn("ssm", &format!("document/{SSH_DOCUMENT}"))],
-             "Condition": {"Bool": {"ssm:SessionDocumentAccessCheck": "true"}}},
+             "Condition": condition},
             {"Effect": "Allow", "Action": ["ssm:TerminateSession"],
              "Resource": [arn("ssm", &format!("session/{role_session}-*"))]},
         ],
@@ -326,23 +332,25 @@ fn scoped_policy(role_session: &str) -> String {
     .to_string()
 }
 
-async fn session_policy() -> Result<()> {
-    let (aws, client) = setup(echo_service().await?).await?;
-    let role_session = "passport-scoped-test";
+/// Credentials of the target role narrowed by `policy`.
+async fn assume_scoped(
+    aws: &AwsEmulator,
+    role_session: &str,
+    policy: String,
+) -> Result<aws_sdk_sts::types::Credentials> {
     let sts = aws_sdk_sts::Client::new(&aws.sdk_config());
     let assumed = sts
         .assume_role()
         .role_arn("arn:aws:iam::123456789012:role/passport-target")
         .role_session_name(role_session)
-        .policy(scoped_policy(role_session))
+        .policy(policy)
         .send()
         .await?;
-    let creds = assumed.credentials().context("no credentials")?;
-    let mut env = aws.env_vars();
-    env.retain(|(name, _)| !name.starts_with("AWS_ACCESS_KEY_ID") && *name != "AWS_SECRET_ACCESS_KEY");
-    env.push(("AWS_ACCESS_KEY_ID", creds.access_key_id().to_owned()));
-    env.push(("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().to_owned()));
-    env.push(("AWS_SESSION_TOKEN", creds.session_token().to_owned()));
+    assumed.credentials().cloned().context("no credentials")
+}
+
+/// An SSM client signing with `creds`.
+fn scoped_client(aws: &AwsEmulator, creds: &aws_sdk_sts::types::Credentials) -> Client {
     let scoped_credentials = aws_sdk_ssm::config::Credentials::new(
         creds.access_key_id(),
         creds.secret_access_key(),
@@ -350,11 +358,49 @@ async fn session_policy() -> Result<()> {
         None,
         "scoped",
     );
-    let scoped = Client::from_conf(
+    Client::from_conf(
         aws_sdk_ssm::config::Builder::from(&aws.sdk_config())
             .credentials_provider(scoped_credentials)
             .build(),
-    );
+    )
+}
+
+/// A StartSession naming no document opens the default shell unless the policy's
+/// `ssm:SessionDocumentAccessCheck` makes AWS check that document too: with the condition (as the
+/// operator writes it) it is refused; without, it passes authorization (and fails only because the
+/// emulator has no shell document to open).
+async fn no_document_needs_the_access_check(aws: &AwsEmulator) -> Result<()> {
+    for (document_check, role_session) in [(true, "passport-check-on"), (false, "passport-check-off")] {
+        let creds = assume_scoped(aws, role_session, scoped_policy(role_session, document_check)).await?;
+        let client = scoped_client(aws, &creds);
+        let code = match client.start_session().target(INSTANCE).send().await {
+            Ok(_) => "opened".to_owned(),
+            Err(err) => err.code().unwrap_or("no code").to_owned(),
+        };
+        let expected = if document_check {
+            "AccessDeniedException"
+        } else {
+            "InvalidDocument"
+        };
+        ensure!(
+            code == expected,
+            "StartSession without a document, access check {document_check}: {code}, expected {expected}"
+        );
+    }
+    Ok(())
+}
+
+async fn session_policy() -> Result<()> {
+    let (aws, client) = setup(echo_service().await?).await?;
+    no_document_needs_the_access_check(&aws).await?;
+    let role_session = "passport-scoped-test";
+    let creds = assume_scoped(&aws, role_session, scoped_policy(role_session, true)).await?;
+    let mut env = aws.env_vars();
+    env.retain(|(name, _)| !name.starts_with("AWS_ACCESS_KEY_ID") && *name != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_ACCESS_KEY_ID", creds.access_key_id().to_owned()));
+    env.push(("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().to_owned()));
+    env.push(("AWS_SESSION_TOKEN", creds.session_token().to_owned()));
+    let scoped = scoped_client(&aws, &creds);
 
     for (target, document) in [(OTHER_INSTANCE, SSH_DOCUMENT), (INSTANCE, RDP_DOCUMENT)] {
         let refused = scoped
