@@ -48,7 +48,8 @@ license="$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml | head -n1)"
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 "$binary" "$root/usr/local/bin/passport-operator"
-strip --strip-debug "$root/usr/local/bin/passport-operator"
+# Symbols off (55 MB → 33 MB for a release build): panics still say where, from their messages.
+strip "$root/usr/local/bin/passport-operator"
 # Every library the dynamic linker loads (and the linker itself), at the path ldd names.
 for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
   install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
