@@ -303,10 +303,16 @@ def describe_instance_information(self):
         if key not in FILTER_FIELDS:
             raise InvalidFilterKey(f"The filter key {key} is not supported by passport_moto")
         infos = [info for info in infos if info[FILTER_FIELDS[key]] in values]
-    start = int(self._get_param("NextToken") or 0)
-    end = start + int(self._get_param("MaxResults") or 50)
-    result = {"InstanceInformationList": infos[start:end]}
-    if end < len(infos):
+    return page(self, "InstanceInformationList", infos)
+
+
+def page(response, key, items, default_size=50):
+    """One page of `items` under `key`, as AWS pages: MaxResults (default `default_size`) from
+    NextToken."""
+    start = int(response._get_param("NextToken") or 0)
+    end = start + int(response._get_param("MaxResults") or default_size)
+    result = {key: items[start:end]}
+    if end < len(items):
         result["NextToken"] = str(end)
     return ActionResult(result)
 

@@ -3,10 +3,9 @@ command on every instance it was sent to, as AWS answers it (without `Details`: 
 it, each plugin's output cut to 2,500 characters as AWS cuts it). Invocations are the ones moto_ext's
 agents update as they run the scripts."""
 
-from moto.core.responses import ActionResult
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from moto_ext import STATE
+from moto_ext import STATE, page
 
 DETAILS_OUTPUT_LIMIT = 2500  # ListCommandInvocations' cut of each plugin's output
 
@@ -49,12 +48,7 @@ def list_command_invocations(self):
             for invocation in command.invocations
             if instance_id in (None, invocation["InstanceId"])
         ]
-    start = int(self._get_param("NextToken") or 0)
-    end = start + int(self._get_param("MaxResults") or 50)
-    result = {"CommandInvocations": listed[start:end]}
-    if end < len(listed):
-        result["NextToken"] = str(end)
-    return ActionResult(result)
+    return page(self, "CommandInvocations", listed)
 
 
 def install():

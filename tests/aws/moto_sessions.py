@@ -26,7 +26,7 @@ from moto.ssm.models import ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import sts_backends
 
-from moto_ext import STATE, iso, now
+from moto_ext import STATE, iso, now, page
 
 ACTIVE = {"Connecting", "Connected"}
 FILTER_FIELDS = {"Target": "target", "Owner": "owner", "Status": "status", "SessionId": "id"}
@@ -286,12 +286,7 @@ def describe_sessions(self):
             raise ValidationException(f"The filter key {item.get('key')} is not supported by passport_moto")
         sessions = [s for s in sessions if getattr(s, field) == item.get("value")]
     sessions.sort(key=lambda s: s.start, reverse=True)
-    start = int(self._get_param("NextToken") or 0)
-    end = start + int(self._get_param("MaxResults") or 20)
-    result = {"Sessions": [s.describe() for s in sessions[start:end]]}
-    if end < len(sessions):
-        result["NextToken"] = str(end)
-    return ActionResult(result)
+    return page(self, "Sessions", [s.describe() for s in sessions], default_size=20)
 
 
 def install():

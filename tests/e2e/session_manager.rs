@@ -156,17 +156,22 @@ async fn terminate(client: &Client, id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn standard_streams() -> Result<()> {
-    let (aws, client) = setup(echo_service().await?).await?;
-    let mut session = start_plugin(
-        &client,
+/// The plugin on passport's SSH document to the test instance, with the emulator's own credentials.
+async fn ssh_document_session(aws: &AwsEmulator, client: &Client) -> Result<PluginSession> {
+    start_plugin(
+        client,
         &aws.env_vars(),
         aws.endpoint(),
         INSTANCE,
         SSH_DOCUMENT,
         &[],
     )
-    .await?;
+    .await
+}
+
+async fn standard_streams() -> Result<()> {
+    let (aws, client) = setup(echo_service().await?).await?;
+    let mut session = ssh_document_session(&aws, &client).await?;
     let stdin = session.child.stdin.take().context("stdin")?;
     let mut stdout = BufReader::new(session.child.stdout.take().context("stdout")?);
     skip_to_line(&mut stdout, "Starting session with SessionId:").await?;
@@ -278,15 +283,7 @@ async fn target_closes() -> Result<()> {
     })
     .await?;
     let (aws, client) = setup(banner).await?;
-    let mut session = start_plugin(
-        &client,
-        &aws.env_vars(),
-        aws.endpoint(),
-        INSTANCE,
-        SSH_DOCUMENT,
-        &[],
-    )
-    .await?;
+    let mut session = ssh_document_session(&aws, &client).await?;
     // Held open: the plugin ends a session whose input ends (and Child::wait closes a stdin it holds).
     let _stdin = session.child.stdin.take();
     let mut stdout = BufReader::new(session.child.stdout.take().context("stdout")?);
