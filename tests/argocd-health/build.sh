@@ -1,27 +1,9 @@
 #!/usr/bin/env bash
 # Builds argocd-health (the gopher-lua harness that runs Argo CD health checks over their
-# health_test.yaml cases, see main.go) once per machine, cached under passport's cache directory
-# and keyed by the module's files, so it is rebuilt only when they change. Concurrent runs wait for
-# each other (flock). Prints the binary's path on stdout; progress goes to stderr.
+# health_test.yaml cases, see main.go) once per machine, cached and keyed by the module's files (see
+# tests/lib/wrapper-module-build.sh). Prints the binary's path on stdout; progress goes to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${PASSPORT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passport}"
-ldflags="-s -w"
-key="$( (cat "$here/go.mod" "$here/go.sum" "$here/main.go"; echo "$ldflags") | sha256sum | cut -c1-16)"
-out="$cache/argocd-health-$key"
-
-mkdir -p "$cache"
-exec 9>"$cache/argocd-health.lock"
-flock 9
-if [[ -x "$out/argocd-health" ]]; then
-  echo "argocd-health: cached at $out" >&2
-else
-  echo "argocd-health: building from Go modules (first time on this machine; seconds)…" >&2
-  start=$SECONDS
-  tmp="$(mktemp -d "$out.tmp.XXXXXX")"
-  (cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="$ldflags" -o "$tmp/argocd-health" .)
-  rm -rf "$out" && mv "$tmp" "$out"
-  echo "argocd-health: built in $((SECONDS - start))s" >&2
-fi
-echo "$out/argocd-health"
+source "$here/../lib/wrapper-module-build.sh"
+wrapper_module_build argocd-health "$here" seconds
