@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use passport_tests::{kubectl, wait::eventually};
+use passport_tests::{kubectl, session_manager::plugin_dir, wait::eventually};
 
 use super::support::{Plugin, Run, output, until_allowed};
 use crate::scenario::Scenario;
@@ -127,6 +127,8 @@ pub async fn doctor(s: &Scenario<'_>) -> Result<()> {
     expect(&healthy, "ssh", "ok", "OpenSSH")?;
     expect(&healthy, "session-manager-plugin", "ok", "not needed")?;
 
+    session_manager_plugin_on_path(s).await?;
+
     // No operator in the namespace named: its heartbeat fails, and so does doctor.
     let no_operator = doctor_until(
         &alice,
@@ -170,6 +172,28 @@ pub async fn doctor(s: &Scenario<'_>) -> Result<()> {
     )?;
     ensure!(lost.stdout.lines().count() == 4, "{}", lost.stdout);
     failed_with(&lost, 1)
+}
+
+/// Without direct endpoints, tunnels need AWS's session-manager-plugin: the real one on PATH is
+/// found and its version shown; without it, use is blocked.
+async fn session_manager_plugin_on_path(s: &Scenario<'_>) -> Result<()> {
+    let alice = Plugin::new(s.plane.user_kubeconfig("alice"), &s.namespace, String::new())?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut with_plugin = alice.command(&["doctor"]);
+    with_plugin.env("PATH", format!("{}:{path}", plugin_dir()?.display()));
+    let found = output(with_plugin, 60).await?;
+    expect(&found, "session-manager-plugin", "ok", "version 1.")?;
+    ensure!(found.code == Some(0), "{found:?}");
+    let mut without = alice.command(&["doctor"]);
+    without.env("PATH", "/usr/bin:/bin");
+    let missing = output(without, 60).await?;
+    expect(
+        &missing,
+        "session-manager-plugin",
+        "FAIL",
+        "cannot run it (session-manager-plugin is not on PATH)",
+    )?;
+    failed_with(&missing, 1)
 }
 
 /// doctor exited 1 saying how many checks failed.
