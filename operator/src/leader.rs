@@ -36,6 +36,10 @@ pub struct Leadership {
     watcher: Watcher,
     leases: Api<Lease>,
     identity: String,
+    /// When this replica started competing.
+    started_at: Timestamp,
+    /// No later than the lease write that made this replica leader.
+    leading_since: Option<Timestamp>,
 }
 
 impl Leadership {
@@ -49,28 +53,44 @@ impl Leadership {
             .with_grace(GRACE_SECONDS)
             .build()
             .await?;
+        let started_at = Timestamp::now();
         let (state, watcher) = manager.watch().await;
         Ok(Self {
             state,
             watcher,
             leases,
             identity: identity.to_owned(),
+            started_at,
+            leading_since: None,
         })
     }
 
     /// Resolves once this replica leads (or never, if the election stopped).
     pub async fn acquired(&mut self) {
+        // The lease write that makes this replica leader comes after it was last seen a standby (or,
+        // leading already, after it started competing).
+        let since = if *self.state.borrow() {
+            self.started_at
+        } else {
+            Timestamp::now()
+        };
         if self.state.wait_for(|leader| *leader).await.is_err() {
             std::future::pending::<()>().await;
         }
+        self.leading_since = Some(since);
     }
 
     /// Resolves if this replica stops leading, or can no longer show that it still does.
     pub async fn lost(&mut self) {
         let (leases, identity) = (self.leases.clone(), self.identity.clone());
+        // The lease it just won lasts at least this long: a loaded apiserver that is slow to answer
+        // the first reads back does not stop a new leader (with a backlog to clear) at once.
+        let won_until = self
+            .leading_since
+            .map(|since| since + SignedDuration::from_secs(LEASE_SECONDS as i64));
         tokio::select! {
             _ = self.state.wait_for(|leader| !*leader) => {}
-            why = unconfirmed(&leases, &identity) => tracing::warn!("stopping: {why}"),
+            why = unconfirmed(&leases, &identity, won_until) => tracing::warn!("stopping: {why}"),
         }
     }
 
@@ -87,8 +107,8 @@ impl Leadership {
 }
 
 /// Reads the lease back until it is no longer provably this replica's; says why.
-async fn unconfirmed(leases: &Api<Lease>, identity: &str) -> String {
-    let mut held_until: Option<Timestamp> = None;
+async fn unconfirmed(leases: &Api<Lease>, identity: &str, won_until: Option<Timestamp>) -> String {
+    let mut held_until = won_until;
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         // A read that hangs (a partition that drops packets) is a read that failed.
