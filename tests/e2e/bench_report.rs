@@ -196,8 +196,9 @@ pub fn machine() -> String {
     // Others' work on the machine shows in every latency: the 1-minute load average at the end.
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
+    let profile = std::env::var("PASSPORT_BENCH_PROFILE").unwrap_or_else(|_| "debug".to_owned());
     format!(
         "{cores} cores ({model}), {mem_gib:.0} GiB RAM, load average {load} at the end; operator and \
-         harness in the debug profile"
+         CLI in the {profile} profile, harness in the debug profile"
     )
 }
