@@ -151,8 +151,8 @@ fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value
     ]
 }
 
-/// When to look at commands just sent: SSM often answers within a tenth of a second.
-const SOON: Duration = Duration::from_millis(100);
+/// When to look at commands just sent: SSM can answer within that.
+const SOON: Duration = Duration::from_millis(50);
 
 /// What the lifecycle reads, gathered from caches and AWS.
 struct Gathered {

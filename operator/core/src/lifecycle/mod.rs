@@ -129,12 +129,11 @@ impl Purpose {
 }
 
 /// How often commands in flight are polled at first, and at most.
-const POLL_MIN: Duration = Duration::from_millis(100);
+const POLL_MIN: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(10);
 
-/// When to look at commands in flight `elapsed` after they started: within a tenth of a second at
-/// first (SSM often answers in well under a second, and the request waits on it), then less and
-/// less often, so a slow instance costs a poll every ten seconds. Each poll is one
+/// When to look at commands in flight `elapsed` after they started: every 50 ms at first (SSM can
+/// answer within that, and the request waits on it), then less and less often, so a slow instance costs a poll every ten seconds. Each poll is one
 /// ListCommandInvocations per command, whatever its number of instances.
 pub fn poll_interval(elapsed: Duration) -> Duration {
     (elapsed / 8).clamp(POLL_MIN, POLL_MAX)

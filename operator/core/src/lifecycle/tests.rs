@@ -502,5 +502,5 @@ fn commands_in_flight_are_polled_at_once_then_less_often() {
     let polls: Vec<u128> = [0, 1, 4, 20, 80, 600]
         .map(|s| super::poll_interval(Duration::from_secs(s)).as_millis())
         .to_vec();
-    assert_eq!(polls, [100, 125, 500, 2500, 10_000, 10_000]);
+    assert_eq!(polls, [50, 125, 500, 2500, 10_000, 10_000]);
 }

@@ -16,7 +16,7 @@ fn approval_provisions_each_platform_with_its_own_command() {
     assert!(d.commands.is_empty(), "platforms are not known yet");
     assert_eq!(
         d.requeue_after,
-        Some(Duration::from_millis(100)),
+        Some(Duration::from_millis(50)),
         "looks again at once"
     );
 
