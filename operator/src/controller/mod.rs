@@ -6,6 +6,7 @@
 mod access_request;
 mod aws_account;
 mod credential_request;
+mod gather;
 mod judged;
 mod ledgers;
 mod report;
