@@ -90,6 +90,10 @@ pub fn immutable_optional_rule(parent: &str, field: &str, hint: &str) -> Value {
 /// Condition types: kept here while callers move to [`crate::conditions::types`].
 pub use crate::conditions::types as condition_types;
 
+/// The operator's leader Lease, in its namespace: the operator holds it, `kubectl passport doctor`
+/// reads it as the operator's heartbeat (the chart's Roles name it).
+pub const OPERATOR_LEASE: &str = "passport-operator";
+
 /// Annotations passport reads, each checked at admission by deploy/admission.yaml.
 pub mod annotations {
     /// On an AccessRequest: the requester's groups (comma-separated), for approval by group.

@@ -13,10 +13,10 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
+// The operator's Role grants get/update/patch on exactly this name.
+use passport_crds::common::OPERATOR_LEASE as LEASE_NAME;
 use tokio::{sync::watch, task::JoinHandle};
 
-/// The Lease's name; the operator's Role grants get/update/patch on exactly this name.
-pub const LEASE_NAME: &str = "passport-operator";
 /// A leader that stops renewing loses the lease after this long.
 const LEASE_SECONDS: u64 = 30;
 /// The leader renews this long before the lease would lapse.

@@ -102,12 +102,12 @@ pub trait Fleet: Send + Sync + 'static {
         account: &Account,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
-    /// Ends the open Session Manager sessions on the instance that role sessions named with
+    /// Ends the open Session Manager sessions on the instances that role sessions named with
     /// `session_prefix` started; returns their ids.
     fn terminate_sessions(
         &self,
         account: &Account,
-        instance_id: &str,
+        instance_ids: &[String],
         session_prefix: &str,
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 

@@ -285,13 +285,13 @@ impl Fleet for SdkFleet {
     async fn terminate_sessions(
         &self,
         account: &Account,
-        instance_id: &str,
+        instance_ids: &[String],
         session_prefix: &str,
     ) -> Result<Vec<String>, AwsError> {
         let ssm = self.clients(account).await.ssm;
         // `arn:…:iam::<account>:role/<path>/<name>`: sessions name the role by its last segment.
         let role_name = account.role_arn.rsplit('/').next().unwrap_or_default();
-        super::sessions::terminate_sessions(&ssm, instance_id, role_name, session_prefix).await
+        super::sessions::terminate_sessions(&ssm, instance_ids, role_name, session_prefix).await
     }
 
     async fn assume_scoped(

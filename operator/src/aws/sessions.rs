@@ -120,33 +120,36 @@ async fn latest_matching(ssm: &Client, document: &SessionDocument) -> Result<Str
     }
 }
 
-/// Ends every open session on `instance_id` started by a session of the account's role
+/// Ends every open session on `instance_ids` started by a session of the account's role
 /// (`role_name`) named with `session_prefix` (the request's: `passport-<uid8>-`); returns their ids.
-/// Every one is tried whatever happens to the others; the first failure is returned.
+/// One listing serves every instance (filtered by target when there is one). Every session is tried
+/// whatever happens to the others; the first failure is returned.
 pub async fn terminate_sessions(
     ssm: &Client,
-    instance_id: &str,
+    instance_ids: &[String],
     role_name: &str,
     session_prefix: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let filter = SessionFilter::builder()
-        .key(SessionFilterKey::TargetId)
-        .value(instance_id)
-        .build()
-        .map_err(|err| AwsError::Other(err.to_string()))?;
-    let mut pages = ssm
-        .describe_sessions()
-        .state(SessionState::Active)
-        .filters(filter)
-        .into_paginator()
-        .send();
+    let mut listing = ssm.describe_sessions().state(SessionState::Active);
+    if let [only] = instance_ids {
+        let filter = SessionFilter::builder()
+            .key(SessionFilterKey::TargetId)
+            .value(only)
+            .build()
+            .map_err(|err| AwsError::Other(err.to_string()))?;
+        listing = listing.filters(filter);
+    }
+    let mut pages = listing.into_paginator().send();
     let mut ours = Vec::new();
     while let Some(page) = pages.next().await {
         for session in page.map_err(classify)?.sessions() {
+            let on_target = session
+                .target()
+                .is_some_and(|target| instance_ids.iter().any(|id| id == target));
             let owned = session
                 .owner()
                 .is_some_and(|owner| started_by(owner, role_name, session_prefix));
-            if let (Some(id), true) = (session.session_id(), owned) {
+            if let (Some(id), true, true) = (session.session_id(), on_target, owned) {
                 ours.push(id.to_owned());
             }
         }

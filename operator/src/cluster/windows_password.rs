@@ -375,35 +375,45 @@ mod tests {
         respond.send_response(Response::builder().body(Body::from(bytes)).expect("response"));
     }
 
-    #[tokio::test]
-    async fn the_password_is_decrypted_stored_and_scrubbed() {
+    type Collecting = tokio::task::JoinHandle<Result<Invocation, Error>>;
+
+    /// Starts [`collect`] on a provisioning's `stdout` against a mock apiserver, and answers its read
+    /// of the request's Secret, which holds `key`.
+    async fn collecting(
+        stdout: String,
+        holders: Holders,
+        key: &PasswordKey,
+    ) -> (Collecting, Handle<Request<Body>, Response<Body>>) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
+        let invocation = Invocation::Succeeded { stdout };
+        let collected = tokio::spawn(collect(
+            client, "passport", "uid-1", INSTANCE, invocation, holders,
+        ));
+        let (_, respond) = next(&mut handle, Method::GET).await;
+        let stored_key = key.to_der().expect("der");
+        reply(
+            respond,
+            &secret(json!({ format!("key-{}", key.id()): b64(&stored_key) })),
+        );
+        (collected, handle)
+    }
+
+    #[tokio::test]
+    async fn the_password_is_decrypted_stored_and_scrubbed() {
         let key = vector_key();
         let stdout = format!(
             "passport: created local user rs-5f3a9c21\r\npassport-user: rs-5f3a9c21\r\npassport-password: {} {}\r\npassport: user rs-5f3a9c21 is ready\r\n",
             key.id(),
             VECTOR_CIPHERTEXT.trim()
         );
-        let collected = tokio::spawn(collect(
-            client,
-            "passport",
-            "uid-1",
-            INSTANCE,
-            Invocation::Succeeded { stdout },
-            Holders {
-                ready: vec![
-                    ("uid-2".into(), "rs-5f3a9c21".into()),
-                    ("uid-3".into(), "rs-5f3a9c21-0a1b2c".into()),
-                ],
-            },
-        ));
-        let stored_key = key.to_der().expect("der");
-        let (_, respond) = next(&mut handle, Method::GET).await;
-        reply(
-            respond,
-            &secret(json!({ format!("key-{}", key.id()): b64(&stored_key) })),
-        );
+        let holders = Holders {
+            ready: vec![
+                ("uid-2".into(), "rs-5f3a9c21".into()),
+                ("uid-3".into(), "rs-5f3a9c21-0a1b2c".into()),
+            ],
+        };
+        let (collected, mut handle) = collecting(stdout, holders, &key).await;
         let (patch, respond) = next(&mut handle, Method::PATCH).await;
         let entry = format!("password-{INSTANCE}");
         assert_eq!(
@@ -447,21 +457,7 @@ mod tests {
                 "its password cannot be recovered",
             ),
         ] {
-            let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-            let client = Client::new(service, "default");
-            let collected = tokio::spawn(collect(
-                client,
-                "passport",
-                "uid-1",
-                INSTANCE,
-                Invocation::Succeeded { stdout },
-                Holders::default(),
-            ));
-            let (_, respond) = next(&mut handle, Method::GET).await;
-            reply(
-                respond,
-                &secret(json!({ format!("key-{}", key.id()): b64(&key.to_der().expect("der")) })),
-            );
+            let (collected, _handle) = collecting(stdout, Holders::default(), &key).await;
             let Invocation::Failed { message } = collected.await.expect("task").expect("collected") else {
                 panic!("not a failure")
             };

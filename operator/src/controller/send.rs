@@ -134,15 +134,13 @@ async fn end_sessions<F: Fleet>(
 ) {
     let uid = target.request.uid().unwrap_or_default();
     let prefix = role_session_prefix(&uid);
-    for instance_id in instance_ids {
-        match ctx.fleet.terminate_sessions(account, instance_id, &prefix).await {
-            Ok(ended) if ended.is_empty() => {}
-            Ok(ended) => {
-                tracing::info!(instance_id, sessions = ?ended, "ended the request's Session Manager sessions")
-            }
-            Err(err) => {
-                tracing::warn!(instance_id, %err, "could not end the request's Session Manager sessions")
-            }
+    match ctx.fleet.terminate_sessions(account, instance_ids, &prefix).await {
+        Ok(ended) if ended.is_empty() => {}
+        Ok(ended) => {
+            tracing::info!(?instance_ids, sessions = ?ended, "ended the request's Session Manager sessions")
+        }
+        Err(err) => {
+            tracing::warn!(?instance_ids, %err, "could not end the request's Session Manager sessions")
         }
     }
 }

@@ -102,7 +102,7 @@ impl Fleet for RecordingFleet {
         Ok(())
     }
 
-    async fn terminate_sessions(&self, _: &Account, _: &str, _: &str) -> Result<Vec<String>, AwsError> {
+    async fn terminate_sessions(&self, _: &Account, _: &[String], _: &str) -> Result<Vec<String>, AwsError> {
         Ok(Vec::new())
     }
 

@@ -39,8 +39,7 @@ pub struct Findings {
     pub now: Timestamp,
 }
 
-/// The operator's Lease name (operator/src/leader.rs, `LEASE_NAME`).
-pub const OPERATOR_LEASE: &str = "passport-operator";
+pub use passport_crds::common::OPERATOR_LEASE;
 
 /// The report: one line per check, in the order a person fixes things.
 pub fn judge(findings: &Findings) -> Vec<Check> {
