@@ -186,8 +186,7 @@ fn image_runs_the_operator_as_non_root_under_the_charts_name() -> Result<()> {
 
 fn krew_manifest_validates_installs_offline_and_the_plugin_runs() -> Result<()> {
     let plugin = workspace_binary("kubectl-passport", "kubectl-passport")?;
-    let tools =
-        PathBuf::from(stdout_of(Command::new("bash").arg(repo().join("tests/krew/build.sh")))?.trim());
+    let tools = passport_tests::tools::dir()?;
     let out = tempfile::tempdir()?;
     let manifest = stdout_of(
         Command::new("bash")

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes tools passport's chart checks use, from their Go modules at pinned versions,
-# once per machine: helm (lint, template, install) and kube-score (manifest lint); and, from the
+# once per machine: helm (lint, template, install), kube-score (manifest lint), krew and its
+# validate-krew-manifest (the plugin's packaging test); and, from the
 # Prometheus Operator's module, its ServiceMonitor and PrometheusRule CRDs (monitoring-crds.yaml),
 # against which the chart's optional monitoring objects are validated. Each is cached under passport's cache directory, keyed by module,
 # version and link flags (the version stamps, so `helm version` and friends print the real one), and
 # rebuilt only when those change. Concurrent runs wait for each other (flock).
-# Arguments: which tools (default: all of helm kube-score monitoring-crds).
+# Arguments: which tools (default: all of them).
 # Prints the directory holding the tools (symlinks) on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ cache="${PASSPORT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passport}/tools"
 
 HELM_VERSION=v3.22.0
 KUBE_SCORE_VERSION=v1.20.0
+KREW_VERSION=v0.4.3
+ALL=(helm kube-score monitoring-crds krew validate-krew-manifest)
 PROMETHEUS_OPERATOR=github.com/prometheus-operator/prometheus-operator@v0.85.0
 
 # name → "module/cmd@version|link flags" (the version stamps each project's release build sets).
@@ -22,7 +25,9 @@ spec() {
       echo "helm.sh/helm/v3/cmd/helm@$HELM_VERSION|-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" ;;
     kube-score)
       echo "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION|-X main.version=${KUBE_SCORE_VERSION#v}" ;;
-    *) echo "unknown tool: $1 (known: helm kube-score monitoring-crds)" >&2; exit 2 ;;
+    krew | validate-krew-manifest)
+      echo "sigs.k8s.io/krew/cmd/$1@$KREW_VERSION|" ;;
+    *) echo "unknown tool: $1 (known: ${ALL[*]})" >&2; exit 2 ;;
   esac
 }
 
@@ -73,7 +78,7 @@ flock 9
 if [[ $# -gt 0 ]]; then
   tools=("$@")
 else
-  tools=(helm kube-score monitoring-crds)
+  tools=("${ALL[@]}")
 fi
 for tool in "${tools[@]}"; do
   if [[ "$tool" == monitoring-crds ]]; then monitoring_crds; else build "$tool"; fi
