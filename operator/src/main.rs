@@ -7,11 +7,11 @@ use clap::Parser;
 use passport_core::credentials::parse_certificate_ttl;
 use passport_operator::{
     aws::sdk::SdkFleet,
-    cluster::ca_secret,
+    cluster::{ca_secret, cache::RequestCache},
     controller::{self, Settings},
     http,
     leader::{self, Leadership},
-    logbook_sink::{AuditGate, LogbookSink, SinkArgs},
+    logbook_sink::{AuditGate, LogbookSink, SinkArgs, SinkFeed},
     metrics::{LogbookMetrics, Metrics},
     preflight,
 };
@@ -43,6 +43,10 @@ struct Args {
     /// deleted, once its Logbook record reached the audit sink (Go duration syntax, e.g. 168h).
     #[arg(long, env = "PASSPORT_FINISHED_RETENTION", default_value = "168h", value_parser = retention)]
     finished_retention: Duration,
+    /// Reconciles of one kind running at once; more queue up (a burst of requests is worked
+    /// through this many at a time).
+    #[arg(long, env = "PASSPORT_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_concurrent_reconciles: u16,
     #[command(flatten)]
     logbook: SinkArgs,
 }
@@ -118,9 +122,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 certificate_ttl: args.certificate_ttl,
                 finished_retention: args.finished_retention,
                 audit_gate,
+                concurrency: args.max_concurrent_reconciles,
             };
-            let controllers = tokio::spawn(controller::run(client, settings, stopped()));
-            let sink = logbook.map(|sink| tokio::spawn(sink.run(logbook_metrics, stopped())));
+            let mut cache = RequestCache::default();
+            let requests = cache.store();
+            let sink = logbook.map(|sink| {
+                let feed = SinkFeed::default();
+                let observer = feed.clone();
+                cache.observe(Box::new(move |event| observer.observe(event)));
+                tokio::spawn(sink.run(logbook_metrics, requests, feed, stopped()))
+            });
+            let controllers = tokio::spawn(controller::run(client, settings, cache, stopped()));
             let lost = tokio::select! {
                 () = &mut shutdown => false,
                 () = leadership.lost() => true,

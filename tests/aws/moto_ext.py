@@ -78,6 +78,17 @@ class State:
 STATE = State()
 
 
+# The bench's runner: an agent that answers every command at once, in this process (starting a
+# process per command would make the emulator, not the operator, what the bench measures). It prints
+# what a Linux provisioning prints for the operator to read: the host keys between the markers.
+INSTANT_RUNNER = "passport:instant"
+INSTANT_OUTPUT = (
+    "--- passport host keys ---\n"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFMueTztjy086QjLEkNT8l+8DQXMj+QJ7fEiqGRhVFzM bench-host\n"
+    "--- end host keys ---\n"
+)
+
+
 class Agent(threading.Thread):
     """A registered SSM agent: Online while registered, it runs the commands sent to its instance one at
     a time, as the real agent does, by handing the script file to the runner command given at
@@ -147,6 +158,8 @@ class Agent(threading.Thread):
         if command.document_name != DOCUMENT_OF[self.platform]:
             reason = f"passport_moto: a {self.platform} agent does not run {command.document_name}\n"
             return outcome("Failed", 1, "", reason)
+        if self.runner == [INSTANT_RUNNER]:
+            return outcome("Success", 0, INSTANT_OUTPUT, "")
         lines = command.parameters.get("commands", [])
         timeout = float((command.parameters.get("executionTimeout") or ["3600"])[0])
         suffix = ".ps1" if self.platform == "Windows" else ".sh"

@@ -3,6 +3,8 @@ command on every instance it was sent to, as AWS answers it (without `Details`: 
 it, each plugin's output cut to 2,500 characters as AWS cuts it). Invocations are the ones moto_ext's
 agents update as they run the scripts."""
 
+from moto.ssm.exceptions import SSMException as RESTError
+from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from moto_ext import STATE, page
@@ -51,5 +53,31 @@ def list_command_invocations(self):
     return page(self, "CommandInvocations", listed)
 
 
+def _indexed(backend):
+    """moto finds a command by scanning every command ever sent; with the bench's tens of thousands,
+    that scan (not the operator) would be what is measured. Indexes, by id and by instance, the
+    commands appended since the last look (moto only ever appends to its list)."""
+    index = backend.__dict__.setdefault("_passport_index", {"seen": 0, "ids": {}, "instances": {}})
+    for command in backend._commands[index["seen"]:]:
+        index["ids"][command.command_id] = command
+        for instance_id in command.instance_ids:
+            index["instances"].setdefault(instance_id, []).append(command)
+    index["seen"] = len(backend._commands)
+    return index
+
+
+def get_command_by_id(self, command_id):
+    command = _indexed(self)["ids"].get(command_id)
+    if command is None:
+        raise RESTError("InvalidCommandId", "Invalid command id.")
+    return command
+
+
+def get_commands_by_instance_id(self, instance_id):
+    return list(_indexed(self)["instances"].get(instance_id, []))
+
+
 def install():
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+    SimpleSystemManagerBackend.get_command_by_id = get_command_by_id
+    SimpleSystemManagerBackend.get_commands_by_instance_id = get_commands_by_instance_id

@@ -1,5 +1,6 @@
 //! The bench behind `scripts/bench.sh`: an ignored trial on a stack of its own (control plane, moto,
-//! operator) with 100 managed instances whose SSM agents answer at once (tests/aws/instant_runner.sh).
+//! operator) with 100 managed instances whose SSM agents answer at once
+//! (moto_ext's in-process `passport:instant` runner).
 //! It measures, in one run: apply → Active one at a time and the revoke lag after expiry; a burst
 //! of M requests against the same apiserver's bare create + status patch; N live requests (the
 //! operator's memory over a soak, expiry lag in waves, recovery after a restart, CPU per request);
@@ -9,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -204,8 +204,8 @@ async fn run() -> Result<()> {
     let size = Size::from_env()?;
     let emulator = AwsEmulator::start().await?;
     let plane = controlplane::start_with_crds().await?;
-    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("aws/instant_runner.sh");
-    let runner = vec!["bash".to_owned(), runner.to_string_lossy().into_owned()];
+    // moto_ext's in-process runner (INSTANT_RUNNER): answers each command at once.
+    let runner = vec!["passport:instant".to_owned()];
     let instances = instance_ids();
     for id in &instances {
         emulator

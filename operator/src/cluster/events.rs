@@ -1,38 +1,103 @@
 //! Kubernetes Events: logbook entries on the AccessRequest, and Warning Events for failures on any
 //! object. A failure to record is logged, never fatal: the status already says what happened.
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use jiff::Timestamp;
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event as K8sEvent},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+};
+use kube::{
+    Api, Client,
+    api::PostParams,
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
 use passport_core::logbook::LogEvent;
 
 /// The longest note kept; the apiserver refuses notes over 1 KiB.
 const MAX_NOTE: usize = 1024;
 
-/// Publishes one logbook entry as an Event on `object`, ending its note with the entry's id in the
-/// durable record (`<request uid>-<seq>`, also its CloudEvent id) when it has one.
-pub async fn publish(recorder: &Recorder, object: &ObjectReference, entry: &LogEvent, id: Option<&str>) {
-    let type_ = if entry.warning {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    let note = match id {
-        Some(id) => {
-            let suffix = format!(" [logbook {id}]");
-            let room = MAX_NOTE.saturating_sub(suffix.len());
-            format!("{}{suffix}", entry.message.chars().take(room).collect::<String>())
+/// Publishes logbook entries, each as an Event of its own.
+///
+/// Not kube's [`Recorder`]: it folds Events of the same reason on the same object into one series
+/// that keeps the first note (a second entry's id would be lost), and it keeps every Event it sent
+/// for six minutes, which with thousands of requests becomes most of the operator's memory.
+#[derive(Clone)]
+pub struct LogbookEvents {
+    client: Client,
+    reporter: Reporter,
+}
+
+impl std::fmt::Debug for LogbookEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogbookEvents")
+            .field("reporter", &self.reporter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogbookEvents {
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Self { client, reporter }
+    }
+
+    /// Publishes one entry as an Event on `object`. With the entry's id in the durable record
+    /// (`<request uid>-<seq>`, also its CloudEvent id), the note ends with it and the Event is named
+    /// after it, so publishing the same entry again (a reconcile retried) creates nothing new.
+    pub async fn publish(&self, object: &ObjectReference, entry: &LogEvent, id: Option<&str>) {
+        let now = Timestamp::now();
+        let regarding = object.name.as_deref().unwrap_or(&self.reporter.controller);
+        let (name, note) = match id {
+            Some(id) => {
+                let suffix = format!(" [logbook {id}]");
+                let room = MAX_NOTE.saturating_sub(suffix.len());
+                let note = format!("{}{suffix}", entry.message.chars().take(room).collect::<String>());
+                (event_name(regarding, id), note)
+            }
+            None => (
+                event_name(regarding, &format!("{:x}", now.as_nanosecond())),
+                entry.message.chars().take(MAX_NOTE).collect(),
+            ),
+        };
+        let event = K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: object.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            action: Some(entry.action.as_str().to_owned()),
+            reason: Some(entry.action.reason()),
+            note: Some(note),
+            type_: Some(if entry.warning { "Warning" } else { "Normal" }.to_owned()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(object.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..K8sEvent::default()
+        };
+        let namespace = object.namespace.as_deref().unwrap_or("default");
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) => tracing::warn!(
+                action = entry.action.as_str(),
+                "could not record the Event: {err}"
+            ),
         }
-        None => entry.message.clone(),
-    };
-    record(
-        recorder,
-        object,
-        type_,
-        entry.action.reason(),
-        entry.action.as_str(),
-        &note,
-    )
-    .await;
+    }
+}
+
+/// `<object>.<suffix>`, cut to the 253 characters an object name may have (from the object's name,
+/// keeping the suffix that makes it unique).
+fn event_name(regarding: &str, suffix: &str) -> String {
+    let room = 253usize.saturating_sub(suffix.len() + 1);
+    let stem = regarding.get(..room.min(regarding.len())).unwrap_or(regarding);
+    format!("{}.{suffix}", stem.trim_end_matches(['.', '-']))
 }
 
 /// Publishes a Warning Event saying why a reconcile of `object` failed.
@@ -65,5 +130,25 @@ async fn record(
     };
     if let Err(err) = recorder.publish(&event, object).await {
         tracing::warn!(action, "could not record the Event: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_name;
+
+    #[test]
+    fn an_entry_names_its_event_after_its_id() {
+        assert_eq!(
+            event_name("web", "0b7c2f7e-1d2a-4c39-9a57-5a1f0a3c6f11-3"),
+            "web.0b7c2f7e-1d2a-4c39-9a57-5a1f0a3c6f11-3"
+        );
+    }
+
+    #[test]
+    fn a_long_object_name_is_cut_to_keep_the_suffix() {
+        let name = event_name(&"a".repeat(253), "uid-12");
+        assert_eq!(name.len(), 253);
+        assert!(name.ends_with(".uid-12"));
     }
 }

@@ -5,5 +5,6 @@ pub mod ca_secret;
 pub mod cache;
 pub mod events;
 pub mod finalizer;
+pub mod holders;
 pub mod status;
 pub mod windows_password;

@@ -173,33 +173,6 @@ pub struct Holders {
 }
 
 impl Holders {
-    /// The other requests in `requests` Ready on `instance_id`, with the account each holds there.
-    pub fn of(
-        requests: &[std::sync::Arc<passport_crds::AccessRequest>],
-        request_uid: &str,
-        instance_id: &str,
-    ) -> Self {
-        use kube::ResourceExt;
-        use passport_crds::access_request::TargetState;
-        let ready = requests
-            .iter()
-            .filter_map(|other| {
-                let uid = other.uid()?;
-                let status = other.status.as_ref()?;
-                if uid == request_uid || status.phase.is_terminal() {
-                    return None;
-                }
-                let target = status
-                    .targets
-                    .iter()
-                    .find(|t| t.instance_id == instance_id && t.state == TargetState::Ready)?;
-                let account = target.username.clone().or_else(|| status.username.clone())?;
-                Some((uid, account))
-            })
-            .collect();
-        Self { ready }
-    }
-
     async fn share(
         &self,
         client: Client,
@@ -292,7 +265,7 @@ pub async fn take_outputs<F: crate::aws::Fleet>(
             observations.invocations.insert(instance_id, scrubbed(invocation));
             continue;
         }
-        let holders = Holders::of(&ctx.requests.state(), request_uid, &instance_id);
+        let holders = ctx.holders.ready_on(&instance_id, request_uid);
         let taken = collect(
             ctx.client.clone(),
             &ctx.namespace,
@@ -483,55 +456,6 @@ mod tests {
             reply(respond, &secret(data));
             assert_eq!(read.await.expect("task").expect("read").as_deref(), expected);
         }
-    }
-
-    #[test]
-    fn holders_are_the_other_live_requests_ready_on_the_instance() {
-        use passport_crds::{
-            AccessRequest, AccessRequestSpec, Phase,
-            access_request::{AccessRequestStatus, TargetState, TargetStatus},
-        };
-        let request = |uid: &str, phase: Phase, state: TargetState, target_user: Option<&str>| {
-            let mut r = AccessRequest::new(uid, AccessRequestSpec::new("alice", "why", [INSTANCE]));
-            r.metadata.uid = Some(uid.into());
-            r.status = Some(AccessRequestStatus {
-                phase,
-                username: Some("rs-5f3a9c21".into()),
-                targets: vec![TargetStatus {
-                    instance_id: INSTANCE.into(),
-                    state,
-                    username: target_user.map(str::to_owned),
-                    ..TargetStatus::default()
-                }],
-                ..AccessRequestStatus::default()
-            });
-            std::sync::Arc::new(r)
-        };
-        let requests = [
-            request("uid-1", Phase::Provisioning, TargetState::Provisioning, None),
-            request("uid-2", Phase::Active, TargetState::Ready, None),
-            request(
-                "uid-3",
-                Phase::Active,
-                TargetState::Ready,
-                Some("rs-5f3a9c21-0a1b2c"),
-            ),
-            request("uid-4", Phase::Completed, TargetState::Removed, None),
-            request("uid-5", Phase::Provisioning, TargetState::Provisioning, None),
-        ];
-        let holders = Holders::of(&requests, "uid-1", INSTANCE);
-        assert_eq!(
-            holders.ready,
-            [
-                ("uid-2".to_owned(), "rs-5f3a9c21".to_owned()),
-                ("uid-3".to_owned(), "rs-5f3a9c21-0a1b2c".to_owned())
-            ]
-        );
-        assert!(
-            Holders::of(&requests, "uid-1", "i-0000000000000000f")
-                .ready
-                .is_empty()
-        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use passport_crds::{AccessRequest, common::annotations, logbook::LogbookRecord};
 use super::{Context, Error, FINALIZER, gather::gather, report, send};
 use crate::{
     aws::Fleet,
-    cluster::{events, finalizer, status, windows_password},
+    cluster::{finalizer, status, windows_password},
 };
 
 pub async fn reconcile<F: Fleet>(request: Arc<AccessRequest>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
@@ -206,7 +206,7 @@ async fn act_after_write<F: Fleet>(
         .zip(recorded[first..].iter().map(|e| e.seq))
     {
         let id = LogbookRecord::entry_id(&uid, seq);
-        events::publish(&ctx.recorder, &object, entry, Some(&id)).await;
+        ctx.logbook_events.publish(&object, entry, Some(&id)).await;
     }
     // Once, when the request finishes (or goes): a finished request is not reconciled for this again.
     let finishing = !request.phase().is_terminal() || deleting;

@@ -31,7 +31,7 @@ use rand_core::{OsRng, RngCore};
 use super::{Context, Error};
 use crate::{
     aws::{Fleet, ScopedSession},
-    cluster::{events, status, windows_password},
+    cluster::{status, windows_password},
 };
 
 /// How many times the logbook entry is tried against a record others keep changing.
@@ -411,7 +411,9 @@ async fn record<F: Fleet>(
             &request.spec.requester,
             valid_before,
         );
-        events::publish(&ctx.recorder, &access_request.object_ref(&()), &entry, None).await;
+        ctx.logbook_events
+            .publish(&access_request.object_ref(&()), &entry, None)
+            .await;
     }
 }
 

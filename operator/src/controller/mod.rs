@@ -21,7 +21,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
         Controller, Predicate, WatchStreamExt,
-        controller::Action,
+        controller::{self, Action},
         events::{Recorder, Reporter},
         predicates,
         reflector::{self, ObjectRef, Store},
@@ -35,7 +35,16 @@ pub use crate::error::Error;
 pub use ledgers::Ledgers;
 pub use report::Limiter;
 
-use crate::{aws::Fleet, cluster::cache::slim, logbook_sink::AuditGate, metrics::Metrics};
+use crate::{
+    aws::Fleet,
+    cluster::{
+        cache::{RequestCache, slim},
+        events::LogbookEvents,
+        holders::HolderIndex,
+    },
+    logbook_sink::AuditGate,
+    metrics::Metrics,
+};
 
 /// The finalizer that keeps an AccessRequest until everything it granted is revoked.
 pub const FINALIZER: &str = "passport.dev/revoke";
@@ -49,7 +58,9 @@ pub struct Context<F> {
     pub namespace: String,
     pub fleet: F,
     pub authority: Authority,
+    /// Warning Events for failures.
     pub recorder: Recorder,
+    pub logbook_events: LogbookEvents,
     pub metrics: Metrics,
     pub limiter: Limiter,
     /// Per-AccessRequest credential issuing: reuse, rate limit, one issue at a time.
@@ -58,6 +69,8 @@ pub struct Context<F> {
     pub reviews: Store<AccessReview>,
     pub accounts: Store<AwsAccount>,
     pub requests: Store<AccessRequest>,
+    /// Who holds an account on each Windows instance, kept from the AccessRequest cache's events.
+    pub holders: HolderIndex,
     /// How long issued SSH certificates last (`--certificate-ttl`).
     pub certificate_ttl: Duration,
     /// How long a finished AccessRequest stays before it is deleted (`--finished-retention`).
@@ -106,6 +119,9 @@ pub struct Settings<F> {
     pub certificate_ttl: Duration,
     pub finished_retention: Duration,
     pub audit_gate: AuditGate,
+    /// Reconciles of one kind running at once (`--max-concurrent-reconciles`): each holds an SSM
+    /// call's buffers, so a burst of thousands would otherwise hold thousands of them.
+    pub concurrency: u16,
 }
 
 /// A shared watch of every `K`: the cache, the changes for controllers, the deletions (which shared
@@ -153,6 +169,7 @@ where
 pub async fn run<F: Fleet>(
     client: Client,
     settings: Settings<F>,
+    mut cache: RequestCache,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let policies = shared_watch(Api::<AccessPolicy>::all(client.clone()));
@@ -178,15 +195,12 @@ pub async fn run<F: Fleet>(
     }
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
+    let holders = HolderIndex::default();
+    let observer = holders.clone();
+    cache.observe(Box::new(move |event| observer.observe(event)));
     // Our own status writes would retrigger reconciles; only spec, deletion and finalizer changes do.
-    let (requests, request_writer) = reflector::store::<AccessRequest>();
-    let request_changes = reflector::reflector(
-        request_writer,
-        watcher(Api::all(client.clone()), watcher::Config::default()).modify(slim),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(
+    let requests = cache.store();
+    let request_changes = cache.watch(client.clone()).applied_objects().predicate_filter(
         predicates::generation.combine(predicates::finalizers),
         Default::default(),
     );
@@ -195,7 +209,8 @@ pub async fn run<F: Fleet>(
         instance: std::env::var("POD_NAME").ok(),
     };
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        logbook_events: LogbookEvents::new(client.clone(), reporter),
         client: client.clone(),
         namespace: settings.namespace,
         fleet: settings.fleet,
@@ -207,10 +222,12 @@ pub async fn run<F: Fleet>(
         reviews,
         accounts: accounts.clone(),
         requests: requests.clone(),
+        holders,
         certificate_ttl: settings.certificate_ttl,
         finished_retention: settings.finished_retention,
         audit_gate: settings.audit_gate,
     });
+    let config = || controller::Config::default().concurrency(settings.concurrency);
     tokio::spawn(count_from_cache(requests.clone(), ctx.metrics.clone()));
     let live_in_namespace = requests.clone();
     let live_using_account = requests.clone();
@@ -225,6 +242,7 @@ pub async fn run<F: Fleet>(
     };
     let using_deleted_account = using_account.clone();
     let request_controller = Controller::for_stream(request_changes, requests)
+        .with_config(config())
         .watches_shared_stream(review_changes, |review| {
             let namespace = review.namespace()?;
             Some(ObjectRef::new(&review.spec.access_request).within(&namespace))
@@ -255,22 +273,26 @@ pub async fn run<F: Fleet>(
         .for_each(|_| future::ready(()));
 
     let account_controller = Controller::for_shared_stream(account_changes, accounts)
+        .with_config(config())
         .graceful_shutdown_on(shutdown.clone())
         .run(aws_account::reconcile, error_policy::<AwsAccount, F>, ctx.clone())
         .for_each(|_| future::ready(()));
 
     let review_controller = Controller::for_shared_stream(review_judgements, ctx.reviews.clone())
+        .with_config(config())
         .graceful_shutdown_on(shutdown.clone())
         .run(judged::review, error_policy::<AccessReview, F>, ctx.clone())
         .for_each(|_| future::ready(()));
 
     let policy_controller = Controller::for_shared_stream(policy_judgements, ctx.policies.clone())
+        .with_config(config())
         .graceful_shutdown_on(shutdown.clone())
         .run(judged::policy, error_policy::<AccessPolicy, F>, ctx.clone())
         .for_each(|_| future::ready(()));
 
     let credential_controller =
         Controller::new(Api::<CredentialRequest>::all(client), watcher::Config::default())
+            .with_config(config())
             .graceful_shutdown_on(shutdown)
             .run(
                 credential_request::reconcile,

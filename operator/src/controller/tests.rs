@@ -216,7 +216,8 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         instance: None,
     };
     Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        logbook_events: crate::cluster::events::LogbookEvents::new(client.clone(), reporter),
         client,
         namespace: "passport-system".into(),
         fleet: RecordingFleet::default(),
@@ -228,6 +229,7 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         reviews: reflector::store().0,
         accounts: accounts(),
         requests: reflector::store().0,
+        holders: crate::cluster::holders::HolderIndex::default(),
         certificate_ttl: Duration::from_secs(300),
         finished_retention: passport_core::lifecycle::DEFAULT_RETENTION,
         audit_gate: crate::logbook_sink::AuditGate::disabled(),

@@ -17,7 +17,7 @@ pub mod sink;
 mod tests;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     future::Future,
     path::PathBuf,
     sync::{Arc, Mutex},
@@ -25,13 +25,12 @@ use std::{
 };
 
 use anyhow::Context;
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    runtime::{WatchStreamExt, reflector, watcher},
+    runtime::{reflector::Store, watcher},
 };
 use passport_crds::AccessRequest;
 use tokio::{sync::Notify, task::JoinSet};
@@ -40,7 +39,7 @@ pub use gate::AuditGate;
 use schedule::{Report, Schedule, Waiting};
 use sink::{Failure, HttpSink};
 
-use crate::{cluster::cache::slim, metrics::LogbookMetrics};
+use crate::metrics::LogbookMetrics;
 
 /// Requests delivered side by side.
 const MAX_IN_FLIGHT: usize = 4;
@@ -160,44 +159,23 @@ impl LogbookSink {
         self.gate.clone()
     }
 
-    /// Watches every AccessRequest and delivers their undelivered entries until `stop` resolves.
-    pub async fn run(self, metrics: LogbookMetrics, stop: impl Future<Output = ()>) {
+    /// Delivers the undelivered entries of every AccessRequest in `requests` until `stop` resolves,
+    /// woken by `feed` (which must observe the cache's events).
+    pub async fn run(
+        self,
+        metrics: LogbookMetrics,
+        requests: Store<AccessRequest>,
+        feed: SinkFeed,
+        stop: impl Future<Output = ()>,
+    ) {
         let Self { delivery, gate } = self;
-        let api: Api<AccessRequest> = Api::all(delivery.client.clone());
-        let (reader, writer) = reflector::store();
-        let changed = Arc::new(Notify::new());
-        // Requests deleted with entries still undelivered: delivered from memory (no status left to
-        // advance).
-        let orphans: Arc<Mutex<HashMap<String, Arc<AccessRequest>>>> = Arc::default();
-        let watch = {
-            let (changed, orphans) = (changed.clone(), orphans.clone());
-            let watch = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .modify(slim);
-            let stream = reflector(writer, watch);
-            async move {
-                let mut stream = std::pin::pin!(stream);
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(watcher::Event::Delete(request)) => {
-                            if let Some(uid) = request.metadata.uid.clone()
-                                && undelivered(&request, 0).next().is_some()
-                            {
-                                lock(&orphans).insert(uid, Arc::new(request));
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(err) => tracing::warn!(error = %err, "Logbook sink: watching AccessRequests"),
-                    }
-                    changed.notify_one();
-                }
-            }
-        };
-        let watch = tokio::spawn(watch);
+        let mut synced = feed.synced.subscribe();
+        let SinkFeed { changed, orphans, .. } = feed;
+        let reader = requests;
         let mut stop = std::pin::pin!(stop);
         tokio::select! {
-            () = &mut stop => { watch.abort(); return; }
-            ready = reader.wait_until_ready() => if ready.is_err() { watch.abort(); return; },
+            () = &mut stop => return,
+            ready = synced.wait_for(|synced| *synced) => if ready.is_err() { return; },
         }
         tracing::info!(source = %delivery.source, "Logbook sink: delivering");
         let mut schedule = Schedule::default();
@@ -208,12 +186,18 @@ impl LogbookSink {
         let mut last_warning: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            let mut requests: HashMap<String, (Arc<AccessRequest>, bool)> = lock(&orphans)
+            // Borrowed from the cache's snapshot: nothing is copied per request on each pass.
+            let state = reader.state();
+            let orphaned: Vec<(String, Arc<AccessRequest>)> = lock(&orphans)
                 .iter()
-                .map(|(uid, request)| (uid.clone(), (request.clone(), true)))
+                .map(|(uid, request)| (uid.clone(), request.clone()))
                 .collect();
-            for request in reader.state() {
-                if let Some(uid) = request.metadata.uid.clone() {
+            let mut requests: HashMap<&str, (&Arc<AccessRequest>, bool)> = orphaned
+                .iter()
+                .map(|(uid, request)| (uid.as_str(), (request, true)))
+                .collect();
+            for request in &state {
+                if let Some(uid) = request.metadata.uid.as_deref() {
                     requests.insert(uid, (request, false));
                 }
             }
@@ -225,7 +209,7 @@ impl LogbookSink {
                 backlog += pending.count() as u64;
                 oldest = Some(oldest.map_or(first, |o| o.min(first)));
                 waiting.push(Waiting {
-                    uid: uid.clone(),
+                    uid: (*uid).to_owned(),
                     oldest: first,
                 });
             }
@@ -234,16 +218,16 @@ impl LogbookSink {
             let age = oldest.map_or(0, |o| Timestamp::now().as_second().saturating_sub(o).max(0));
             #[allow(clippy::cast_precision_loss)]
             metrics.oldest_undelivered_seconds.set(age as f64);
-            let live: HashSet<&str> = requests.keys().map(String::as_str).collect();
-            schedule.retain(&live);
+            schedule.retain(|uid| requests.contains_key(uid));
             {
                 let mut orphans = lock(&orphans);
                 orphans.retain(|uid, request| undelivered(request, schedule.acked(uid)).next().is_some());
             }
             for uid in schedule.pick(&waiting, now, MAX_IN_FLIGHT.saturating_sub(tasks.len())) {
-                let Some((request, orphan)) = requests.get(&uid).cloned() else {
+                let Some((request, orphan)) = requests.get(uid.as_str()) else {
                     continue;
                 };
+                let (request, orphan) = (Arc::clone(request), *orphan);
                 let (delivery, metrics, acked) = (delivery.clone(), metrics.clone(), schedule.acked(&uid));
                 let task =
                     tasks.spawn(async move { turn(&delivery, &metrics, &request, acked, orphan).await });
@@ -283,7 +267,42 @@ impl LogbookSink {
             }
         }
         tasks.abort_all();
-        watch.abort();
+    }
+}
+
+/// What wakes the sink: any change to the AccessRequest cache. It also keeps the requests deleted
+/// with entries still undelivered, delivered from memory (no status left to advance).
+#[derive(Debug, Clone)]
+pub struct SinkFeed {
+    changed: Arc<Notify>,
+    orphans: Arc<Mutex<HashMap<String, Arc<AccessRequest>>>>,
+    /// Whether the cache has been filled once. Not `Store::wait_until_ready`: that wakes only the
+    /// last of its waiters, and the controller waits on the same cache.
+    synced: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for SinkFeed {
+    fn default() -> Self {
+        Self {
+            changed: Arc::default(),
+            orphans: Arc::default(),
+            synced: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+impl SinkFeed {
+    pub fn observe(&self, event: &watcher::Event<AccessRequest>) {
+        if matches!(event, watcher::Event::InitDone) {
+            self.synced.send_replace(true);
+        }
+        if let watcher::Event::Delete(request) = event
+            && let Some(uid) = request.metadata.uid.clone()
+            && undelivered(request, 0).next().is_some()
+        {
+            lock(&self.orphans).insert(uid, Arc::new(request.clone()));
+        }
+        self.changed.notify_one();
     }
 }
 

@@ -10,7 +10,7 @@
 //! sink chokes on) only backs itself off.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -161,9 +161,9 @@ impl Schedule {
     }
 
     /// Forgets requests that are neither `live` nor in flight.
-    pub fn retain(&mut self, live: &HashSet<&str>) {
+    pub fn retain(&mut self, live: impl Fn(&str) -> bool) {
         self.tracks
-            .retain(|uid, track| track.in_flight || live.contains(uid.as_str()));
+            .retain(|uid, track| track.in_flight || live(uid.as_str()));
     }
 
     /// How long until `uid` may retry (for logs and tests).
