@@ -5,6 +5,8 @@ set -euo pipefail
 
 need_apt=()
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# jemalloc (the operator's allocator) is built from C with make.
+command -v make >/dev/null || need_apt+=(make)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 # The test instance (tests/instance/): namespaces, an ssh client, and debootstrap for its rootfs.
 { command -v unshare && command -v nsenter; } >/dev/null || need_apt+=(util-linux)

@@ -20,6 +20,12 @@ use tracing_subscriber::EnvFilter;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// jemalloc, not glibc's malloc: thousands of cached requests are many small allocations, which
+/// jemalloc packs without per-chunk headers, and its background thread hands freed pages back to
+/// the system (after 10 s unused) instead of keeping a burst's peak for good.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(version, about = "Just-in-time, audited server access for AWS fleets")]
 struct Args {
