@@ -3,6 +3,8 @@ command on every instance it was sent to, as AWS answers it (without `Details`: 
 it, each plugin's output cut to 2,500 characters as AWS cuts it). Invocations are the ones moto_ext's
 agents update as they run the scripts."""
 
+import threading
+
 from moto.ssm.exceptions import SSMException as RESTError
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -53,17 +55,23 @@ def list_command_invocations(self):
     return page(self, "CommandInvocations", listed)
 
 
+# moto answers on several threads; one indexes at a time, so none is skipped or listed twice.
+_INDEXING = threading.Lock()
+
+
 def _indexed(backend):
     """moto finds a command by scanning every command ever sent; with the bench's tens of thousands,
     that scan (not the operator) would be what is measured. Indexes, by id and by instance, the
     commands appended since the last look (moto only ever appends to its list)."""
-    index = backend.__dict__.setdefault("_passport_index", {"seen": 0, "ids": {}, "instances": {}})
-    for command in backend._commands[index["seen"]:]:
-        index["ids"][command.command_id] = command
-        for instance_id in command.instance_ids:
-            index["instances"].setdefault(instance_id, []).append(command)
-    index["seen"] = len(backend._commands)
-    return index
+    with _INDEXING:
+        index = backend.__dict__.setdefault("_passport_index", {"seen": 0, "ids": {}, "instances": {}})
+        new = backend._commands[index["seen"]:]
+        for command in new:
+            index["ids"][command.command_id] = command
+            for instance_id in command.instance_ids:
+                index["instances"].setdefault(instance_id, []).append(command)
+        index["seen"] += len(new)
+        return index
 
 
 def get_command_by_id(self, command_id):

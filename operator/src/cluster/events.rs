@@ -1,6 +1,8 @@
 //! Kubernetes Events: logbook entries on the AccessRequest, and Warning Events for failures on any
 //! object. A failure to record is logged, never fatal: the status already says what happened.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use jiff::Timestamp;
 use k8s_openapi::{
     api::{core::v1::ObjectReference, events::v1::Event as K8sEvent},
@@ -15,6 +17,18 @@ use passport_core::logbook::LogEvent;
 
 /// The longest note kept; the apiserver refuses notes over 1 KiB.
 const MAX_NOTE: usize = 1024;
+
+/// Tells apart Events without a logbook id published in the same nanosecond.
+static UNNAMED: AtomicU64 = AtomicU64::new(0);
+
+/// The longest start of `text` within `max` bytes, cut between characters.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// Publishes logbook entries, each as an Event of its own.
 ///
@@ -50,12 +64,19 @@ impl LogbookEvents {
             Some(id) => {
                 let suffix = format!(" [logbook {id}]");
                 let room = MAX_NOTE.saturating_sub(suffix.len());
-                let note = format!("{}{suffix}", entry.message.chars().take(room).collect::<String>());
+                let note = format!("{}{suffix}", cut(&entry.message, room));
                 (event_name(regarding, id), note)
             }
             None => (
-                event_name(regarding, &format!("{:x}", now.as_nanosecond())),
-                entry.message.chars().take(MAX_NOTE).collect(),
+                event_name(
+                    regarding,
+                    &format!(
+                        "{:x}{:x}",
+                        now.as_nanosecond(),
+                        UNNAMED.fetch_add(1, Ordering::Relaxed)
+                    ),
+                ),
+                cut(&entry.message, MAX_NOTE).to_owned(),
             ),
         };
         let event = K8sEvent {
@@ -124,7 +145,7 @@ async fn record(
     let event = Event {
         type_,
         reason,
-        note: Some(message.chars().take(MAX_NOTE).collect()),
+        note: Some(cut(message, MAX_NOTE).to_owned()),
         action: action.to_owned(),
         secondary: None,
     };
@@ -135,7 +156,14 @@ async fn record(
 
 #[cfg(test)]
 mod tests {
-    use super::event_name;
+    use super::{cut, event_name};
+
+    #[test]
+    fn a_note_is_cut_to_bytes_between_characters() {
+        assert_eq!(cut("ab", 8), "ab");
+        assert_eq!(cut("aé", 2), "a");
+        assert_eq!(cut(&"é".repeat(600), 1024).len(), 1024);
+    }
 
     #[test]
     fn an_entry_names_its_event_after_its_id() {

@@ -291,8 +291,9 @@ pub async fn run<F: Fleet>(
         .for_each(|_| future::ready(()));
 
     let credential_controller =
+        // Unbounded: its reconciles wait in turn on their AccessRequest's ledger, and a requester
+        // queueing many on one request must not take every slot from the others.
         Controller::new(Api::<CredentialRequest>::all(client), watcher::Config::default())
-            .with_config(config())
             .graceful_shutdown_on(shutdown)
             .run(
                 credential_request::reconcile,
