@@ -78,7 +78,7 @@ echo "$1:x:$gid:" >>"$FAKE_ROOT/group""#,
         reject-always) echo 'line 1: Bad configuration option' >&2; exit 255 ;;
       esac ;;
   -V) echo "OpenSSH_${FAKE_SSHD_VERSION:-9.2p1} Debian-2, OpenSSL 3.0.11 19 Sep 2023" >&2 ;;
-  -D) trap 'echo hup >>"$FAKE_ROOT/hup"; exit 0' HUP; while :; do /bin/sleep 0.02; done ;;
+  -D) trap 'echo hup >>"$FAKE_ROOT/hup"; exit 0' HUP; : >"$FAKE_ROOT/sshd-ready"; while :; do /bin/sleep 0.02; done ;;
 esac"#,
     ),
 ];

@@ -206,7 +206,11 @@ fn sshd_is_reloaded_through_its_pid_file_without_systemd() {
         .spawn()
         .expect("spawn");
     sb.write("sshd.pid", &format!("{}\n", daemon.id()));
-    std::thread::sleep(Duration::from_millis(100)); // let the stub install its trap
+    // Not a fixed sleep: on a loaded machine the stub may take longer to install its trap.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sb.exists("sshd-ready") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = sb.run(&provision_script("a/b"), &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("sent SIGHUP to sshd"), "{}", stdout(&out));
