@@ -134,8 +134,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let requests = cache.store();
             let sink = logbook.map(|sink| {
                 let feed = SinkFeed::default();
-                let observer = feed.clone();
-                cache.observe(Box::new(move |event| observer.observe(event)));
+                let wakes = feed.clone();
+                cache.observe(move |event| wakes.observe(event));
                 tokio::spawn(sink.run(logbook_metrics, requests, feed, stopped()))
             });
             let controllers = tokio::spawn(controller::run(client, settings, cache, stopped()));

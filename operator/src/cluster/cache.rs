@@ -25,7 +25,7 @@ pub fn slim<K: Resource>(object: &mut K) {
 }
 
 /// Sees each AccessRequest watch event once the cache has taken it.
-pub type Observer = Box<dyn Fn(&watcher::Event<AccessRequest>) + Send + Sync>;
+type Observer = Box<dyn Fn(&watcher::Event<AccessRequest>) + Send + Sync>;
 
 /// The one cache of AccessRequests in the operator: the controller reconciles from it, the Logbook
 /// sink delivers from it, and observers (the sink's wake-ups, the Windows holder index) follow its
@@ -61,8 +61,8 @@ impl RequestCache {
         self.store.clone()
     }
 
-    pub fn observe(&mut self, observer: Observer) {
-        self.observers.push(observer);
+    pub fn observe(&mut self, observer: impl Fn(&watcher::Event<AccessRequest>) + Send + Sync + 'static) {
+        self.observers.push(Box::new(observer));
     }
 
     /// Watches every AccessRequest into the cache, slimmed, and yields each event after the cache

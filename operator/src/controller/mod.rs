@@ -196,8 +196,8 @@ pub async fn run<F: Fleet>(
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
 
     let holders = HolderIndex::default();
-    let observer = holders.clone();
-    cache.observe(Box::new(move |event| observer.observe(event)));
+    let index = holders.clone();
+    cache.observe(move |event| index.observe(event));
     // Our own status writes would retrigger reconciles; only spec, deletion and finalizer changes do.
     let requests = cache.store();
     let request_changes = cache.watch(client.clone()).applied_objects().predicate_filter(

@@ -159,19 +159,18 @@ impl LogbookSink {
         self.gate.clone()
     }
 
-    /// Delivers the undelivered entries of every AccessRequest in `requests` until `stop` resolves,
+    /// Delivers the undelivered entries of every AccessRequest in `reader` until `stop` resolves,
     /// woken by `feed` (which must observe the cache's events).
     pub async fn run(
         self,
         metrics: LogbookMetrics,
-        requests: Store<AccessRequest>,
+        reader: Store<AccessRequest>,
         feed: SinkFeed,
         stop: impl Future<Output = ()>,
     ) {
         let Self { delivery, gate } = self;
         let mut synced = feed.synced.subscribe();
         let SinkFeed { changed, orphans, .. } = feed;
-        let reader = requests;
         let mut stop = std::pin::pin!(stop);
         tokio::select! {
             () = &mut stop => return,
