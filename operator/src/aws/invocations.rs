@@ -2,7 +2,8 @@
 //! state (so a 50-instance request costs one call per poll, not fifty, and stays clear of SSM's
 //! throttling), then `GetCommandInvocation` only for the instances that just finished, for their
 //! whole output (the list cuts it to 2,500 characters; the provisioning output carries host keys and
-//! a sealed password).
+//! a sealed password). A command whose output nobody reads (a revoke) is fetched only when it failed,
+//! for its error output.
 
 use std::collections::BTreeMap;
 
@@ -15,11 +16,13 @@ use super::{AwsError, sdk::classify};
 const MESSAGE_TAIL: usize = 500;
 
 /// How the command is doing on each of `instance_ids`; one SSM has not listed yet is `Running`. A
-/// failure to read one instance's outcome is that instance's alone.
+/// failure to read one instance's outcome is that instance's alone. Without `output`, a success is
+/// taken from the list alone.
 pub async fn follow(
     ssm: &Client,
     command_id: &str,
     instance_ids: &[String],
+    output: bool,
 ) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
     let mut states = BTreeMap::new();
     let mut pages = ssm
@@ -43,6 +46,9 @@ pub async fn follow(
     let mut found = BTreeMap::new();
     for instance_id in instance_ids {
         let invocation = match states.get(instance_id) {
+            Some(CommandInvocationStatus::Success) if !output => Ok(Invocation::Succeeded {
+                stdout: String::new(),
+            }),
             Some(status) if finished(status) => invocation(ssm, command_id, instance_id).await,
             Some(_) | None => Ok(Invocation::Running),
         };

@@ -85,12 +85,14 @@ pub trait Fleet: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
     /// How the command is doing on each of the instances it was sent to (per instance, as far as
-    /// that instance's outcome could be read).
+    /// that instance's outcome could be read). With `output`, a success carries what the command
+    /// printed; without, only that it succeeded.
     fn invocations(
         &self,
         account: &Account,
         command_id: &str,
         instance_ids: &[String],
+        output: bool,
     ) -> impl Future<Output = Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError>> + Send;
 
     /// Assumes the account's role and asks STS who it is: proves the account is usable.

@@ -253,9 +253,10 @@ impl Fleet for SdkFleet {
         account: &Account,
         command_id: &str,
         instance_ids: &[String],
+        output: bool,
     ) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
         let ssm = self.clients(account).await.ssm;
-        super::invocations::follow(&ssm, command_id, instance_ids).await
+        super::invocations::follow(&ssm, command_id, instance_ids, output).await
     }
 
     async fn verify(&self, account: &Account) -> Result<String, AwsError> {

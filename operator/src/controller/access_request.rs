@@ -1,9 +1,10 @@
 //! AccessRequest reconciliation: gather (approval, account, what AWS says) → the lifecycle decides →
-//! record the decision (fenced) → send the commands it asks for → record their ids → logbook Events
-//! → the finalizer, released only when the decision says nothing granted remains → requeue at the
-//! next deadline.
+//! record the decision (fenced) → send the commands it asks for → keep their ids for the next pass,
+//! soon, to record with their outcome (or record them at once when a send failed) → logbook Events →
+//! the finalizer, released only when the decision says nothing granted remains → requeue at the next
+//! deadline.
 
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{
@@ -12,13 +13,13 @@ use kube::{
     runtime::controller::Action,
 };
 use passport_core::{
-    lifecycle::{self, Retention, RetentionPolicy, Transition, apply_outcome},
+    lifecycle::{self, CommandOutcome, Retention, RetentionPolicy, Transition, apply_outcome},
     milestones,
     time::elapsed,
 };
 use passport_crds::{AccessRequest, common::annotations, logbook::LogbookRecord};
 
-use super::{Context, Error, FINALIZER, gather::gather, report, send};
+use super::{Context, Error, FINALIZER, gather::gather, report, send, unrecorded::Kept};
 use crate::{
     aws::Fleet,
     cluster::{finalizer, status, windows_password},
@@ -52,15 +53,26 @@ async fn step<F: Fleet>(
     ctx: &Context<F>,
 ) -> Result<Action, Error> {
     let now = Timestamp::now();
-    let gathered = gather(request, deleting, ctx, now).await?;
-    let transition = lifecycle::step(gathered.inputs(request, deleting, now));
+    // Decided on with the ids of commands sent since the status was written; fenced on the status.
+    let view = ctx.unrecorded.view(request);
+    let gathered = gather(&view, deleting, ctx, now).await?;
+    let transition = lifecycle::step(gathered.inputs(&view, deleting, now));
     let mut next = transition.status.clone();
     report::clear(&mut next.conditions);
     // Intent before side effect: the status saying which commands start is written first, and only
     // if what the decision read is still there, so nothing is sent on a stale decision and no send
     // goes unrecorded. Labels or annotations changing meanwhile do not matter.
     if request.status.as_ref() != Some(&next) {
-        status::write_if(api, &request.name_any(), &decision_inputs(request), &next).await?;
+        let written = status::write_if(api, &request.name_any(), &decision_inputs(request), &next).await;
+        if matches!(view, Cow::Owned(_)) && matches!(written, Err(Error::Conflict)) {
+            // Whatever keeps refusing the decision (the sink advancing `delivered`, spec edits), the
+            // ids must not wait on it: they are written on their own, as right after a send.
+            if let Some(kept) = ctx.unrecorded.take(&request.uid().unwrap_or_default()) {
+                record_kept(api, &kept).await?;
+            }
+        }
+        written?;
+        ctx.unrecorded.recorded(request);
         let created = request.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
         let before = request.status.clone().unwrap_or_default();
         for milestone in milestones::passed(&before, &next, created, now) {
@@ -68,25 +80,34 @@ async fn step<F: Fleet>(
         }
     }
     if !transition.commands.is_empty() {
+        let uid = request.uid().ok_or(Error::MissingMetadata("uid"))?;
         let recorded = next.clone();
         let target = send::Target {
             request,
             username: &gathered.username,
             account: gathered.acting.as_ref(),
         };
-        // Outcomes are recorded as they come: a command sent must be in status even if a later one fails.
-        let mut failure = None;
+        // Every outcome is applied as it comes: a command sent must reach status even if a later one
+        // fails (then at once, below).
+        let (mut failure, mut all_sent) = (None, true);
         for command in &transition.commands {
             match send::send_isolated(ctx, &target, command).await {
-                Ok(outcomes) => outcomes.iter().for_each(|o| apply_outcome(&mut next, o, now)),
+                Ok(outcomes) => {
+                    all_sent &= outcomes.iter().all(|o| matches!(o, CommandOutcome::Sent { .. }));
+                    outcomes.iter().for_each(|o| apply_outcome(&mut next, o, now));
+                }
                 Err(err) => {
                     failure = Some(err);
                     break;
                 }
             }
         }
-        // Fenced too, on the intent it completes, so a late write can never roll back a newer one.
-        if next != recorded {
+        if next != recorded && all_sent && failure.is_none() {
+            // Recorded by the next pass, with the outcome when SSM has one by then.
+            ctx.unrecorded
+                .keep(request, &uid, &recorded.targets, next.targets.clone());
+        } else if next != recorded {
+            // Fenced too, on the intent it completes, so a late write can never roll back a newer one.
             // Only the targets: the outcomes touch nothing else, and a Logbook entry appended
             // meanwhile (a credential issued) or `delivered` advanced by the sink must stay.
             let intent = [("/status/targets", serde_json::json!(recorded.targets))];
@@ -130,6 +151,13 @@ async fn step<F: Fleet>(
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
+/// Writes command ids kept for a request on their own: only its targets, and only if they are
+/// still the ones the commands were sent from.
+pub(super) async fn record_kept(api: &Api<AccessRequest>, kept: &Kept) -> Result<(), Error> {
+    let intent = [("/status/targets", kept.intent.clone())];
+    status::write_at_if(api, &kept.name, &intent, "/status/targets", &kept.sent).await
+}
+
 /// What a decision on `request` read that only the decision's own write may change: its spec (by
 /// generation), deletion, finalizers and status.
 fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value); 4] {
@@ -146,7 +174,7 @@ fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value
 }
 
 /// When to look at commands just sent: SSM can answer within that.
-const SOON: Duration = Duration::from_millis(50);
+pub(super) const SOON: Duration = Duration::from_millis(50);
 
 /// Deletes a request finished longer than the retention ago; this very object only (by UID), not
 /// one created since under its name. Its finalizer then waits for the Logbook record's delivery.

@@ -215,15 +215,18 @@ async fn observe<F: Fleet>(
         }
     }
     // One call per command, whatever the number of its instances.
-    let mut by_command: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (instance_id, command_id) in &wanted.invocations {
-        by_command
-            .entry(command_id)
-            .or_default()
-            .push(instance_id.clone());
+    let mut by_command: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
+    for follow in &wanted.invocations {
+        let (instance_ids, output) = by_command.entry(&follow.command_id).or_default();
+        instance_ids.push(follow.instance_id.clone());
+        *output |= follow.output;
     }
-    for (command_id, instance_ids) in by_command {
-        match ctx.fleet.invocations(account, command_id, &instance_ids).await {
+    for (command_id, (instance_ids, output)) in by_command {
+        match ctx
+            .fleet
+            .invocations(account, command_id, &instance_ids, output)
+            .await
+        {
             Ok(found) => {
                 for (instance_id, invocation) in found {
                     match invocation {

@@ -13,6 +13,7 @@ mod report;
 mod send;
 #[cfg(test)]
 mod tests;
+mod unrecorded;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -77,6 +78,8 @@ pub struct Context<F> {
     pub finished_retention: Duration,
     /// Shut while the Logbook's audit sink is too far behind: nothing new is granted then.
     pub audit_gate: AuditGate,
+    /// Command ids sent, kept for the next pass to record with their outcome.
+    pub unrecorded: unrecorded::Unrecorded,
 }
 
 impl<F> std::fmt::Debug for Context<F> {
@@ -226,6 +229,7 @@ pub async fn run<F: Fleet>(
         certificate_ttl: settings.certificate_ttl,
         finished_retention: settings.finished_retention,
         audit_gate: settings.audit_gate,
+        unrecorded: Default::default(),
     });
     let config = || controller::Config::default().concurrency(settings.concurrency);
     tokio::spawn(count_from_cache(requests.clone(), ctx.metrics.clone()));
@@ -290,6 +294,7 @@ pub async fn run<F: Fleet>(
         .run(judged::policy, error_policy::<AccessPolicy, F>, ctx.clone())
         .for_each(|_| future::ready(()));
 
+    let stopping = ctx.clone();
     let credential_controller =
         // Unbounded: its reconciles wait in turn on their AccessRequest's ledger, and a requester
         // queueing many on one request must not take every slot from the others.
@@ -309,6 +314,14 @@ pub async fn run<F: Fleet>(
         policy_controller,
         credential_controller
     );
+    // Ids of commands sent whose next pass will not come in this process: into status now, not
+    // left to the next leader's lost-send lookup.
+    for kept in stopping.unrecorded.drain() {
+        let api = Api::namespaced(stopping.client.clone(), &kept.namespace);
+        if let Err(err) = access_request::record_kept(&api, &kept).await {
+            tracing::warn!(request = %kept.name, %err, "could not record the ids of commands sent");
+        }
+    }
 }
 
 /// Keeps the per-phase and stuck-revocations gauges true to the cache, also after an administrator

@@ -84,6 +84,7 @@ impl Fleet for RecordingFleet {
         _: &Account,
         _: &str,
         instance_ids: &[String],
+        _: bool,
     ) -> Result<BTreeMap<String, Result<Invocation, AwsError>>, AwsError> {
         let done = Invocation::Succeeded {
             stdout: String::new(),
@@ -233,6 +234,7 @@ fn context(client: Client) -> Arc<Context<RecordingFleet>> {
         certificate_ttl: Duration::from_secs(300),
         finished_retention: passport_core::lifecycle::DEFAULT_RETENTION,
         audit_gate: crate::logbook_sink::AuditGate::disabled(),
+        unrecorded: Default::default(),
     })
 }
 
@@ -396,8 +398,9 @@ async fn a_deleted_request_that_ended_releases_its_finalizer() {
     );
 }
 
-#[tokio::test]
-async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_after() {
+/// A deleted Active request's first pass: its revoke intent is written, then the revoke sent.
+/// Returns the request as the intent left it in the apiserver.
+async fn revoke_sent() -> (Apiserver, Arc<Context<RecordingFleet>>, AccessRequest) {
     let request = deleted(with_finalizer(request()), Phase::Active, TargetState::Ready);
     let (mut apiserver, ctx, reconcile) = start(request.clone());
     let intent = apiserver
@@ -411,21 +414,9 @@ async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_after() {
         ctx.fleet.sent.lock().expect("lock").is_empty(),
         "nothing sent before the intent is stored"
     );
+    let mut recorded = request.clone();
+    recorded.status = Some(serde_json::from_value(intent.status().clone()).expect("a status"));
     intent.ok(&request);
-    let outcome = apiserver
-        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
-        .await;
-    assert_eq!(
-        outcome.tested(),
-        ["/status/targets"],
-        "fenced by the intent it completes"
-    );
-    assert_eq!(
-        outcome.written("/status/targets")[0]["commandId"],
-        "cmd-1",
-        "only the targets: the rest of the status may have moved on"
-    );
-    outcome.ok(&request);
     let action = reconcile.await.expect("joined").expect("reconciled");
     assert_eq!(
         *ctx.fleet.sent.lock().expect("lock"),
@@ -433,11 +424,50 @@ async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_after() {
     );
     assert!(
         format!("{action:?}").contains("requeue_after: Some"),
-        "polls the revoke: {action:?}"
+        "polls the revoke soon: {action:?}"
     );
-    // No finalizer patch: the request stays until every target is cleaned up.
-    drop(ctx);
-    assert!(apiserver.0.next_request().await.is_none());
+    (apiserver, ctx, recorded)
+}
+
+#[tokio::test]
+async fn a_revoke_is_recorded_before_it_is_sent_and_its_command_with_its_outcome() {
+    let (mut apiserver, ctx, recorded) = revoke_sent().await;
+    // The next pass, on the intent as stored: it follows the command sent (kept in memory) and writes
+    // its outcome; the id is not written on its own in between.
+    let next = tokio::spawn(access_request::reconcile(Arc::new(recorded), ctx.clone()));
+    let outcome = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert!(
+        outcome.tested().contains(&"/status"),
+        "fenced by the intent it completes"
+    );
+    assert_eq!(outcome.status()["targets"][0]["state"], "Removed");
+    drop(apiserver);
+    let _ = next.await;
+    assert_eq!(ctx.fleet.sent.lock().expect("lock").len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn ids_kept_for_a_pass_whose_decision_conflicts_are_written_on_their_own() {
+    let (mut apiserver, ctx, recorded) = revoke_sent().await;
+    let next = tokio::spawn(access_request::reconcile(Arc::new(recorded.clone()), ctx.clone()));
+    // Something else changed the status meanwhile (the sink advancing `delivered`, say).
+    apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await
+        .fail(StatusCode::UNPROCESSABLE_ENTITY);
+    let ids = apiserver
+        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
+        .await;
+    assert_eq!(ids.tested(), ["/status/targets"], "fenced by the intent only");
+    assert_eq!(ids.written("/status/targets")[0]["commandId"], "cmd-1");
+    ids.ok(&recorded);
+    assert!(
+        matches!(next.await.expect("joined"), Err(Error::Conflict)),
+        "the decision itself is retried"
+    );
+    assert!(ctx.unrecorded.drain().is_empty(), "nothing left kept");
 }
 
 #[tokio::test]
@@ -518,10 +548,6 @@ async fn labels_and_annotations_do_not_fence_a_decision() {
             .all(|op| op.get("resourceVersion").is_none())
     );
     intent.ok(&request);
-    apiserver
-        .expect(Method::PATCH, &format!("{REQUEST_PATH}/status"))
-        .await
-        .ok(&request);
     reconcile.await.expect("joined").expect("reconciled");
 }
 

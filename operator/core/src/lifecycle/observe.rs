@@ -13,12 +13,22 @@ use crate::approval::Approval;
 pub struct Wanted {
     /// Instances whose platform (and whether SSM manages them) is not known yet.
     pub platforms: Vec<String>,
-    /// `(instance id, command id)` of every command still acting on a target.
-    pub invocations: Vec<(String, String)>,
+    /// Every command still acting on a target.
+    pub invocations: Vec<Follow>,
     /// Instances whose last provisioning send has no known outcome: did SSM take it?
     pub lost_sends: Vec<String>,
     /// EC2 instances whose revocation failed: are they still there at all?
     pub existence: Vec<String>,
+}
+
+/// A command to follow on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    pub instance_id: String,
+    pub command_id: String,
+    /// Whether the lifecycle reads what the command printed (a provisioning command's host keys and
+    /// sealed password), not only how it ended (a revoke): then its whole output is fetched.
+    pub output: bool,
 }
 
 /// Whether this step will start provisioning: the request is Pending, approved, and neither being
@@ -53,7 +63,13 @@ pub fn wanted(spec: &AccessRequestSpec, status: &AccessRequestStatus, about_to_p
         .targets
         .iter()
         .filter(|t| matches!(t.state, TargetState::Provisioning | TargetState::Removing))
-        .filter_map(|t| Some((t.instance_id.clone(), t.command_id.clone()?)))
+        .filter_map(|t| {
+            Some(Follow {
+                instance_id: t.instance_id.clone(),
+                command_id: t.command_id.clone()?,
+                output: t.state == TargetState::Provisioning,
+            })
+        })
         .collect();
     let lost_sends = status
         .targets
@@ -157,7 +173,12 @@ mod tests {
         ];
         let wanted = wanted(&spec, &status(Phase::Provisioning, targets), false);
         assert_eq!(wanted.platforms, [A]);
-        assert_eq!(wanted.invocations, [(B.to_owned(), "cmd-b".to_owned())]);
+        let follow = Follow {
+            instance_id: B.to_owned(),
+            command_id: "cmd-b".to_owned(),
+            output: true,
+        };
+        assert_eq!(wanted.invocations, [follow]);
     }
 
     #[test]
@@ -169,7 +190,12 @@ mod tests {
         ];
         let wanted = wanted(&spec, &status(Phase::Revoking, targets), false);
         assert!(wanted.platforms.is_empty());
-        assert_eq!(wanted.invocations, [(A.to_owned(), "cmd-a".to_owned())]);
+        let follow = Follow {
+            instance_id: A.to_owned(),
+            command_id: "cmd-a".to_owned(),
+            output: false,
+        };
+        assert_eq!(wanted.invocations, [follow], "a revoke's outcome, not its output");
         assert!(wanted.existence.is_empty());
     }
 
