@@ -34,6 +34,10 @@ if [ "$profile" = release ] && [ -z "${PASSPORT_BIN_DIR:-}" ]; then
   export PASSPORT_BIN_DIR="$PWD/target/release"
 fi
 export PASSPORT_BENCH_PROFILE="$profile"
+# moto's line per request would cost it more CPU than many requests do, on the cores the bench shares.
+export PASSPORT_MOTO_REQUEST_LOG=0
+# The operator's allocator options, as its image sets them (scripts/image.sh).
+export _RJEM_MALLOC_CONF="$(sed -n 's/^malloc_conf="\(.*\)"$/\1/p' scripts/image.sh)"
 export PASSPORT_BENCH_SIZE="$size"
 json="${PASSPORT_BENCH_JSON:-$PWD/target/bench/bench.json}"
 export PASSPORT_BENCH_JSON="$json"

@@ -22,7 +22,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// jemalloc, not glibc's malloc: thousands of cached requests are many small allocations, which
 /// jemalloc packs without per-chunk headers, and its background thread hands freed pages back to
-/// the system (after 10 s unused) instead of keeping a burst's peak for good.
+/// the system instead of keeping a burst's peak for good. Its options come from `_RJEM_MALLOC_CONF`,
+/// which the image sets (one arena, pages back after 1 s: see scripts/image.sh).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -149,8 +150,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 controllers.abort();
                 sink.iter().for_each(tokio::task::JoinHandle::abort);
             } else if tokio::time::timeout(SHUTDOWN_GRACE, controllers).await.is_err() {
-                // In-flight reconciles get a moment to finish; every intent is in status, so
-                // cutting one short loses nothing: the next leader picks it up.
+                // In-flight reconciles get a moment to finish, then the ids of commands sent go
+                // into status; every intent is there already, so cutting this short loses nothing:
+                // the next leader picks it up (and looks sent commands up by their comment).
                 tracing::warn!("reconciles still running after {SHUTDOWN_GRACE:?}; stopping anyway");
             }
             if let Some(sink) = sink.filter(|_| !lost) {
