@@ -10,6 +10,7 @@ moto (5.2.1) lacks what passport's end-to-end tests need from SSM Run Command, s
 Everything else is moto's own behaviour and wire format.
 """
 
+import collections
 import ctypes
 import datetime
 import json
@@ -21,6 +22,7 @@ import threading
 import uuid
 
 from moto.core.responses import ActionResult
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.ssm.exceptions import InvalidFilterKey, SSMException, ValidationException
 from moto.ssm.models import SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -42,19 +44,22 @@ def iso(moment):
 
 
 class State:
-    """What the tests control and read back; one lock (a condition agents wait on) guards all of it."""
+    """What the tests control and read back; one lock guards all of it. Each agent waits on a condition
+    of its own on that lock, so a command wakes the one agent it is for, not all of them."""
 
     def __init__(self):
-        self.cond = threading.Condition()
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
         self.reset()
 
     def reset(self):
         with self.cond:
             for agent in getattr(self, "agents", {}).values():
-                agent.stopped = True
+                agent.stop()
             self.agents = {}  # instance id -> Agent
             self.commands = []  # (account, region, instance ids as sent, moto Command), oldest first
-            self.queue = []  # (moto Command, invocation dict) not yet taken by an agent
+            # instance id -> (moto Command, invocation dict) not yet taken by its agent, oldest first
+            self.queue = collections.defaultdict(collections.deque)
             self.faults = {}  # operation or "*" -> throttled answers still to give
             self.served = {}  # operation -> throttled answers given
             self.assumed_roles = []
@@ -100,6 +105,7 @@ class Agent(threading.Thread):
         self.extra = extra  # DescribeInstanceInformation fields the test chose
         self.ports = {}  # port on the instance ("22") -> where it listens here ("127.0.0.1:P"), for sessions
         self.stopped = False
+        self.wake = threading.Condition(STATE.lock)
         # Listed Online by DescribeInstanceInformation, but SendCommand refuses it with InvalidInstanceId
         # (an agent that deregistered or lost its connection between the two calls).
         self.refuses_commands = False
@@ -123,6 +129,11 @@ class Agent(threading.Thread):
         info.update(self.extra)
         return info
 
+    def stop(self):
+        """Goes offline (called with STATE's lock held)."""
+        self.stopped = True
+        self.wake.notify()
+
     def admin_view(self):
         view = {key: value for key, value in self.describe().items() if key != "LastPingDateTime"}
         return {**view, "runner": self.runner, "region": self.region, "ports": self.ports}
@@ -132,12 +143,12 @@ class Agent(threading.Thread):
             with STATE.cond:
                 job = self._next_job()
                 while job is None and not self.stopped:
-                    STATE.cond.wait()
+                    self.wake.wait()
                     job = self._next_job()
                 if self.stopped:
                     return  # gone offline: what it has not taken stays Pending, as with AWS
                 command, invocation = job
-                STATE.queue.remove(job)
+                STATE.queue[self.instance_id].popleft()
                 start = now()
                 invocation.update(Status="InProgress", StatusDetails="InProgress")
                 invocation["ExecutionStartDateTime"] = iso(start)
@@ -152,7 +163,8 @@ class Agent(threading.Thread):
                 settle(command)
 
     def _next_job(self):
-        return next((job for job in STATE.queue if job[1]["InstanceId"] == self.instance_id), None)
+        jobs = STATE.queue.get(self.instance_id)
+        return jobs[0] if jobs else None
 
     def _execute(self, command):
         if command.document_name != DOCUMENT_OF[self.platform]:
@@ -254,10 +266,11 @@ def send_command(self, **kwargs):
                 PluginName=PLUGINS.get(command.document_name, "aws:runShellScript"),
                 ExecutionStartDateTime="", ExecutionEndDateTime="", ExecutionElapsedTime="",
             )
-            STATE.queue.append((command, invocation))
+            STATE.queue[invocation["InstanceId"]].append((command, invocation))
         STATE.commands.append((self.account_id, self.region_name, instance_ids, command))
         fire_kill_hooks(command)
-        STATE.cond.notify_all()
+        for instance_id in instance_ids:
+            STATE.agents[instance_id].wake.notify()
     return command
 
 
@@ -310,8 +323,14 @@ FILTER_FIELDS = {
 def describe_instance_information(self):
     filters = [(f["key"], f["valueSet"]) for f in self._get_param("InstanceInformationFilterList") or []]
     filters += [(f["Key"], f["Values"]) for f in self._get_param("Filters") or []]
+    # Only the agents asked for by id are described (describing all of them was most of the call).
+    by_id = [set(values) for key, values in filters if key == "InstanceIds"]
+    ids = set.intersection(*by_id) if by_id else None
     with STATE.cond:
-        infos = [agent.describe() for agent in STATE.agents.values() if agent.region in (None, self.region)]
+        infos = [
+            agent.describe() for agent in STATE.agents.values()
+            if agent.region in (None, self.region) and (ids is None or agent.instance_id in ids)
+        ]
     for key, values in filters:
         if key not in FILTER_FIELDS:
             raise InvalidFilterKey(f"The filter key {key} is not supported by passport_moto")
@@ -380,7 +399,24 @@ def assume_role(self):
     return result
 
 
+# --- moto's dispatcher, memoized ------------------------------------------------------------------------
+def memoize_backend_lookup():
+    """moto finds the backend for each request by listing its modules and matching the host against
+    every service's URL patterns, under a lock: more CPU than most calls themselves. The answer for a
+    host never changes, so it is kept."""
+    original = DomainDispatcherApplication.get_backend_for_host
+    found = {}
+
+    def get_backend_for_host(self, host):
+        if host not in found:
+            found[host] = original(self, host)
+        return found[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+
 def install():
+    memoize_backend_lookup()
     SimpleSystemManagerBackend.send_command = send_command
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
     TokenResponse.assume_role = assume_role

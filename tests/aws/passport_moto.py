@@ -6,6 +6,8 @@
 prints one JSON line when ready, {"endpoint": "http://127.0.0.1:P", "admin": "http://127.0.0.1:A",
 "gateway": "ws://127.0.0.1:G"} (G: the Session Manager data channel, ssm_gateway.py), and exits when its stdin closes (so it dies with the test process that holds the pipe) or on SIGTERM.
 
+PASSPORT_MOTO_REQUEST_LOG=0 leaves moto's line per request out of the log (the bench sets it).
+
 Admin API (JSON in and out):
   POST   /agents          {"instanceId", "platform": "Linux"|"Windows", "runner": [argv...]|null,
                            "region": null (any) or "us-east-1"..., "info": {DescribeInstanceInformation
@@ -73,9 +75,8 @@ def register_agent(body):
     with STATE.cond:
         previous = STATE.agents.get(instance_id)
         if previous:
-            previous.stopped = True
+            previous.stop()
         STATE.agents[instance_id] = agent
-        STATE.cond.notify_all()
     agent.start()
     return agent.admin_view()
 
@@ -85,8 +86,7 @@ def remove_agent(instance_id):
         agent = STATE.agents.pop(instance_id, None)
         if agent is None:
             raise AdminError(404, f"no agent for {instance_id}")
-        agent.stopped = True
-        STATE.cond.notify_all()
+        agent.stop()
     return {"removed": instance_id}
 
 
@@ -201,6 +201,9 @@ def main():
     parser.add_argument("--admin-port", type=int, default=0, help="the admin API's port (0: any free port)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    if os.environ.get("PASSPORT_MOTO_REQUEST_LOG") == "0":
+        # The bench: a line per request costs moto more than many of the requests do.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     moto_ext.install()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)

@@ -9,7 +9,8 @@ use passport_tests::{aws::RecordedCommand, kubectl, operator::OperatorProcess};
 
 use crate::{
     bench_report::{Table, cpu_seconds, quantile_ms, rss_mib, status_mib},
-    bench_scale::{INSTANCES, Seen, Size, create_all, request},
+    bench_scale::{INSTANCES, Size, create_all, request},
+    bench_seen::Seen,
     cli::support::{Plugin, until_allowed},
     scenario::Scenario,
 };
@@ -36,11 +37,12 @@ pub async fn live(
     table: &mut Table,
 ) -> Result<Outcome> {
     let pid = s.operator.pid().context("operator not running")?;
-    // Everything Active before the first wave expires, then the soak, then the waves.
-    let base = size.soak.as_secs() + 60;
-    // Activations spread over about live / grant rate: the last wave comes that much later, so all
-    // of it is still live when the operator is killed.
-    let spread = (1.5 * size.live as f64 / grant_rate) as u64 + 10;
+    // Activations spread over the time it takes to create them all, which a burst's grant rate
+    // only bounds from above: twice that, and more. Durations count from each activation, so the
+    // first wave waits that long plus the soak (which then sees no expiry), and the last wave comes
+    // that much after the second (so all of it is still live when the operator is killed).
+    let spread = (2.0 * size.live as f64 / grant_rate) as u64 + 30;
+    let base = size.soak.as_secs() + spread;
     let delay = |wave: usize| match wave {
         w if w + 1 == WAVES => base + WAVE_GAP * (w as u64 - 1) + WAVE_GAP.max(spread),
         w => base + WAVE_GAP * w as u64,

@@ -8,22 +8,17 @@
 //! `PASSPORT_BENCH_SIZE` is `smoke` (default) or `full`. The trial fails only when it cannot measure;
 //! the table says which targets are met, and bench.sh exits non-zero on a miss.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, stream};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
 };
-use passport_crds::{AccessRequest, Phase};
+use passport_crds::AccessRequest;
 use passport_tests::{
     aws::{AwsEmulator, Platform},
     controlplane, fixtures,
@@ -34,6 +29,7 @@ use crate::{
     E2e, alone,
     bench_live::{clients, live, revoke_lags, wave_lags},
     bench_report::{Table, cpu_seconds, machine, quantile_ms},
+    bench_seen::Seen,
     benchmark,
     scenario::Scenario,
 };
@@ -75,90 +71,6 @@ impl Size {
                 soak: Duration::from_secs(600),
             }),
             Ok(other) => bail!("PASSPORT_BENCH_SIZE={other}: expected smoke or full"),
-        }
-    }
-}
-
-/// When each request was first seen Active and first seen in a terminal phase, and its expiresAt,
-/// as a watch opened before the first create saw them.
-#[derive(Debug, Clone, Default)]
-pub struct Marks {
-    pub active: Option<Instant>,
-    pub ended: Option<(Phase, Instant)>,
-    pub expires_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Seen(Arc<Mutex<HashMap<String, Marks>>>);
-
-impl Seen {
-    fn watch(api: Api<AccessRequest>) -> (Self, tokio::task::JoinHandle<()>) {
-        let seen = Self::default();
-        let marks = seen.0.clone();
-        let task = tokio::spawn(
-            watcher(api, watcher::Config::default())
-                .applied_objects()
-                .for_each(move |object| {
-                    let now = Instant::now();
-                    if let Ok(request) = object
-                        && let Some(status) = &request.status
-                    {
-                        let mut marks = marks.lock().unwrap_or_else(|p| p.into_inner());
-                        let mark = marks.entry(request.name_any()).or_default();
-                        if status.phase == Phase::Active && mark.active.is_none() {
-                            mark.active = Some(now);
-                        }
-                        if status.phase.is_terminal() && mark.ended.is_none() {
-                            mark.ended = Some((status.phase, now));
-                        }
-                        if let Some(expires) = &status.expires_at {
-                            mark.expires_at = Some(expires.0);
-                        }
-                    }
-                    futures::future::ready(())
-                }),
-        );
-        (seen, task)
-    }
-
-    pub fn get(&self, name: &str) -> Marks {
-        let marks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        marks.get(name).cloned().unwrap_or_default()
-    }
-
-    /// Waits until `done` holds for every one of `names`; fails on a request that ended otherwise.
-    pub async fn wait_all(
-        &self,
-        names: &[String],
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&Marks) -> bool,
-    ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (pending, failed) = {
-                let marks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-                let pending = names.iter().filter(|n| !marks.get(*n).is_some_and(&done)).count();
-                let failed = names.iter().find(|n| {
-                    marks
-                        .get(*n)
-                        .is_some_and(|m| matches!(m.ended, Some((Phase::Failed | Phase::Denied, _))))
-                });
-                (pending, failed.cloned())
-            };
-            if let Some(name) = failed {
-                bail!("{name} ended Failed or Denied while waiting for {what}");
-            }
-            if pending == 0 {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{pending} of {} requests not {what} within {timeout:?}",
-                    names.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -233,7 +145,7 @@ async fn run() -> Result<()> {
         &instance_refs,
     )
     .await?;
-    let (seen, watch) = Seen::watch(s.requests.clone());
+    let (seen, watch) = Seen::watch(Api::namespaced(s.requests.clone().into_client(), NAMESPACE));
 
     let sequential = one_at_a_time(&s, &seen, &size, &instances, &mut table).await?;
     // Their expiry, one at a time too: before the burst, so their revocation does not queue behind it.

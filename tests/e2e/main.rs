@@ -13,6 +13,7 @@ mod bench;
 mod bench_live;
 mod bench_report;
 mod bench_scale;
+mod bench_seen;
 mod chart;
 mod chart_install;
 mod cli;
