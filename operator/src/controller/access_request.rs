@@ -17,7 +17,9 @@ use passport_core::{
     milestones,
     time::elapsed,
 };
-use passport_crds::{AccessRequest, common::annotations, logbook::LogbookRecord};
+use passport_crds::{
+    AccessRequest, access_request::TargetStatus, common::annotations, logbook::LogbookRecord,
+};
 
 use super::{Context, Error, FINALIZER, gather::gather, report, send, unrecorded::Kept};
 use crate::{
@@ -110,15 +112,8 @@ async fn step<F: Fleet>(
             // Fenced too, on the intent it completes, so a late write can never roll back a newer one.
             // Only the targets: the outcomes touch nothing else, and a Logbook entry appended
             // meanwhile (a credential issued) or `delivered` advanced by the sink must stay.
-            let intent = [("/status/targets", serde_json::json!(recorded.targets))];
-            status::write_at_if(
-                api,
-                &request.name_any(),
-                &intent,
-                "/status/targets",
-                &next.targets,
-            )
-            .await?;
+            let intent = serde_json::json!(recorded.targets);
+            write_targets(api, &request.name_any(), intent, &next.targets).await?;
         }
         if let Some(err) = failure {
             return Err(err);
@@ -151,11 +146,20 @@ async fn step<F: Fleet>(
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Writes command ids kept for a request on their own: only its targets, and only if they are
-/// still the ones the commands were sent from.
+/// Writes command ids kept for a request on their own.
 pub(super) async fn record_kept(api: &Api<AccessRequest>, kept: &Kept) -> Result<(), Error> {
-    let intent = [("/status/targets", kept.intent.clone())];
-    status::write_at_if(api, &kept.name, &intent, "/status/targets", &kept.sent).await
+    write_targets(api, &kept.name, kept.intent.clone(), &kept.sent).await
+}
+
+/// Writes a request's targets only, and only if status still holds `intent` (their JSON) there.
+async fn write_targets(
+    api: &Api<AccessRequest>,
+    name: &str,
+    intent: serde_json::Value,
+    targets: &[TargetStatus],
+) -> Result<(), Error> {
+    let intent = [("/status/targets", intent)];
+    status::write_at_if(api, name, &intent, "/status/targets", &targets).await
 }
 
 /// What a decision on `request` read that only the decision's own write may change: its spec (by
@@ -174,7 +178,7 @@ fn decision_inputs(request: &AccessRequest) -> [(&'static str, serde_json::Value
 }
 
 /// When to look at commands just sent: SSM can answer within that.
-pub(super) const SOON: Duration = Duration::from_millis(50);
+const SOON: Duration = Duration::from_millis(50);
 
 /// Deletes a request finished longer than the retention ago; this very object only (by UID), not
 /// one created since under its name. Its finalizer then waits for the Logbook record's delivery.

@@ -1,5 +1,5 @@
 //! Command ids sent but not yet in status. After a send the request is looked at again within
-//! [`super::access_request::SOON`]; when SSM has answered by then, that pass records the ids with
+//! a moment (50 ms); when SSM has answered by then, that pass records the ids with
 //! their outcome in one status write instead of two. The ids wait here meanwhile, tied to the status
 //! the send was recorded in: a pass that finds any other status ignores them.
 //!
